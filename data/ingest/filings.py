@@ -1,0 +1,313 @@
+"""SEC filings: EDGAR full-submission `.txt` (SGML header + documents) and `.htm(l)` primary
+documents, inline XBRL included; text extracted from the HTML and split into items.
+
+`published_at` is the EDGAR acceptance time when the file carries it (`<ACCEPTANCE-DATETIME>`,
+Eastern time). Otherwise it is the filed date at the 16:00 New York close: a filing's exact
+time is unknown, and placing it at the close means the first session that can act on it is the
+next one, never the day it may have been filed after the bell.
+
+Item codes: 10-K items as printed (`1`, `1A`, `7`, `7A`, `8`, ...); 10-Q items carry their
+part (`I-2` is MD&A, `II-1A` risk factors) because the numbers repeat across parts; 8-K items
+as printed (`2.02`, `9.01`; pre-2004 filings use single numbers such as `5`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from data.errors import DataError
+from data.ingest.source import (
+    IngestResult, already_ingested, file_hash, now_utc, read_bytes, record_file, write_rejects,
+)
+from data.warehouse import Warehouse
+
+NEW_YORK = ZoneInfo("America/New_York")
+FORMS = ("10-K", "10-Q", "8-K")
+
+
+@dataclass
+class Filing:
+    """One parsed filing: metadata, the primary document's text and its item sections."""
+
+    form_type: str | None = None
+    company: str | None = None
+    cik: str | None = None
+    ticker: str | None = None
+    accession: str | None = None
+    filed_date: str | None = None          # YYYY-MM-DD
+    accepted_at: datetime | None = None    # UTC
+    text: str = ""
+    sections: list[tuple[str, str, str]] = field(default_factory=list)  # (item, title, text)
+
+    @property
+    def published_at(self) -> datetime | None:
+        if self.accepted_at is not None:
+            return self.accepted_at
+        if self.filed_date:
+            day = datetime.strptime(self.filed_date, "%Y-%m-%d").date()
+            return datetime.combine(day, time(16, 0), NEW_YORK).astimezone(timezone.utc)
+        return None
+
+
+# ---------------------------------------------------------------- HTML to text
+
+_BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr",
+          "title", "section", "article", "pre", "blockquote", "ul", "ol", "center"}
+_SKIP = {"script", "style", "head", "ix:header", "xbrl-hidden"}
+_VOID = {"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr"}
+
+
+class _TextExtractor(HTMLParser):
+    """Visible text with line breaks at block boundaries; hidden XBRL facts collected aside."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.facts: dict[str, str] = {}
+        self._skip_tag: str | None = None
+        self._skip_depth = 0
+        self._fact: str | None = None
+        self._fact_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "ix:nonnumeric" and (attributes.get("name") or "").startswith("dei:"):
+            self._fact, self._fact_text = attributes["name"][4:], []
+        if self._skip_tag is not None:
+            self._skip_depth += tag == self._skip_tag and tag not in _VOID
+            return
+        style = (attributes.get("style") or "").replace(" ", "").lower()
+        if tag in _SKIP or ("display:none" in style and tag not in _VOID):
+            self._skip_tag, self._skip_depth = tag, 1
+            return
+        if tag in _BLOCK:
+            self.parts.append("\n")
+        elif tag in ("td", "th"):
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "ix:nonnumeric" and self._fact:
+            self.facts.setdefault(self._fact, " ".join("".join(self._fact_text).split()))
+            self._fact = None
+        if self._skip_tag is not None:
+            if tag == self._skip_tag:
+                self._skip_depth -= 1
+                if self._skip_depth == 0:
+                    self._skip_tag = None
+            return
+        if tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._fact is not None:
+            self._fact_text.append(data)
+        if self._skip_tag is None:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> tuple[str, dict[str, str]]:
+    """(visible text with one block per line, dei facts such as DocumentType and CIK)."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts).replace("\xa0", " ").replace("\u200b", "")
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line), parser.facts
+
+
+def looks_like_html(text: str) -> bool:
+    return bool(re.search(r"<(html|body|div|p|table|font)\b", text[:20000], re.I))
+
+
+# ---------------------------------------------------------------- items
+
+_ITEM = re.compile(r"^item\s*(\d{1,2}[a-c]?(?:\.\d{2})?)\s*(?:\([a-z0-9]\))*\s*[.:\-\u2014\u2013]?"
+                   r"\s*(.*)$", re.I)
+_PART = re.compile(r"^part\s+(iv|iii|ii|i)\b\.?", re.I)
+
+
+def split_items(text: str, form_type: str | None) -> list[tuple[str, str, str]]:
+    """(item, title, text) per item. A table of contents repeats every heading, so for each
+    item we keep its longest span: the body, not the contents line."""
+    lines = text.split("\n")
+    headings: list[tuple[int, str, str]] = []
+    part = "I"
+    for number, line in enumerate(lines):
+        if len(line) > 200:
+            continue
+        part_match = _PART.match(line)
+        if part_match:
+            part = part_match.group(1).upper()
+        match = _ITEM.match(line)
+        if not match:
+            continue
+        item = match.group(1).upper()
+        if (form_type or "").startswith("10-Q"):
+            item = f"{part}-{item}"
+        title = match.group(2).strip(" .")
+        if not title and number + 1 < len(lines):
+            title = lines[number + 1][:120]
+        headings.append((number, item, title))
+    order = {item: rank for rank, item in enumerate(dict.fromkeys(h[1] for h in headings))}
+    best: dict[str, tuple[int, int, str, int]] = {}  # item -> (start, size, title, stop)
+    following = headings[1:] + [(len(lines), "", "")]
+    for (start, item, title), (stop, next_item, _) in zip(headings, following, strict=True):
+        size = sum(len(x) for x in lines[start:stop])
+        if next_item and order[next_item] < order[item]:
+            size = 0  # the last contents line, followed by the cover text: not a body
+        if item not in best or size > best[item][1]:
+            best[item] = (start, size, title, stop)
+    sections = []
+    for item, (start, _, title, stop) in sorted(best.items(), key=lambda kv: kv[1][0]):
+        sections.append((item, title[:200], "\n".join(lines[start:stop]).strip()))
+    return sections
+
+
+# ---------------------------------------------------------------- SGML submissions
+
+_HEADER_FIELDS = {
+    "ACCESSION NUMBER": "accession", "CONFORMED SUBMISSION TYPE": "form_type",
+    "FILED AS OF DATE": "filed_date", "COMPANY CONFORMED NAME": "company",
+    "CENTRAL INDEX KEY": "cik",
+}
+
+
+def parse_sgml_header(text: str) -> dict[str, str]:
+    header = text.split("</SEC-HEADER>", 1)[0]
+    found: dict[str, str] = {}
+    for line in header.splitlines():
+        key, _, value = line.strip().partition(":")
+        name = _HEADER_FIELDS.get(key.strip())
+        if name and value.strip() and name not in found:
+            found[name] = value.strip()
+    accepted = re.search(r"<ACCEPTANCE-DATETIME>\s*(\d{14})", header)
+    if accepted:
+        found["accepted"] = accepted.group(1)
+    return found
+
+
+def primary_document(text: str, form_type: str | None) -> str:
+    """The body of the `<DOCUMENT>` whose `<TYPE>` is the form itself (else the first)."""
+    documents = re.findall(r"<DOCUMENT>(.*?)</DOCUMENT>", text, re.S)
+    if not documents:
+        return text
+    for doc in documents:
+        kind = re.search(r"<TYPE>([^\n<]+)", doc)
+        if kind and form_type and kind.group(1).strip().upper() == form_type.upper():
+            chosen = doc
+            break
+    else:
+        chosen = documents[0]
+    body = re.search(r"<TEXT>(.*?)</TEXT>", chosen, re.S)
+    return body.group(1) if body else chosen
+
+
+def parse_filing(content: bytes, meta: dict[str, str] | None = None) -> Filing:
+    """Parse a submission `.txt` or an HTML primary document; `meta` fills what the file lacks
+    (form_type, filed_date, cik, ticker, company, accession)."""
+    text = content.decode("utf-8", errors="replace")
+    filing = Filing()
+    if "<SEC-HEADER>" in text or "<SEC-DOCUMENT>" in text:
+        header = parse_sgml_header(text)
+        filing.form_type = header.get("form_type")
+        filing.company, filing.cik = header.get("company"), header.get("cik")
+        filing.accession = header.get("accession")
+        if header.get("filed_date"):
+            d = header["filed_date"]
+            filing.filed_date = f"{d[:4]}-{d[4:6]}-{d[6:8]}"
+        if header.get("accepted"):
+            stamp = datetime.strptime(header["accepted"], "%Y%m%d%H%M%S")
+            filing.accepted_at = stamp.replace(tzinfo=NEW_YORK).astimezone(timezone.utc)
+        text = primary_document(text, filing.form_type)
+    facts: dict[str, str] = {}
+    if looks_like_html(text):
+        text, facts = html_to_text(text)
+    else:
+        text = "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    filing.form_type = filing.form_type or facts.get("DocumentType")
+    filing.cik = filing.cik or facts.get("EntityCentralIndexKey")
+    filing.company = filing.company or facts.get("EntityRegistrantName")
+    filing.ticker = facts.get("TradingSymbol")
+    for key, value in (meta or {}).items():
+        if value and getattr(filing, key, None) in (None, ""):
+            setattr(filing, key, value)
+    filing.text = text
+    filing.sections = split_items(text, filing.form_type)
+    return filing
+
+
+def read_index(path: Path) -> dict[str, dict[str, str]]:
+    """An index CSV (`file`, and any of form_type, filed_date, cik, ticker, company, accession)
+    keyed by file name."""
+    rows = csv.DictReader(io.StringIO(read_bytes(path).decode("utf-8")))
+    keep = ("form_type", "filed_date", "cik", "ticker", "company", "accession")
+    return {row["file"]: {k: row.get(k) or "" for k in keep} for row in rows}
+
+
+def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None = None,
+                   refresh_search: bool = True) -> IngestResult:
+    """Ingest one filing (a document plus its sections) in one transaction."""
+    path = Path(path)
+    content = read_bytes(path)
+    digest = file_hash(content)
+    result = IngestResult(file=str(path), kind="filings", read=1)
+    if already_ingested(wh, digest, "filings"):
+        result.skipped_file = True
+        return result
+    filing = parse_filing(content, meta)
+    reason = None
+    if not filing.text.strip():
+        reason = "no text in the document"
+    elif filing.form_type is None:
+        reason = "form type unknown: pass --form-type or an --index CSV"
+    elif filing.published_at is None:
+        reason = "no acceptance time or filed date: pass --filed-date or an --index CSV"
+    elif not filing.sections:
+        reason = f"no {filing.form_type} item headings found (is this a filing?)"
+    with wh.transaction() as con:
+        if reason:
+            result.rejected = 1
+            result.reasons = {reason: 1}
+            write_rejects(wh, str(path), pl.DataFrame(
+                {"line": [None], "reason": [reason], "raw": [filing.text[:500]]},
+                schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String}))
+        else:
+            before = con.execute("SELECT count(*) FROM documents").fetchone()[0]
+            _insert_filing(con, filing, path)
+            result.inserted = con.execute("SELECT count(*) FROM documents").fetchone()[0] - before
+            result.duplicate = 1 - result.inserted
+        record_file(wh, digest, result)
+    if refresh_search and not reason:
+        from data.search import refresh_index
+        refresh_index(wh)
+    return result
+
+
+def _insert_filing(con, filing: Filing, path: Path) -> None:
+    title = " ".join(x for x in (filing.company, filing.form_type, filing.filed_date) if x)
+    source = "edgar"
+    doc_id = con.execute(
+        "SELECT md5(lower(regexp_replace(trim(? || ' ' || ?), '\\s+', ' ', 'g')) || chr(0) || ?)",
+        [title, filing.text, source]).fetchone()[0]
+    meta = {"file": path.name, "company": filing.company, "filed_date": filing.filed_date,
+            "published_at_basis": "acceptance" if filing.accepted_at else "filed_date_close"}
+    tickers = [filing.ticker.upper()] if filing.ticker else []
+    con.execute(
+        "INSERT INTO documents (doc_id, kind, source, published_at, ingested_at, tickers, title,"
+        " body, form_type, cik, accession, meta) VALUES (?, 'filing', ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?) ON CONFLICT DO NOTHING",
+        [doc_id, source, filing.published_at, now_utc(), tickers, title, filing.text,
+         filing.form_type, filing.cik, filing.accession or None, json.dumps(meta)])
+    for item, item_title, text in filing.sections:
+        con.execute("INSERT INTO filing_sections VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [f"{doc_id}:{item}", doc_id, item, item_title, text])

@@ -1,0 +1,129 @@
+"""Daily prices from CSV or Parquet, long (one row per ticker and day) or wide (one column per
+ticker), with a column-name mapping. Rows are keyed by (ticker, session date)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import polars as pl
+
+from data.errors import DataError
+from data.ingest.source import (
+    IngestResult, already_ingested, count_reasons, file_hash, logical_suffix, read_bytes,
+    record_file, write_rejects,
+)
+from data.warehouse import Warehouse
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+
+# Common spellings mapped to ours, so most vendor files need no mapping at all.
+_ALIASES = {
+    "symbol": "ticker", "date": "date", "session": "date", "timestamp": "date",
+    "adj close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
+}
+
+
+def read_price_table(path: Path, content: bytes) -> pl.DataFrame:
+    suffix = logical_suffix(path)
+    try:
+        if suffix == ".parquet":
+            return pl.read_parquet(io.BytesIO(content))
+        if suffix in (".csv", ".txt"):
+            return pl.read_csv(io.BytesIO(content), infer_schema_length=0, encoding="utf8-lossy")
+    except Exception as exc:  # polars raises many types for malformed files
+        raise DataError(f"{path}: cannot read as {suffix[1:]}: {exc}") from None
+    raise DataError(f"{path}: unsupported price file type {suffix!r} (use .csv or .parquet)")
+
+
+def normalise_prices(table: pl.DataFrame, mapping: dict[str, str] | None, wide: bool,
+                     wide_field: str, path: Path) -> pl.DataFrame:
+    """To the long layout with a `line` column (1-based data row in the file)."""
+    rename = {c: _ALIASES.get(c.lower(), c.lower()) for c in table.columns}
+    rename.update(mapping or {})
+    table = table.rename(rename).with_row_index("line", offset=1).with_columns(
+        pl.col("line").cast(pl.Int64))
+    if "date" not in table.columns:
+        raise DataError(f"{path}: no date column among {table.columns}; map one with "
+                        "--map YOURCOL=date")
+    if wide:
+        value_columns = [c for c in table.columns if c not in ("line", "date")]
+        table = table.unpivot(index=["line", "date"], on=value_columns,
+                              variable_name="ticker", value_name=wide_field)
+        # A wide file's tickers keep their original case: undo the lower-casing above.
+        originals = {rename.get(c, c): c for c in rename}
+        table = table.with_columns(pl.col("ticker").replace(originals))
+    if "ticker" not in table.columns:
+        raise DataError(f"{path}: no ticker column among {table.columns}; map one with "
+                        "--map YOURCOL=ticker, or pass --wide for one column per ticker")
+    if "close" not in table.columns and "adj_close" not in table.columns:
+        raise DataError(f"{path}: no close or adj_close column among {table.columns}")
+    for column in PRICE_COLUMNS:
+        if column not in table.columns:
+            table = table.with_columns(pl.lit(None, dtype=pl.Float64).alias(column))
+    return table
+
+
+def validate_prices(table: pl.DataFrame) -> pl.DataFrame:
+    """Typed rows with a `reason` column: null for good rows."""
+    raw = pl.concat_str([pl.col(c).cast(pl.String).fill_null("")
+                         for c in ("ticker", "date", *PRICE_COLUMNS)], separator=",")
+    typed = table.with_columns(
+        raw=raw,
+        ticker=pl.col("ticker").cast(pl.String).str.strip_chars().str.to_uppercase(),
+        session=pl.col("date").cast(pl.Date, strict=False) if table["date"].dtype != pl.String
+        else pl.col("date").str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d",
+                                                                             strict=False),
+        **{c: pl.col(c).cast(pl.Float64, strict=False) for c in PRICE_COLUMNS},
+    ).with_columns(
+        close=pl.coalesce("close", "adj_close"),
+        adj_close=pl.coalesce("adj_close", "close"),
+    )
+    reason = (
+        pl.when(pl.col("ticker").is_null() | (pl.col("ticker") == "")).then(pl.lit("no ticker"))
+        .when(pl.col("session").is_null()).then(pl.lit("bad or missing date"))
+        .when(pl.col("close").is_null()).then(pl.lit("no close price"))
+        .when((pl.col("close") <= 0) | (pl.col("adj_close") <= 0))
+        .then(pl.lit("non-positive price"))
+        .when(pl.col("high") < pl.col("low")).then(pl.lit("high below low"))
+        .when(pl.col("volume") < 0).then(pl.lit("negative volume"))
+        .otherwise(None)
+    )
+    return typed.with_columns(reason=reason)
+
+
+def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None = None,
+                  wide: bool = False, wide_field: str = "close",
+                  source: str | None = None) -> IngestResult:
+    """Ingest one price file in one transaction; bad rows go to `rejects`."""
+    path = Path(path)
+    content = read_bytes(path)
+    digest = file_hash(content)
+    result = IngestResult(file=str(path), kind="prices")
+    if already_ingested(wh, digest, "prices"):
+        result.skipped_file = True
+        return result
+    if not content.strip():
+        raise DataError(f"{path}: empty file")
+    table = normalise_prices(read_price_table(path, content), mapping, wide, wide_field, path)
+    checked = validate_prices(table)
+    if wide:  # an empty cell in a wide file is a ticker not yet listed, not an error
+        checked = checked.filter(~((pl.col("reason") == "no close price")))
+    good = checked.filter(pl.col("reason").is_null()).unique(
+        ["ticker", "session"], keep="first", maintain_order=True).select(
+        "ticker", "session", *PRICE_COLUMNS, source=pl.lit(source or path.name))
+    bad = checked.filter(pl.col("reason").is_not_null()).select("line", "reason", "raw")
+    result.read, result.rejected = len(checked), len(bad)
+    result.reasons = count_reasons(bad)
+    with wh.transaction() as con:
+        before = con.execute("SELECT count(*) FROM prices").fetchone()[0]
+        con.register("_prices_in", good.to_arrow())
+        con.execute("INSERT INTO prices SELECT * FROM _prices_in ON CONFLICT DO NOTHING")
+        con.execute("INSERT INTO instruments (ticker) SELECT DISTINCT ticker FROM _prices_in "
+                    "ON CONFLICT DO NOTHING")
+        con.unregister("_prices_in")
+        result.inserted = con.execute("SELECT count(*) FROM prices").fetchone()[0] - before
+        result.duplicate = len(good) - result.inserted
+        write_rejects(wh, str(path), bad)
+        record_file(wh, digest, result)
+    return result

@@ -1,0 +1,155 @@
+"""What every loader shares: reading (gzip transparently), timestamps, rejects, the summary."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from data.errors import DataError
+from data.warehouse import Warehouse
+
+DEFAULT_ZONE = "America/New_York"
+
+_AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")
+
+
+@dataclass
+class IngestResult:
+    """Counts for one file: every row read is inserted, a duplicate, or rejected."""
+
+    file: str
+    kind: str
+    read: int = 0
+    inserted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    skipped_file: bool = False
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; `.gz` files are decompressed transparently."""
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+    return raw
+
+
+def logical_suffix(path: Path) -> str:
+    """`.csv` for both `x.csv` and `x.csv.gz`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def file_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:32]
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_utc(values: pl.Series, assume_zone: str = DEFAULT_ZONE) -> pl.DataFrame:
+    """Normalise timestamps to UTC.
+
+    Returns columns `ts` (Datetime UTC, null where unusable), `tz_assumed` (the zone used for a
+    naive value, else null) and `ts_error` (why a value is unusable, else null). A date with no
+    time of day is unusable: we never guess when in the day something became public.
+    """
+    n = len(values)
+    dtype = values.dtype
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            ts = values.cast(pl.Datetime("us")).dt.replace_time_zone(
+                assume_zone, ambiguous="earliest", non_existent="null")
+            assumed = pl.Series([assume_zone] * n, dtype=pl.String)
+        else:
+            ts = values.cast(pl.Datetime("us", dtype.time_zone))
+            assumed = pl.Series([None] * n, dtype=pl.String)
+        ts = ts.dt.convert_time_zone("UTC")
+        error = pl.Series(["missing timestamp" if v is None else None for v in ts],
+                          dtype=pl.String)
+        return pl.DataFrame({"ts": ts, "tz_assumed": assumed, "ts_error": error})
+    if dtype == pl.Date:
+        return pl.DataFrame({
+            "ts": pl.Series([None] * n, dtype=pl.Datetime("us", "UTC")),
+            "tz_assumed": pl.Series([None] * n, dtype=pl.String),
+            "ts_error": pl.Series(["date without a time of day"] * n, dtype=pl.String),
+        })
+    text = values.cast(pl.String).str.strip_chars()
+    text = text.str.replace(r"(?i)z$", "+00:00").str.replace(r"^(\d{4}-\d\d-\d\d) ", "${1}T")
+    frame = pl.DataFrame({"raw": text})
+    aware = pl.coalesce([pl.col("raw").str.to_datetime(f, strict=False, time_unit="us",
+                                                       time_zone="UTC")
+                         for f in _AWARE_FORMATS])
+    naive = pl.coalesce([pl.col("raw").str.to_datetime(f, strict=False, time_unit="us")
+                         for f in _NAIVE_FORMATS])
+    frame = frame.with_columns(aware=aware, naive=naive)
+    frame = frame.with_columns(
+        localised=pl.col("naive").dt.replace_time_zone(
+            assume_zone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC"))
+    is_date_only = pl.col("raw").str.contains(r"^\d{4}-\d\d-\d\d$")
+    return frame.select(
+        ts=pl.coalesce("aware", "localised"),
+        tz_assumed=pl.when(pl.col("aware").is_null() & pl.col("localised").is_not_null())
+        .then(pl.lit(assume_zone)).otherwise(None),
+        ts_error=pl.when(pl.col("raw").is_null() | (pl.col("raw") == ""))
+        .then(pl.lit("missing timestamp"))
+        .when(is_date_only).then(pl.lit("date without a time of day"))
+        .when(pl.col("aware").is_null() & pl.col("naive").is_not_null()
+              & pl.col("localised").is_null())
+        .then(pl.lit(f"time does not exist in {assume_zone} (clock change)"))
+        .when(pl.col("aware").is_null() & pl.col("naive").is_null())
+        .then(pl.concat_str(pl.lit("unparseable timestamp: "), pl.col("raw")))
+        .otherwise(None),
+    )
+
+
+def write_rejects(wh: Warehouse, file: str, rejects: pl.DataFrame) -> None:
+    """Insert rows of (line, reason, raw) into `rejects` for one file."""
+    if rejects.is_empty():
+        return
+    frame = rejects.select(
+        pl.lit(file).alias("file"),
+        pl.col("line").cast(pl.Int64),
+        pl.col("reason").cast(pl.String),
+        pl.col("raw").cast(pl.String).str.slice(0, 2000),
+    )
+    wh.con.register("_rejects_in", frame.to_arrow())
+    wh.con.execute("INSERT INTO rejects (file, line, reason, raw) SELECT * FROM _rejects_in")
+    wh.con.unregister("_rejects_in")
+
+
+def count_reasons(rejects: pl.DataFrame) -> dict[str, int]:
+    if rejects.is_empty():
+        return {}
+    counts = rejects.group_by("reason").len().sort("len", descending=True)
+    return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def already_ingested(wh: Warehouse, digest: str, kind: str) -> bool:
+    return bool(wh.scalar(
+        "SELECT count(*) FROM ingested_files WHERE file_hash = ? AND kind = ?", [digest, kind]))
+
+
+def record_file(wh: Warehouse, digest: str, result: IngestResult) -> None:
+    wh.con.execute(
+        "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [digest, result.kind, result.file, now_utc(), result.read, result.inserted,
+         result.duplicate, result.rejected])

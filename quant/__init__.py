@@ -1,0 +1,1 @@
+"""Research and batch layer: config, CLI, pipelines, evaluation, backtests, reports, jobs."""

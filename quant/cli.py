@@ -1,0 +1,251 @@
+"""The `quant` command line: the one place that wires data, llm, strategies and quant together.
+
+Every command works on a workspace (the current folder or `--workspace DIR`) and takes `--json`
+for machine-readable output. Framework errors print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from data.errors import QuantError
+from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (date, datetime, Path)):
+        return value.isoformat() if not isinstance(value, Path) else str(value)
+    return str(value)
+
+
+def emit(data: object, as_json: bool, render=None) -> None:
+    """Print `data` as JSON, or through `render` (rich) for people."""
+    if as_json:
+        click.echo(json.dumps(data, default=_json_default, indent=2))
+    elif render is not None:
+        render(data)
+    else:
+        console.print(data)
+
+
+def table_of(rows: list[dict], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for column in (rows[0].keys() if rows else []):
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+
+
+def config_of(ctx: click.Context) -> Config:
+    return load_config(ctx.obj["workspace"])
+
+
+def open_warehouse(config: Config, read_only: bool = False):
+    from data.warehouse import Warehouse
+
+    return Warehouse(config.warehouse_path, read_only=read_only)
+
+
+@click.group()
+@click.option("--workspace", "-w", type=click.Path(file_okay=False), default=".",
+              help="Workspace folder holding quant.toml and the warehouse (default: here).")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str) -> None:
+    """Point-in-time LLM signals, factor evaluation and honest backtests."""
+    ctx.obj = {"workspace": Path(workspace)}
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@json_option
+@click.pass_context
+def init(ctx: click.Context, directory: str | None, as_json: bool) -> None:
+    """Create a workspace: quant.toml, an empty migrated warehouse and inbox folders."""
+    root = Path(directory) if directory else ctx.obj["workspace"]
+    summary = init_workspace(root)
+    emit(summary, as_json, lambda d: console.print(
+        f"workspace ready at [bold]{d['workspace']}[/] (schema version {d['schema_version']})"))
+
+
+def init_workspace(root: Path) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / CONFIG_NAME).exists():
+        (root / CONFIG_NAME).write_text(DEFAULT_TOML)
+    config = load_config(root)
+    for kind in ("prices", "news", "filings"):
+        (config.inbox_dir / kind).mkdir(parents=True, exist_ok=True)
+    with open_warehouse(config) as wh:
+        version = wh.scalar("SELECT max(version) FROM schema_version")
+    return {"workspace": str(config.root), "warehouse": str(config.warehouse_path),
+            "schema_version": version}
+
+
+# ------------------------------------------------------------------ ingest
+
+@cli.group()
+def ingest() -> None:
+    """Load prices, news or SEC filings into the warehouse (idempotent, per-file transactions)."""
+
+
+def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        theirs, sep, ours = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"--map takes THEIRCOL=ourcol, got {pair!r}")
+        out[theirs] = ours
+    return out
+
+
+def _run_ingest(ctx: click.Context, kind: str, paths: tuple[str, ...], as_json: bool,
+                **options: object) -> None:
+    from data.ingest import ingest_files
+
+    config = config_of(ctx)
+    with open_warehouse(config) as wh:
+        results = [r.as_dict() for r in ingest_files(wh, kind, paths, **options)]
+    emit(results, as_json, lambda rows: console.print(table_of([
+        {"file": Path(r["file"]).name, "read": r["read"], "inserted": r["inserted"],
+         "duplicate": r["duplicate"], "rejected": r["rejected"],
+         "note": "already ingested" if r["skipped_file"] else "; ".join(
+             f"{k} ({v})" for k, v in list(r["reasons"].items())[:3])}
+        for r in rows], title=f"ingest {kind}")))
+
+
+@ingest.command("prices")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--map", "pairs", multiple=True, help="Rename a column: THEIRCOL=ourcol.")
+@click.option("--wide", is_flag=True, help="One column per ticker (plus a date column).")
+@click.option("--field", "wide_field", default="close", help="What a wide file's values are.")
+@click.option("--source", default=None)
+@json_option
+@click.pass_context
+def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json):
+    """Daily prices from CSV or Parquet (long or wide)."""
+    _run_ingest(ctx, "prices", paths, as_json, mapping=_mapping(pairs), wide=wide,
+                wide_field=wide_field, source=source)
+
+
+@ingest.command("news")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--map", "pairs", multiple=True, help="Rename a column: THEIRCOL=ourcol.")
+@click.option("--source", default=None, help="Source name when the file has no source column.")
+@json_option
+@click.pass_context
+def ingest_news_cmd(ctx, paths, pairs, source, as_json):
+    """News and posts from JSONL, CSV, Parquet or RSS/Atom (.gz read transparently)."""
+    config = config_of(ctx)
+    _run_ingest(ctx, "news", paths, as_json, mapping=_mapping(pairs), source=source,
+                assume_zone=config.data.assume_zone)
+
+
+@ingest.command("filings")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--index", type=click.Path(dir_okay=False), help="CSV of file,form_type,filed_date...")
+@click.option("--form-type", default=None)
+@click.option("--filed-date", default=None, help="YYYY-MM-DD, when the file carries none.")
+@click.option("--ticker", default=None)
+@click.option("--cik", default=None)
+@json_option
+@click.pass_context
+def ingest_filings_cmd(ctx, paths, index, form_type, filed_date, ticker, cik, as_json):
+    """SEC filings: EDGAR submission .txt or .htm(l) primary documents."""
+    _run_ingest(ctx, "filings", paths, as_json, index=index, form_type=form_type,
+                filed_date=filed_date, ticker=ticker, cik=cik)
+
+
+# ------------------------------------------------------------------ db, search
+
+@cli.group()
+def db() -> None:
+    """Inspect the warehouse."""
+
+
+@db.command("status")
+@json_option
+@click.pass_context
+def db_status(ctx: click.Context, as_json: bool) -> None:
+    """Tables, row counts, date ranges and rejects (opens the warehouse read-only)."""
+    from data.status import warehouse_status
+
+    config = config_of(ctx)
+    with open_warehouse(config, read_only=True) as wh:
+        status = warehouse_status(wh)
+
+    def render(s: dict) -> None:
+        console.print(f"warehouse [bold]{s['path']}[/], schema version {s['schema_version']}")
+        console.print(table_of(s["tables"], title="tables"))
+        if s["rejects_by_reason"]:
+            console.print(table_of(s["rejects_by_reason"], title="rejects"))
+
+    emit(status, as_json, render)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--ticker", default=None)
+@click.option("--kind", type=click.Choice(["news", "filing"]), default=None)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--limit", default=10, show_default=True)
+@json_option
+@click.pass_context
+def search(ctx, query, ticker, kind, since, limit, as_json):
+    """Rank news and filing sections by BM25."""
+    from data.search import search as run_search
+
+    config = config_of(ctx)
+    with open_warehouse(config, read_only=True) as wh:
+        hits = run_search(wh, query, ticker=ticker, kind=kind,
+                          since=since.date() if since else None, limit=limit).to_dicts()
+    emit(hits, as_json, lambda rows: console.print(table_of([
+        {"score": f"{r['score']:.2f}", "published": str(r["published_at"])[:16],
+         "tickers": ",".join(r["tickers"]), "title": (r["title"] or "")[:60],
+         "snippet": (r["snippet"] or "").replace("\n", " ")[:100]} for r in rows],
+        title=f"search: {query}")))
+
+
+# ------------------------------------------------------------------ demo
+
+@cli.command()
+@click.option("--dir", "directory", default="demo-workspace", show_default=True,
+              type=click.Path(file_okay=False), help="Workspace the demo builds (reused).")
+@json_option
+def demo(directory: str, as_json: bool) -> None:
+    """Build a workspace from the bundled sample data and run the whole pipeline on it."""
+    from quant.demo import run_demo
+
+    summary = run_demo(Path(directory), quiet=as_json)
+    emit(summary, as_json, lambda s: None)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except QuantError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

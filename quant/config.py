@@ -1,0 +1,189 @@
+"""The workspace's `quant.toml`, read into frozen dataclasses.
+
+Every section is optional and has defaults; an unknown key is an error naming the key and the
+file, because a misspelt setting silently ignored is a wrong backtest nobody notices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quant.errors import ConfigError
+
+CONFIG_NAME = "quant.toml"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    calendar: str = "XNYS"
+    assume_zone: str = "America/New_York"       # for naive timestamps in input files
+    inbox: str = "inbox"                        # holds prices/, news/, filings/ for the jobs
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    spec: str = "default"          # default | a local HF directory | a .gguf file | a [models] name
+    precision: str = "bf16"        # fp32 | bf16 | fp8
+    mode: str = "score"            # score | reason
+    batch_size: int = 16
+    max_input_tokens: int = 384
+    max_new_tokens: int = 160
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    execution_lag: int = 0          # extra sessions between the first tradable open and the trade
+    half_life: float = 2.0          # sessions; decay of sentiment carried across sessions
+    horizons: tuple[int, ...] = (1, 5, 10, 20)
+    winsorize: float = 3.0          # clip z-scores at +-this many sigma (0 = off)
+    min_history: int = 20           # sessions of prices before a ticker enters the universe
+    min_price: float = 1.0
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    signal: str = "sentiment_z"
+    quantiles: int = 5
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    strategies: tuple[str, ...] = ("sentiment_long_short", "event_drift", "sentiment_momentum",
+                                   "buy_and_hold")
+    fees_bps: float = 5.0
+    slippage_bps: float = 5.0
+    init_cash: float = 1_000_000.0
+    max_leverage: float = 1.0
+    benchmark: str = "buy_and_hold"
+    walk_forward_train: int = 252
+    walk_forward_test: int = 63
+    metric: str = "sharpe"
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    cron: str = "30 6 * * 1-5"
+    timezone: str = "America/New_York"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a job needs; `root` is the workspace folder holding quant.toml."""
+
+    root: Path = Path(".")
+    warehouse: str = "warehouse.duckdb"
+    reports: str = "reports"
+    cache: str = "cache"
+    engine: str = "local"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    models: dict[str, str] = field(default_factory=dict)      # name -> spec
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    schedule: dict[str, ScheduleEntry] = field(default_factory=dict)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.root / self.warehouse
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / self.reports
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / self.cache
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.root / self.data.inbox
+
+
+def load_config(root: str | Path) -> Config:
+    """Read `<root>/quant.toml` (defaults when absent)."""
+    root = Path(root).resolve()
+    path = root / CONFIG_NAME
+    table: dict = {}
+    if path.exists():
+        try:
+            table = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    config = _build(Config, table, path, "")
+    return dataclasses.replace(config, root=root)
+
+
+def _build(cls: type, table: dict, path: Path, prefix: str):
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{prefix.rstrip('.')}] must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "root"}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {prefix}{unknown[0]!s}; known keys here: {', '.join(sorted(names))}")
+    values = {}
+    for name, value in table.items():
+        values[name] = _convert(hints[name], value, path, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _convert(hint, value, path: Path, key: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, key + ".")
+    if origin is dict:
+        value_type = typing.get_args(hint)[1]
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key} must be a table")
+        return {k: _convert(value_type, v, path, f"{key}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: {key} must be a list, got {value!r}")
+        item_type = typing.get_args(hint)[0]
+        return tuple(_convert(item_type, v, path, key) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (
+            not isinstance(value, hint) or (hint is not bool and isinstance(value, bool))):
+        raise ConfigError(f"{path}: {key} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+DEFAULT_TOML = """\
+# Workspace settings. Every key is optional; an unknown key is an error.
+warehouse = "warehouse.duckdb"
+reports = "reports"
+cache = "cache"
+
+[data]
+calendar = "XNYS"                  # exchange_calendars name
+assume_zone = "America/New_York"   # zone for timestamps that carry none
+inbox = "inbox"                    # the ingest job reads inbox/prices, inbox/news, inbox/filings
+
+[model]
+spec = "default"                   # default | /path/to/hf-dir | /path/to/model.gguf | a [models] name
+precision = "bf16"                 # fp32 | bf16 | fp8
+mode = "score"                     # score (one forward pass) | reason (grammar-constrained JSON)
+
+[models]
+# mymoe = "/models/Qwen3-30B-A3B"
+
+[pipeline]
+execution_lag = 0
+half_life = 2.0
+horizons = [1, 5, 10, 20]
+
+[backtest]
+fees_bps = 5.0
+slippage_bps = 5.0
+
+[schedule.daily]
+cron = "30 6 * * 1-5"
+timezone = "America/New_York"
+"""
