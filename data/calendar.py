@@ -32,8 +32,8 @@ class TradingCalendar:
             raise DataError(f"unknown trading calendar {name!r}: {exc}") from None
         self.name = name
         self.sessions = cal.sessions.values.astype("datetime64[D]")
-        self.opens = cal.opens.values.astype("datetime64[us]")
-        self.closes = cal.closes.values.astype("datetime64[us]")
+        self.opens = cal.opens.dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+        self.closes = cal.closes.dt.tz_convert(None).to_numpy().astype("datetime64[us]")
 
     def session_index(self, published_at: np.ndarray, lag: int = 0) -> np.ndarray:
         """Index of the first tradable session for each UTC timestamp (datetime64[us])."""

@@ -158,6 +158,8 @@ def split_items(text: str, form_type: str | None) -> list[tuple[str, str, str]]:
         if not title and number + 1 < len(lines):
             title = lines[number + 1][:120]
         headings.append((number, item, title))
+    if not headings:
+        return []
     order = {item: rank for rank, item in enumerate(dict.fromkeys(h[1] for h in headings))}
     best: dict[str, tuple[int, int, str, int]] = {}  # item -> (start, size, title, stop)
     following = headings[1:] + [(len(lines), "", "")]

@@ -167,27 +167,35 @@ def _rejects_frame(rejects: list[tuple[int, str, str]]) -> pl.DataFrame:
                         orient="row")
 
 
-def find_columns(columns: list[str], mapping: dict[str, str] | None) -> dict[str, str]:
-    """Our field -> the file's column, from the explicit mapping first, then common names."""
-    found = {ours: theirs for theirs, ours in (mapping or {}).items()}
+def find_columns(columns: list[str], mapping: dict[str, str] | None) -> dict[str, list[str]]:
+    """Our field -> the file's columns that may hold it, in order of preference: the explicit
+    mapping first, then common names (rows of one file may use different names)."""
+    found: dict[str, list[str]] = {}
+    for theirs, ours in (mapping or {}).items():
+        found.setdefault(ours, []).append(theirs)
     lower = {c.lower(): c for c in columns}
+    taken = {c for cols in found.values() for c in cols}
     for ours, names in _ALIASES.items():
-        match = next((lower[n] for n in names if n in lower), None)
-        if ours not in found and match is not None and match not in found.values():
-            found[ours] = match
+        for name in names:
+            if name in lower and lower[name] not in taken:
+                found.setdefault(ours, []).append(lower[name])
+                taken.add(lower[name])
     return found
 
 
-def _tickers_expr(column: str | None, dtype: pl.DataType | None) -> pl.Expr:
-    if column is None:
+def _tickers_expr(columns: list[str], schema: pl.Schema) -> pl.Expr:
+    if not columns:
         return pl.lit([], dtype=pl.List(pl.String))
-    if isinstance(dtype, pl.List):
-        listed = pl.col(column).cast(pl.List(pl.String))
-    else:
-        listed = pl.col(column).cast(pl.String).str.split_by_chars(", ;")
-    return listed.list.eval(
-        pl.element().str.strip_chars().str.strip_chars("$").str.to_uppercase()
-        .filter(pl.element().str.len_chars() > 0)).fill_null([])
+    lists = []
+    for column in columns:
+        if isinstance(schema[column], pl.List):
+            listed = pl.col(column).cast(pl.List(pl.String))
+        else:
+            listed = pl.col(column).cast(pl.String).str.replace_all(r"[,;\s]+", ",").str.split(",")
+        cleaned = listed.list.eval(
+            pl.element().str.strip_chars().str.strip_chars("$").str.to_uppercase())
+        lists.append(cleaned.list.eval(pl.element().filter(pl.element().str.len_chars() > 0)))
+    return pl.coalesce(lists).fill_null([])
 
 
 def normalise_news(table: pl.DataFrame, mapping: dict[str, str] | None, source: str,
@@ -200,25 +208,31 @@ def normalise_news(table: pl.DataFrame, mapping: dict[str, str] | None, source: 
     if "body" not in cols and "title" not in cols:
         raise DataError(f"{path}: no text column among {table.columns}; map one with "
                         "--map YOURCOL=body")
-    times = to_utc(table[cols["published_at"]], assume_zone)
-    used = set(cols.values()) | {"line", "raw"}
+    stamps = table.select(pl.coalesce(cols["published_at"]))
+    times = to_utc(stamps.to_series(), assume_zone)
+    used = {c for columns in cols.values() for c in columns} | {"line", "raw"}
     extra = [c for c in table.columns if c not in used]
-    text = lambda field: (pl.col(cols[field]).cast(pl.String) if field in cols  # noqa: E731
-                          else pl.lit(None, pl.String))
+
+    def text(field: str) -> pl.Expr:
+        if field not in cols:
+            return pl.lit(None, pl.String)
+        return pl.coalesce([pl.col(c).cast(pl.String) for c in cols[field]])
+
     frame = table.select(
         "line", "raw",
         title=text("title").str.strip_chars(),
         body=pl.coalesce(text("body"), text("title")).str.strip_chars(),
         source=pl.coalesce(text("source"), pl.lit(source)),
         url=text("url"),
-        tickers=_tickers_expr(cols.get("tickers"), table.schema.get(cols.get("tickers", ""))),
+        tickers=_tickers_expr(cols.get("tickers", []), table.schema),
         meta=pl.struct(extra).struct.json_encode() if extra else pl.lit(None, pl.String),
     ).with_columns(times)
     if known_tickers:  # no ticker given: take cashtags that name a known instrument
         tags = pl.concat_str([pl.col("title").fill_null(""), pl.col("body").fill_null("")],
                              separator=" ").str.extract_all(CASHTAG).list.eval(
-            pl.element().str.replace(r"^\$\s?", "").str.to_uppercase()
-            .filter(pl.element().is_in(sorted(known_tickers))).unique(maintain_order=True))
+            pl.element().str.replace(r"^\$\s?", "").str.to_uppercase()).list.eval(
+            pl.element().filter(pl.element().is_in(sorted(known_tickers)))
+            .unique(maintain_order=True))
         frame = frame.with_columns(
             tickers=pl.when(pl.col("tickers").list.len() == 0).then(tags)
             .otherwise("tickers"))

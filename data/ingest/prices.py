@@ -108,8 +108,9 @@ def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | Non
     table = normalise_prices(read_price_table(path, content), mapping, wide, wide_field, path)
     checked = validate_prices(table)
     if wide:  # an empty cell in a wide file is a ticker not yet listed, not an error
-        checked = checked.filter(~((pl.col("reason") == "no close price")))
-    good = checked.filter(pl.col("reason").is_null()).unique(
+        checked = checked.filter(pl.col("reason").ne_missing("no close price"))
+    valid = checked.filter(pl.col("reason").is_null())
+    good = valid.unique(
         ["ticker", "session"], keep="first", maintain_order=True).select(
         "ticker", "session", *PRICE_COLUMNS, source=pl.lit(source or path.name))
     bad = checked.filter(pl.col("reason").is_not_null()).select("line", "reason", "raw")
@@ -123,7 +124,7 @@ def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | Non
                     "ON CONFLICT DO NOTHING")
         con.unregister("_prices_in")
         result.inserted = con.execute("SELECT count(*) FROM prices").fetchone()[0] - before
-        result.duplicate = len(good) - result.inserted
+        result.duplicate = len(valid) - result.inserted
         write_rejects(wh, str(path), bad)
         record_file(wh, digest, result)
     return result

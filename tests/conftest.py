@@ -1,0 +1,27 @@
+"""Shared fixtures: fresh warehouses and the real datasets in ../shared/datasets (if present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data.warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def dataset(*parts: str) -> Path:
+    """A file of the shared datasets, or skip the test with the reason."""
+    path = DATASETS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"dataset {path} not present (it lives in ../shared/datasets beside the repo)")
+    return path
+
+
+@pytest.fixture
+def wh(tmp_path: Path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    yield warehouse
+    warehouse.close()
