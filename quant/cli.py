@@ -220,6 +220,116 @@ def search(ctx, query, ticker, kind, since, limit, as_json):
         title=f"search: {query}")))
 
 
+# ------------------------------------------------------------------ models and signals
+
+def load_model(config: Config, spec: str | None = None, precision: str | None = None):
+    import llm
+
+    return llm.load(spec or config.model.spec, precision or config.model.precision,
+                    cache_dir=config.cache_dir / "models", names=config.models)
+
+
+def make_engine(config: Config, loaded):
+    from llm.engine import Engine
+
+    return Engine(loaded, batch_size=config.model.batch_size,
+                  max_input_tokens=config.model.max_input_tokens,
+                  max_new_tokens=config.model.max_new_tokens)
+
+
+def progress_bar(description: str, quiet: bool = False):
+    """A rich progress bar, or a no-op when output is JSON."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                    disable=quiet, transient=False)
+
+
+def score_documents(config: Config, wh, mode: str | None = None, spec: str | None = None,
+                    since=None, limit: int | None = None, quiet: bool = False) -> dict:
+    """Load the model and score what is pending, with a progress bar."""
+    from llm.extract import extract, pending
+
+    mode = mode or config.model.mode
+    loaded = load_model(config, spec)
+    engine = make_engine(config, loaded)
+    total = pending(wh, engine, mode, since, limit).height
+    with progress_bar(f"scoring ({mode})", quiet) as bar:
+        task = bar.add_task("score", total=total)
+        summary = extract(wh, engine, mode=mode, since=since, limit=limit,
+                          progress=lambda done, _: bar.update(task, completed=done))
+    return summary
+
+
+@cli.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
+@click.option("--mode", type=click.Choice(["score", "reason"]), default=None)
+@click.option("--limit", type=int, default=None)
+@json_option
+@click.pass_context
+def score(ctx, since, spec, mode, limit, as_json):
+    """Score every document not yet scored by this model and prompt."""
+    from datetime import timezone
+
+    config = config_of(ctx)
+    with open_warehouse(config) as wh:
+        summary = score_documents(config, wh, mode, spec,
+                                  since.replace(tzinfo=timezone.utc) if since else None,
+                                  limit, quiet=as_json)
+    emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
+
+
+@cli.group("llm")
+def llm_group() -> None:
+    """The local model: info and evaluation."""
+
+
+@llm_group.command("info")
+@click.option("--model", "spec", default=None)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp8"]), default=None)
+@json_option
+@click.pass_context
+def llm_info(ctx, spec, precision, as_json):
+    """Model, parameters, experts, precision and fingerprint."""
+    import llm
+
+    info = llm.describe(load_model(config_of(ctx), spec, precision))
+    emit(info, as_json, lambda d: console.print(table_of(
+        [{"key": k, "value": v} for k, v in d.items()], title="model")))
+
+
+@llm_group.command("eval")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--model", "spec", default=None)
+@click.option("--mode", type=click.Choice(["score", "reason"]), default="score")
+@click.option("--limit", type=int, default=None)
+@json_option
+@click.pass_context
+def llm_eval(ctx, data_path, text_col, label_col, spec, mode, limit, as_json):
+    """Accuracy, F1, confusion matrix and calibration on a labelled Parquet/CSV file."""
+    from llm.evaluate import evaluate, read_labelled
+
+    config = config_of(ctx)
+    frame = read_labelled(data_path, text_col, label_col, limit)
+    metrics = evaluate(make_engine(config, load_model(config, spec)), frame, mode)
+    metrics["data"] = str(data_path)
+
+    def render(m: dict) -> None:
+        console.print(table_of([{k: (round(v, 4) if isinstance(v, float) else v)
+                                 for k, v in m.items() if k not in ("confusion", "labels")}],
+                               title="evaluation"))
+        console.print(table_of([{"truth": label, **dict(zip(m["labels"], row, strict=True))}
+                                for label, row in zip(m["labels"], m["confusion"], strict=True)],
+                               title="confusion (rows: truth)"))
+
+    emit(metrics, as_json, render)
+
+
 # ------------------------------------------------------------------ demo
 
 @cli.command()

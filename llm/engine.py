@@ -1,0 +1,236 @@
+"""The inference engine: batched score mode and grammar-constrained reason mode.
+
+Score mode (the fast path) is one forward pass per document and no generation: the prompt ends
+at two cues, `Event type:` and then `Sentiment:`, and the next-token probabilities of the label
+words at each cue give the event type and the sentiment (P(bullish) - P(bearish), confidence =
+the margin between the two most likely labels). Documents are sorted by length and left-padded
+in batches, and only the logits at the cues are computed.
+
+Reason mode writes a one-line reasoning trace, then JSON constrained to the signal schema.
+
+A document that cannot be scored becomes a `failed` result with its reason; a model that puts
+almost no probability on any label `abstain`s. A batch never fails because of one document.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import ValidationError
+from transformers import LogitsProcessorList
+
+from llm import prompts
+from llm.grammar import GrammarLogitsProcessor, new_matcher
+from llm.load import LoadedModel
+from llm.schema import EventType, ReasonOutput, SignalFields
+
+_BODY = "\x00BODY\x00"
+Progress = Callable[[int], None]
+
+
+@dataclass
+class DocInput:
+    ticker: str
+    text: str
+
+
+@dataclass
+class Scored:
+    status: str                         # ok | abstain | failed
+    fields: SignalFields | None = None
+    reason: str | None = None
+    latency_ms: float = 0.0
+    tokens: int = 0
+    probs: dict[str, float] = field(default_factory=dict)
+    decoding: dict = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, loaded: LoadedModel, batch_size: int = 16, max_input_tokens: int = 384,
+                 max_new_tokens: int = 160, min_label_mass: float = 0.002) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.batch_size = batch_size
+        self.max_input_tokens = max_input_tokens
+        self.max_new_tokens = max_new_tokens
+        self.min_label_mass = min_label_mass
+        self.device = next(self.model.parameters()).device
+        self.sentiment_ids = self._first_tokens(prompts.SENTIMENT_WORDS)
+        self.event_ids = self._first_tokens({e.value: w for e, w in prompts.EVENT_WORDS.items()})
+        self.stats: dict[str, float] = {}
+
+    def _first_tokens(self, words: dict[str, str]) -> dict[str, int]:
+        return {label: self._encode(word)[0] for label, word in words.items()}
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _encode_many(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+    # ------------------------------------------------------------ prompts
+
+    def _build(self, docs: Sequence[DocInput], user: str, cues: list[str]
+               ) -> list[tuple[list[int] | None, bool]]:
+        """Token ids per document (None when it cannot fit) and whether the text was cut."""
+        heads, tails = [], []
+        for doc in docs:
+            head, tail = prompts.chat(self.tokenizer, user.format(
+                ticker=doc.ticker or "the company", text=_BODY)).split(_BODY)
+            heads.append(head)
+            tails.append(tail)
+        head_ids = self._encode_many(heads)
+        tail_ids = self._encode_many(tails)
+        body_ids = self._encode_many([" ".join(d.text.split()) for d in docs])
+        cue_ids = [tok for cue in cues for tok in self._encode(cue)]
+        built = []
+        for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
+            budget = self.max_input_tokens - len(head) - len(tail) - len(cue_ids)
+            if budget < 8 or not body:
+                built.append((None, False))
+                continue
+            built.append((head + body[:budget] + tail + cue_ids, len(body) > budget))
+        return built
+
+    def _batches(self, built: list[tuple[list[int] | None, bool]]):
+        """Indices of fitting documents, sorted by length, in batches."""
+        order = sorted((i for i, (ids, _) in enumerate(built) if ids is not None),
+                       key=lambda i: len(built[i][0]))
+        for start in range(0, len(order), self.batch_size):
+            yield order[start:start + self.batch_size]
+
+    def _pad_left(self, sequences: list[list[int]]):
+        width = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=self.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences],
+                            device=self.device)
+        return ids, mask
+
+    # ------------------------------------------------------------ score mode
+
+    @torch.inference_mode()
+    def score(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
+        built = self._build(docs, prompts.SCORE_USER, [prompts.SCORE_EVENT_CUE])
+        sentiment_cue = self._encode(prompts.SCORE_SENTIMENT_CUE)
+        built = [(ids + sentiment_cue if ids else None, cut) for ids, cut in built]
+        keep = len(sentiment_cue) + 1   # logits at the event cue .. the sentiment cue
+        results: list[Scored | None] = [None] * len(docs)
+        started, tokens = time.perf_counter(), 0
+        for batch in self._batches(built):
+            t0 = time.perf_counter()
+            ids, mask = self._pad_left([built[i][0] for i in batch])
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            try:
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    logits_to_keep=keep, use_cache=False).logits.float()
+            except RuntimeError as exc:  # e.g. out of memory: fail these, keep going
+                for i in batch:
+                    results[i] = Scored("failed", reason=f"forward pass failed: {exc}")
+                continue
+            event_probs = logits[:, 0].softmax(-1)
+            sentiment_probs = logits[:, -1].softmax(-1)
+            per_doc = (time.perf_counter() - t0) * 1000 / len(batch)
+            for row, i in enumerate(batch):
+                n = int(mask[row].sum())
+                tokens += n
+                results[i] = self._score_result(docs[i], sentiment_probs[row], event_probs[row],
+                                                per_doc, n, built[i][1])
+            if progress:
+                progress(len(batch))
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = Scored("failed", reason="empty text or the prompt does not fit "
+                                    f"max_input_tokens={self.max_input_tokens}")
+        self._record(started, tokens, len(docs))
+        return results  # type: ignore[return-value]
+
+    def _score_result(self, doc: DocInput, sentiment_probs: torch.Tensor,
+                      event_probs: torch.Tensor, latency_ms: float, tokens: int,
+                      truncated: bool) -> Scored:
+        raw = {k: float(sentiment_probs[t]) for k, t in self.sentiment_ids.items()}
+        mass = sum(raw.values())
+        decoding = {"truncated": truncated, "label_mass": round(mass, 6)}
+        if mass < self.min_label_mass:
+            return Scored("abstain", reason=f"label probability mass {mass:.4f} below "
+                          f"{self.min_label_mass}", latency_ms=latency_ms, tokens=tokens,
+                          decoding=decoding)
+        p = {k: v / mass for k, v in raw.items()}
+        top, second = sorted(p.values(), reverse=True)[:2]
+        events = {k: float(event_probs[t]) for k, t in self.event_ids.items()}
+        event = max(events, key=events.get)
+        fields = SignalFields(
+            ticker=doc.ticker or "-", sentiment=max(-1.0, min(1.0, p["bullish"] - p["bearish"])),
+            confidence=max(0.0, min(1.0, top - second)), event_type=EventType(event),
+            horizon_days=prompts.SCORE_HORIZON_DAYS,
+            rationale=" ".join(f"p_{k}={v:.3f}" for k, v in p.items()))
+        return Scored("ok", fields=fields, latency_ms=latency_ms, tokens=tokens, probs=p,
+                      decoding=decoding)
+
+    # ------------------------------------------------------------ reason mode
+
+    @torch.inference_mode()
+    def reason(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
+        built = self._build(docs, prompts.REASON_USER, [prompts.REASON_PREFIX])
+        results: list[Scored | None] = [None] * len(docs)
+        eos = self.tokenizer.eos_token_id
+        started, tokens = time.perf_counter(), 0
+        for batch in self._batches(built):
+            t0 = time.perf_counter()
+            ids, mask = self._pad_left([built[i][0] for i in batch])
+            matchers = [new_matcher(self.tokenizer) for _ in batch]
+            processor = GrammarLogitsProcessor(matchers, ids.shape[1], eos)
+            try:
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=mask, do_sample=False,
+                    max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=eos, logits_processor=LogitsProcessorList([processor]))
+            except RuntimeError as exc:
+                for i in batch:
+                    results[i] = Scored("failed", reason=f"generation failed: {exc}")
+                continue
+            per_doc = (time.perf_counter() - t0) * 1000 / len(batch)
+            for row, i in enumerate(batch):
+                new = [t for t in out[row, ids.shape[1]:].tolist() if t != eos]
+                tokens += int(mask[row].sum()) + len(new)
+                results[i] = self._reason_result(docs[i], new, matchers[row], per_doc,
+                                                 built[i][1])
+            if progress:
+                progress(len(batch))
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = Scored("failed", reason="empty text or the prompt does not fit "
+                                    f"max_input_tokens={self.max_input_tokens}")
+        self._record(started, tokens, len(docs))
+        return results  # type: ignore[return-value]
+
+    def _reason_result(self, doc: DocInput, new_tokens: list[int], matcher, latency_ms: float,
+                       truncated: bool) -> Scored:
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        decoding = {"truncated": truncated, "new_tokens": len(new_tokens),
+                    "max_new_tokens": self.max_new_tokens, "constrained": True}
+        common = {"latency_ms": latency_ms, "tokens": len(new_tokens), "decoding": decoding}
+        if not matcher.is_stopped() and not matcher.is_accepting():
+            return Scored("failed", reason=f"decode hit the token cap ({self.max_new_tokens}) "
+                          "before the JSON ended", **common)
+        reasoning, _, payload = text.partition("\nJSON: ")
+        try:
+            output = ReasonOutput.model_validate_json(payload)
+        except ValidationError as exc:
+            return Scored("failed", reason=f"invalid JSON signal: {exc.errors()[0]['msg']}",
+                          **common)
+        fields = output.to_fields(doc.ticker or "-")
+        decoding["reasoning"] = reasoning.strip()[:240]
+        p_bull = max(0.0, fields.sentiment)
+        p_bear = max(0.0, -fields.sentiment)
+        probs = {"bullish": p_bull, "bearish": p_bear, "neutral": 1 - p_bull - p_bear}
+        return Scored("ok", fields=fields, probs=probs, **common)
+
+    def _record(self, started: float, tokens: int, docs: int) -> None:
+        seconds = max(time.perf_counter() - started, 1e-9)
+        self.stats = {"seconds": seconds, "docs": docs, "tokens": tokens,
+                      "docs_per_s": docs / seconds, "tokens_per_s": tokens / seconds}

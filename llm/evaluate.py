@@ -1,0 +1,107 @@
+"""How well a model reads sentiment, on any labelled file: accuracy, macro/weighted F1, the
+confusion matrix, and calibration (Brier score, expected calibration error).
+
+Labels bullish/bearish/neutral or positive/negative/neutral (any case) are mapped to ours. On a
+two-class file the prediction is bullish vs bearish only; on three classes, the most likely label.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from llm.engine import DocInput, Engine
+from llm.errors import ModelError
+
+LABELS = ("bearish", "neutral", "bullish")
+_LABEL_MAP = {"bullish": "bullish", "positive": "bullish", "bearish": "bearish",
+              "negative": "bearish", "neutral": "neutral", "1": "bullish", "0": "bearish",
+              "2": "neutral"}
+
+
+def read_labelled(path: str | Path, text_col: str, label_col: str,
+                  limit: int | None = None, seed: int = 0) -> pl.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"no such evaluation file: {path}")
+    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    for column in (text_col, label_col):
+        if column not in frame.columns:
+            raise ModelError(f"{path}: no column {column!r} (columns: {frame.columns})")
+    frame = frame.select(text=pl.col(text_col).cast(pl.String),
+                         label=pl.col(label_col).cast(pl.String).str.to_lowercase()
+                         .replace_strict(_LABEL_MAP, default=None))
+    unknown = frame.filter(pl.col("label").is_null()).height
+    if unknown:
+        raise ModelError(f"{path}: {unknown} labels are not bullish/bearish/neutral or "
+                         "positive/negative/neutral")
+    if limit is not None and limit < frame.height:  # a stratified-enough random sample
+        frame = frame.sample(limit, seed=seed, shuffle=True)
+    return frame
+
+
+def classification_metrics(truth: list[str], predicted: list[str],
+                           probs: np.ndarray | None, labels: tuple[str, ...]) -> dict:
+    """Accuracy, per-class and averaged F1, confusion matrix; Brier and ECE given probs."""
+    index = {label: i for i, label in enumerate(labels)}
+    t = np.array([index[x] for x in truth])
+    p = np.array([index[x] for x in predicted])
+    k = len(labels)
+    confusion = np.zeros((k, k), dtype=int)
+    np.add.at(confusion, (t, p), 1)
+    f1s, supports = [], []
+    for c in range(k):
+        tp = confusion[c, c]
+        precision = tp / confusion[:, c].sum() if confusion[:, c].sum() else 0.0
+        recall = tp / confusion[c].sum() if confusion[c].sum() else 0.0
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+        supports.append(confusion[c].sum())
+    present = [c for c in range(k) if supports[c]]
+    out = {
+        "n": int(len(t)),
+        "accuracy": float((t == p).mean()) if len(t) else 0.0,
+        "macro_f1": float(np.mean([f1s[c] for c in present])) if present else 0.0,
+        "weighted_f1": float(np.average(f1s, weights=supports)) if sum(supports) else 0.0,
+        "f1_by_class": {labels[c]: round(float(f1s[c]), 4) for c in range(k)},
+        "labels": list(labels),
+        "confusion": confusion.tolist(),  # rows: truth, columns: predicted
+    }
+    if probs is not None and len(t):
+        onehot = np.eye(k)[t]
+        out["brier"] = float(((probs - onehot) ** 2).sum(1).mean())
+        confidence = probs.max(1)
+        correct = (probs.argmax(1) == t).astype(float)
+        bins = np.minimum((confidence * 10).astype(int), 9)
+        out["ece"] = float(sum(abs(correct[bins == b].mean() - confidence[bins == b].mean())
+                               * (bins == b).mean() for b in range(10) if (bins == b).any()))
+    return out
+
+
+def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score") -> dict:
+    """Run the model on `frame` (text, label) and compute the metrics."""
+    labels = LABELS if "neutral" in set(frame["label"]) else ("bearish", "bullish")
+    docs = [DocInput("", text) for text in frame["text"]]
+    started = time.perf_counter()
+    results = engine.score(docs) if mode == "score" else engine.reason(docs)
+    seconds = time.perf_counter() - started
+    truth, predicted, probs = [], [], []
+    failed = 0
+    for label, result in zip(frame["label"], results, strict=True):
+        if result.status != "ok":
+            failed += 1
+            guess = {lab: 1 / len(labels) for lab in labels}  # counted, and scored as chance
+        else:
+            guess = {lab: result.probs.get(lab, 0.0) for lab in labels}
+        total = sum(guess.values()) or 1.0
+        row = np.array([guess[lab] / total for lab in labels])
+        truth.append(label)
+        predicted.append(labels[int(row.argmax())])
+        probs.append(row)
+    metrics = classification_metrics(truth, predicted, np.array(probs), labels)
+    metrics |= {"mode": mode, "not_ok": failed, "seconds": round(seconds, 2),
+                "docs_per_s": round(len(docs) / seconds, 2) if seconds else None,
+                "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint}
+    return metrics

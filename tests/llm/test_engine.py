@@ -1,0 +1,64 @@
+import pytest
+
+import llm
+from llm.engine import DocInput, Engine
+from llm.schema import SignalFields
+
+TEXTS = ["Apple beats earnings estimates; shares rise.",
+         "Microsoft misses guidance, stock falls sharply after a weak quarter report.",
+         "The company reported results in line with expectations.",
+         "merger"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_qwen):
+    return Engine(llm.load(str(tiny_qwen), "fp32"), batch_size=4, min_label_mass=0.0)
+
+
+def test_score_gives_valid_signals_with_bounds(engine):
+    results = engine.score([DocInput("AAPL", t) for t in TEXTS])
+    assert [r.status for r in results] == ["ok"] * 4
+    for result in results:
+        assert isinstance(result.fields, SignalFields)
+        assert -1 <= result.fields.sentiment <= 1 and 0 <= result.fields.confidence <= 1
+        assert abs(sum(result.probs.values()) - 1) < 1e-6
+        assert result.fields.sentiment == pytest.approx(
+            result.probs["bullish"] - result.probs["bearish"])
+    assert engine.stats["docs_per_s"] > 0 and engine.stats["tokens"] > 0
+
+
+def test_padding_and_batching_do_not_change_scores(tiny_qwen):
+    loaded = llm.load(str(tiny_qwen), "fp32")
+    batched = Engine(loaded, batch_size=4, min_label_mass=0.0).score(
+        [DocInput("AAPL", t) for t in TEXTS])
+    single = Engine(loaded, batch_size=1, min_label_mass=0.0).score(
+        [DocInput("AAPL", t) for t in TEXTS])
+    for a, b in zip(batched, single, strict=True):
+        for label in a.probs:
+            assert a.probs[label] == pytest.approx(b.probs[label], abs=1e-4)
+        assert a.fields.event_type == b.fields.event_type
+
+
+def test_failures_are_results_not_exceptions(tiny_qwen):
+    engine = Engine(llm.load(str(tiny_qwen), "fp32"), max_input_tokens=400, min_label_mass=0.0)
+    results = engine.score([DocInput("AAPL", ""), DocInput("AAPL", "word " * 2000),
+                            DocInput("AAPL", "fine")])
+    assert results[0].status == "failed" and "empty text" in results[0].reason
+    assert results[1].status == "ok" and results[1].decoding["truncated"] is True
+    assert results[2].status == "ok" and results[2].decoding["truncated"] is False
+    tight = Engine(engine.loaded, max_input_tokens=10)  # not even the prompt fits
+    assert tight.score([DocInput("AAPL", "x")])[0].status == "failed"
+
+
+def test_abstain_when_the_model_puts_no_mass_on_labels(tiny_qwen):
+    engine = Engine(llm.load(str(tiny_qwen), "fp32"), min_label_mass=0.9)
+    result = engine.score([DocInput("AAPL", "anything")])[0]
+    assert result.status == "abstain" and "label probability mass" in result.reason
+
+
+def test_reason_mode_never_raises_and_reports_the_cap(tiny_qwen):
+    engine = Engine(llm.load(str(tiny_qwen), "fp32"), max_new_tokens=12)
+    results = engine.reason([DocInput("AAPL", t) for t in TEXTS[:2]])
+    for result in results:
+        assert result.status == "failed" and "token cap (12)" in result.reason
+        assert result.decoding["new_tokens"] <= 12

@@ -1,0 +1,43 @@
+import numpy as np
+import polars as pl
+import pytest
+
+import llm
+from llm.engine import Engine
+from llm.errors import ModelError
+from llm.evaluate import classification_metrics, evaluate, read_labelled
+
+
+def test_metrics_on_a_known_case():
+    truth = ["bullish", "bullish", "bearish", "neutral"]
+    predicted = ["bullish", "bearish", "bearish", "neutral"]
+    probs = np.array([[0.1, 0.1, 0.8], [0.6, 0.2, 0.2], [0.7, 0.2, 0.1], [0.2, 0.6, 0.2]])
+    m = classification_metrics(truth, predicted, probs, ("bearish", "neutral", "bullish"))
+    assert m["accuracy"] == 0.75
+    assert m["f1_by_class"] == {"bearish": pytest.approx(0.6667, abs=1e-4), "neutral": 1.0,
+                                "bullish": pytest.approx(0.6667, abs=1e-4)}
+    assert m["macro_f1"] == pytest.approx(7 / 9)
+    assert m["confusion"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+    expected_brier = np.mean([0.01 + 0.01 + 0.04, 0.36 + 0.04 + 0.64, 0.09 + 0.04 + 0.01,
+                              0.04 + 0.16 + 0.04])
+    assert m["brier"] == pytest.approx(expected_brier)
+    assert 0 <= m["ece"] <= 1
+
+
+def test_labels_are_mapped_and_unknown_ones_refused(tmp_path):
+    path = tmp_path / "l.csv"
+    pl.DataFrame({"t": ["a", "b", "c"], "y": ["Positive", "negative", "NEUTRAL"]}).write_csv(path)
+    assert read_labelled(path, "t", "y")["label"].to_list() == ["bullish", "bearish", "neutral"]
+    pl.DataFrame({"t": ["a"], "y": ["meh"]}).write_csv(path)
+    with pytest.raises(ModelError, match="labels are not"):
+        read_labelled(path, "t", "y")
+    with pytest.raises(ModelError, match="no column"):
+        read_labelled(path, "text", "y")
+
+
+def test_evaluate_runs_end_to_end_on_the_tiny_model(tiny_qwen):
+    frame = pl.DataFrame({"text": ["up", "down", "flat", "up again"],
+                          "label": ["bullish", "bearish", "neutral", "bullish"]})
+    metrics = evaluate(Engine(llm.load(str(tiny_qwen), "fp32"), min_label_mass=0.0), frame)
+    assert metrics["n"] == 4 and sum(map(sum, metrics["confusion"])) == 4
+    assert metrics["docs_per_s"] > 0

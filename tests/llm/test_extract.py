@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+import llm
+from data.ingest import ingest_files, ingest_news
+from llm.engine import Engine
+from llm.extract import extract
+from llm.prompts import SCORE_VERSION
+from tests.conftest import dataset
+
+
+@pytest.fixture
+def engine(tiny_qwen):
+    return Engine(llm.load(str(tiny_qwen), "fp32"), batch_size=8, max_input_tokens=512,
+                  min_label_mass=0.0)
+
+
+def _news(wh, tmp_path):
+    rows = [{"published_at": f"2024-01-0{d}T15:00:00Z", "title": f"Story {d}",
+             "body": "Apple beats earnings" if d % 2 else "", "tickers": ["AAPL", "MSFT"]}
+            for d in range(1, 6)]
+    rows[1]["body"] = "Microsoft misses guidance"
+    path = tmp_path / "n.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    ingest_news(wh, path)
+
+
+def test_every_document_ticker_pair_gets_one_row_and_rerun_writes_nothing(wh, tmp_path, engine):
+    _news(wh, tmp_path)
+    pairs = wh.scalar("SELECT sum(len(tickers)) FROM documents")
+    first = extract(wh, engine, chunk=3)
+    assert first["pending"] == pairs and first["written"] == pairs
+    rows = wh.query("SELECT * FROM signals")
+    assert rows.height == pairs
+    assert set(rows["prompt_version"]) == {SCORE_VERSION}
+    assert set(rows["model_fingerprint"]) == {engine.loaded.fingerprint}
+    assert rows.filter(rows["status"] == "ok")["sentiment"].is_between(-1, 1).all()
+    # Signals inherit the document's publication time.
+    joined = wh.scalar("SELECT count(*) FROM signals s JOIN documents d USING (doc_id) "
+                       "WHERE s.published_at = d.published_at")
+    assert joined == pairs
+    again = extract(wh, engine)
+    assert again["pending"] == 0 and again["written"] == 0
+    assert wh.scalar("SELECT count(*) FROM signals") == pairs
+
+
+def test_another_mode_or_model_is_scored_separately(wh, tmp_path, engine, tiny_deepseek):
+    _news(wh, tmp_path)
+    extract(wh, engine, limit=2)
+    assert wh.scalar("SELECT count(*) FROM signals") == 2
+    other = Engine(llm.load(str(tiny_deepseek), "fp32"), min_label_mass=0.0)
+    assert extract(wh, other, limit=2)["written"] == 2
+    reason = Engine(engine.loaded, max_new_tokens=4)
+    summary = extract(wh, reason, mode="reason", limit=2)
+    assert summary["failed"] == 2 and summary["written"] == 2  # failures are rows
+    failed = wh.query("SELECT reason, sentiment FROM signals WHERE status = 'failed'")
+    assert failed["sentiment"].is_null().all() and failed["reason"].str.contains("cap").all()
+
+
+def test_filing_sections_that_matter_are_scored(wh, engine):
+    ingest_files(wh, "filings", [dataset("edgar")])
+    summary = extract(wh, engine, limit=40)
+    sections = wh.query("SELECT DISTINCT section FROM signals")["section"].to_list()
+    assert summary["written"] > 0 and "9.01" not in sections
+    assert set(sections) <= {"1A", "7", "7A", "I-2", "II-1A", "2.02", "4.02", "5.02", "5.07",
+                             "7.01", "8.01", "1.01", "2.01"}

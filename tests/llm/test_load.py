@@ -1,0 +1,48 @@
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import llm
+from llm.errors import ModelError
+
+
+@pytest.mark.parametrize("arch", ["tiny_qwen", "tiny_deepseek"])
+def test_tiny_moe_checkpoints_load_through_the_same_path(arch, request):
+    path = request.getfixturevalue(arch)
+    loaded = llm.load(str(path), "fp32")
+    info = llm.describe(loaded)
+    assert info["experts"] == 8 and info["precision"] == "fp32"
+    assert len(loaded.fingerprint) == 16
+    assert llm.load(str(path), "fp32").fingerprint == loaded.fingerprint  # stable
+
+
+def test_fingerprint_changes_with_weights_and_precision(tiny_qwen, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_qwen, copy)
+    base = llm.load(str(copy), "fp32").fingerprint
+    assert llm.load(str(copy), "bf16").fingerprint != base
+    weights = load_file(copy / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1e-3
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    assert llm.load(str(copy), "fp32").fingerprint != base
+
+
+def test_names_from_the_config_resolve(tiny_qwen):
+    loaded = llm.load("mymoe", "fp32", names={"mymoe": str(tiny_qwen)})
+    assert loaded.model.dtype == torch.float32
+
+
+def test_missing_or_wrong_models_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="no model at .*local Hugging Face directory"):
+        llm.load(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        llm.load(str(tmp_path / "empty"))
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ModelError, match="neither a model directory nor a .gguf"):
+        llm.load(str(tmp_path / "weights.bin"))
+    with pytest.raises(ModelError, match="precision must be"):
+        llm.load("default", "fp4")
