@@ -9,10 +9,12 @@ For every (ticker, session) that gets a story, a latent tone is drawn as
     tone = strength * z + sqrt(1 - strength**2) * noise,    noise ~ N(0, 1)
 
 where z is the ticker's open-to-open return over the session in which the story becomes
-tradable (the first session whose open is after `published_at`), demeaned across tickers that
-session and scaled to unit variance. So `strength` is the expected daily cross-sectional Pearson
-correlation (IC) between a story's tone and its one-session forward return, when each story is
-aligned point-in-time. A pipeline that aligns a session late sees IC near zero. The headline's
+tradable (the first session whose open is after `published_at`), demeaned across the tickers
+with a story that session and scaled to unit variance, and the noise is demeaned the same way.
+So `strength` is the pooled cross-sectional correlation between a story's tone and its
+one-session forward return (both demeaned per session), when each story is aligned
+point-in-time: the `pooled_ic` of `quant.evaluate`. A pipeline that aligns a session late sees
+an IC near zero. The headline's
 words follow the tone (strongly / mildly positive, neutral, mildly / strongly negative), so a
 model that reads tone well recovers part of the effect; the exact tone is kept in `meta` as
 `planted_tone` for checking the pipeline without a model.
@@ -111,11 +113,17 @@ def generate_news(prices: pl.DataFrame, strength: float = 0.3, seed: int = 7,
         fwd=pl.col("adj_open").shift(-1).over("ticker") / pl.col("adj_open") - 1)
     frame = frame.filter(pl.col("session").is_between(start, end) & pl.col("fwd").is_not_null()
                          & pl.col("ticker").is_in(list(SAMPLE_TICKERS)))
-    frame = frame.with_columns(demeaned=pl.col("fwd") - pl.col("fwd").mean().over("session"))
-    frame = frame.with_columns(z=pl.col("demeaned") / pl.col("demeaned").std())
     frame = frame.filter(pl.Series(rng.random(frame.height) < story_prob))
-    noise = rng.standard_normal(frame.height)
-    tone = strength * frame["z"].to_numpy() + math.sqrt(1 - strength**2) * noise
+    # Plant on the cross-section of stories: demean within the session, over the tickers that
+    # have a story, so the effect is exactly what a cross-sectional evaluation measures.
+    frame = frame.with_columns(noise=pl.Series(rng.standard_normal(frame.height)),
+                               names=pl.len().over("session")).filter(pl.col("names") >= 2)
+    frame = frame.with_columns(
+        z=pl.col("fwd") - pl.col("fwd").mean().over("session"),
+        noise=(pl.col("noise") - pl.col("noise").mean().over("session"))
+        * (pl.col("names") / (pl.col("names") - 1)).sqrt())
+    frame = frame.with_columns(z=pl.col("z") / (pl.col("z") ** 2).mean().sqrt())
+    tone = (strength * frame["z"] + math.sqrt(1 - strength**2) * frame["noise"]).to_numpy()
 
     opens = dict(zip(calendar.sessions.astype("datetime64[D]").astype(object).tolist(),
                      calendar.opens.tolist(), strict=True))

@@ -31,6 +31,7 @@ class Warehouse:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = self._connect()
+        self.con.execute("SET TimeZone = 'UTC'")  # every timestamp in and out is UTC
         if read_only:
             check_schema(self.con, self.path)
         else:

@@ -260,6 +260,7 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
         task = bar.add_task("score", total=total)
         summary = extract(wh, engine, mode=mode, since=since, limit=limit,
                           progress=lambda done, _: bar.update(task, completed=done))
+        bar.update(task, completed=total)
     return summary
 
 
@@ -328,6 +329,81 @@ def llm_eval(ctx, data_path, text_col, label_col, spec, mode, limit, as_json):
                                title="confusion (rows: truth)"))
 
     emit(metrics, as_json, render)
+
+
+# ------------------------------------------------------------------ research
+
+def panel_params(config: Config, horizons: tuple[int, ...] | None = None):
+    from quant.pipeline import PanelParams
+
+    p = config.pipeline
+    return PanelParams(execution_lag=p.execution_lag, half_life=p.half_life,
+                       horizons=horizons or p.horizons, winsorize=p.winsorize,
+                       min_history=p.min_history, min_price=p.min_price)
+
+
+def _horizons(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(h) for h in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"--horizons takes integers like 1,5,20, not {text!r}") from None
+
+
+def evaluate_report(config: Config, wh, signal: str | None = None, horizons=None, since=None,
+                    until=None) -> dict:
+    from quant.evaluate import evaluate_signal
+    from quant.pipeline import panel_from_warehouse
+
+    params = panel_params(config, horizons)
+    panel, which = panel_from_warehouse(wh, params, since=since, until=until,
+                                        calendar=config.data.calendar)
+    report = evaluate_signal(panel, signal or config.evaluate.signal, params.horizons,
+                             config.evaluate.quantiles)
+    report["signals"] = {"model_id": which.model_id, "fingerprint": which.model_fingerprint,
+                         "prompt_version": which.prompt_version, "mode": which.mode}
+    return report
+
+
+@cli.command("evaluate")
+@click.option("--signal", default=None, help="Panel column (default: [evaluate].signal).")
+@click.option("--horizons", default=None, help="Comma-separated sessions, e.g. 1,5,20.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@json_option
+@click.pass_context
+def evaluate_cmd(ctx, signal, horizons, since, until, as_json):
+    """IC, rank IC, decay, quantile returns, turnover, coverage and calibration."""
+    config = config_of(ctx)
+    with open_warehouse(config, read_only=True) as wh:
+        report = evaluate_report(config, wh, signal, _horizons(horizons),
+                                 since.date() if since else None, until.date() if until else None)
+    emit(report, as_json, render_evaluation)
+
+
+def _fmt(value, digits: int = 4):
+    return "" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else value)
+
+
+def render_evaluation(report: dict) -> None:
+    rows = []
+    for h, e in report["horizons"].items():
+        rows.append({"horizon": h, "IC": _fmt(e["ic"]["mean"]), "IC t": _fmt(e["ic"]["t_stat"], 2),
+                     "rank IC": _fmt(e["rank_ic"]["mean"]), "ICIR": _fmt(e["rank_ic"]["icir"], 3),
+                     "pooled IC [95%]": f"{_fmt(e['pooled_ic']['ic'], 3)} "
+                     f"[{_fmt(e['pooled_ic']['low'], 3)}, {_fmt(e['pooled_ic']['high'], 3)}]",
+                     "top-bottom": _fmt(e.get("top_minus_bottom", {}).get("mean"), 5),
+                     "hit rate": _fmt(e["hit_rate"], 3), "rows": e["rows"]})
+    s = report["signals"]
+    console.print(table_of(rows, title=f"{report['signal']} — {s['model_id']} "
+                                       f"{s['fingerprint']} {s['prompt_version']}"))
+    c = report["coverage"]
+    console.print(f"coverage: {c['tickers']}/{c['universe_tickers']} tickers, "
+                  f"{c['sessions']}/{c['universe_sessions']} sessions, "
+                  f"{c['row_share']:.1%} of universe rows")
+    first = next(iter(report["horizons"].values()))
+    console.print(f"dropped rows: {first['dropped']}")
 
 
 # ------------------------------------------------------------------ demo

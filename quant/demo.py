@@ -21,7 +21,7 @@ console = Console(stderr=True)
 
 
 def run_demo(root: Path, quiet: bool = False) -> dict:
-    from quant.cli import init_workspace, table_of
+    from quant.cli import init_workspace, score_documents, table_of
 
     started = time.perf_counter()
     say = (lambda *a: None) if quiet else console.print
@@ -38,6 +38,8 @@ def run_demo(root: Path, quiet: bool = False) -> dict:
         say("[bold]2/2[/] ingesting the generated news corpus (planted effect, strength 0.3)")
         results += ingest_files(wh, "news", [news_path])
         summary["ingest"] = [r.as_dict() for r in results]
+        say("[bold]3[/] scoring the news with the default local model")
+        summary["score"] = score_documents(config, wh, quiet=quiet)
         summary["warehouse"] = warehouse_status(wh)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     if not quiet:

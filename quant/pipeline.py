@@ -1,0 +1,228 @@
+"""The point-in-time daily panel: signals aligned to the first session they can be traded in,
+aggregated per (ticker, session), carried with exponential decay, standardised across tickers,
+and joined to forward returns measured from that session's execution price.
+
+Time rules (DESIGN.md): a signal is tradable at the open of the first session whose open is
+strictly after its `published_at`, plus `execution_lag` sessions. Every panel row carries the
+latest `published_at` it used and its decision time (that session's open); `build_panel` fails
+loudly if any row used a document published at or after its decision time.
+
+Forward returns run open to open in adjusted terms (adj_open = open * adj_close / close): enter
+at the decision session's open, exit at the open h sessions later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from data.calendar import TradingCalendar, get_calendar
+from data.errors import DataError
+from data.warehouse import Warehouse
+
+
+class LookAheadError(DataError):
+    """A panel row used information published after its decision time."""
+
+
+@dataclass(frozen=True)
+class PanelParams:
+    execution_lag: int = 0
+    half_life: float = 2.0            # sessions; 0 = no carry-over
+    horizons: tuple[int, ...] = (1, 5, 10, 20)
+    winsorize: float = 3.0            # clip z-scores at +-this (0 = off)
+    min_history: int = 20             # sessions of prices before a ticker enters the universe
+    min_price: float = 1.0
+    min_weight: float = 0.05          # below this decayed confidence, the signal is stale: null
+
+
+@dataclass(frozen=True)
+class SignalSet:
+    """Which signals: one model fingerprint, prompt version and mode."""
+
+    model_fingerprint: str
+    prompt_version: str
+    mode: str
+    model_id: str = ""
+
+
+def available_signal_sets(wh: Warehouse) -> pl.DataFrame:
+    return wh.query(
+        "SELECT model_id, model_fingerprint, prompt_version, mode, count(*) AS rows, "
+        "count(*) FILTER (WHERE status = 'ok') AS ok, max(created_at) AS latest "
+        "FROM signals GROUP BY ALL ORDER BY latest DESC")
+
+
+def choose_signal_set(wh: Warehouse, fingerprint: str | None = None,
+                      prompt_version: str | None = None, mode: str | None = None) -> SignalSet:
+    """The most recently written set matching the filters."""
+    sets = available_signal_sets(wh)
+    for column, value in (("model_fingerprint", fingerprint), ("prompt_version", prompt_version),
+                          ("mode", mode)):
+        if value is not None:
+            sets = sets.filter(pl.col(column) == value)
+    if sets.is_empty():
+        raise DataError("no signals in the warehouse for that model/prompt/mode: run "
+                        "`quant score` first")
+    row = sets.row(0, named=True)
+    return SignalSet(row["model_fingerprint"], row["prompt_version"], row["mode"],
+                     row["model_id"])
+
+
+def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
+                 until: date | None = None) -> pl.DataFrame:
+    """ok signals of one set, with the story key used for novelty."""
+    return wh.con.execute("""
+        SELECT s.doc_id, s.section, s.ticker, s.published_at, s.sentiment, s.confidence,
+               s.event_type,
+               left(regexp_replace(lower(coalesce(d.title, d.body)), '[^a-z0-9]+', ' ', 'g'),
+                    120) AS story
+        FROM signals s JOIN documents d USING (doc_id)
+        WHERE s.status = 'ok' AND s.model_fingerprint = $fp AND s.prompt_version = $pv
+          AND s.mode = $mode
+          AND ($since IS NULL OR s.published_at >= $since::DATE)
+          AND ($until IS NULL OR s.published_at < $until::DATE + INTERVAL 1 DAY)
+    """, {"fp": which.model_fingerprint, "pv": which.prompt_version, "mode": which.mode,
+          "since": since, "until": until}).pl()
+
+
+def load_prices(wh: Warehouse, since: date | None = None, until: date | None = None
+                ) -> pl.DataFrame:
+    return wh.con.execute("""
+        SELECT ticker, session, open, close, adj_close, volume FROM prices
+        WHERE ($since IS NULL OR session >= $since::DATE) AND ($until IS NULL OR session <= $until::DATE)
+        ORDER BY ticker, session
+    """, {"since": since, "until": until}).pl()
+
+
+def align(signals: pl.DataFrame, calendar: TradingCalendar, lag: int = 0) -> pl.DataFrame:
+    """Add `session` and `decision_at` (that session's open) to every signal."""
+    if signals.is_empty():
+        return signals.with_columns(session=pl.lit(None, pl.Date),
+                                    decision_at=pl.lit(None, pl.Datetime("us", "UTC")))
+    aligned = calendar.align(signals["published_at"], lag)
+    return signals.with_columns(aligned)
+
+
+def _decay(half_life: float) -> float:
+    return 0.0 if half_life <= 0 else 0.5 ** (1.0 / half_life)
+
+
+def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
+    """Per (ticker, session): confidence-weighted sentiment inputs, counts, novelty, events."""
+    first_seen = aligned.group_by("story").agg(first_at=pl.col("published_at").min())
+    return (
+        aligned.join(first_seen, on="story")
+        .with_columns(novel=pl.col("published_at") == pl.col("first_at"))
+        .group_by("ticker", "session")
+        .agg(
+            weighted=(pl.col("sentiment") * pl.col("confidence")).sum(),
+            weight=pl.col("confidence").sum(),
+            confidence_mean=pl.col("confidence").mean(),
+            n_docs=pl.col("doc_id").n_unique(),
+            novelty=pl.col("story").filter(pl.col("novel")).n_unique(),
+            event_types=pl.col("event_type").unique().sort(),
+            latest_published_at=pl.col("published_at").max(),
+        )
+    )
+
+
+def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams = PanelParams(),
+                calendar: TradingCalendar | None = None) -> pl.DataFrame:
+    """The daily panel for every (ticker, session) with a price."""
+    calendar = calendar or get_calendar("XNYS")
+    decay = _decay(params.half_life)
+    alpha = 1.0 - decay
+
+    opens = pl.DataFrame({
+        "session": pl.Series(calendar.sessions).cast(pl.Date),
+        "decision_at": pl.Series(calendar.opens).dt.replace_time_zone("UTC"),
+        "session_idx": np.arange(len(calendar.sessions)),
+    })
+    base = (
+        prices.lazy()
+        .join(opens.lazy(), on="session", how="left")
+        .with_columns(adj_open=pl.col("open") * pl.col("adj_close") / pl.col("close"))
+        .with_columns(adj_open=pl.coalesce("adj_open", pl.col("adj_close").shift(1)
+                                           .over("ticker", order_by="session")))
+        .sort("ticker", "session")
+    )
+    per_day = aggregate(align(signals, calendar, params.execution_lag)).lazy()
+    panel = base.join(per_day, on=["ticker", "session"], how="left").with_columns(
+        pl.col("weighted").fill_null(0.0), pl.col("weight").fill_null(0.0),
+        pl.col("n_docs").fill_null(0), pl.col("novelty").fill_null(0),
+        row_in_ticker=pl.int_range(pl.len()).over("ticker", order_by="session"),
+    )
+    # Exponentially decayed sums, exactly: ewm_mean * sum of the weights decay**k.
+    norm = (1 - decay ** (pl.col("row_in_ticker") + 1)) / (1 - decay) if decay > 0 else 1.0
+    panel = panel.with_columns(
+        flow=pl.col("weighted").ewm_mean(alpha=alpha, adjust=True).over(
+            "ticker", order_by="session") * norm,
+        decayed_weight=pl.col("weight").ewm_mean(alpha=alpha, adjust=True).over(
+            "ticker", order_by="session") * norm,
+        latest_published_at=pl.col("latest_published_at").cum_max().over(
+            "ticker", order_by="session") if decay > 0 else pl.col("latest_published_at"),
+    ).with_columns(
+        sentiment=pl.when(pl.col("decayed_weight") >= params.min_weight)
+        .then(pl.col("flow") / pl.col("decayed_weight")).otherwise(None),
+    )
+    if decay > 0:  # a stale carried value still names the document it came from
+        panel = panel.with_columns(latest_published_at=pl.when(pl.col("sentiment").is_not_null())
+                                   .then("latest_published_at").otherwise(None))
+    # Forward returns, open to open, h sessions later on the exchange calendar.
+    for h in params.horizons:
+        later = pl.col("adj_open").shift(-h).over("ticker", order_by="session")
+        contiguous = pl.col("session_idx").shift(-h).over("ticker", order_by="session") == (
+            pl.col("session_idx") + h)
+        panel = panel.with_columns(
+            pl.when(contiguous).then(later / pl.col("adj_open") - 1).otherwise(None)
+            .alias(f"fwd_ret_{h}"))
+    # Universe: a price and volume today, enough history, not a penny stock.
+    panel = panel.with_columns(
+        in_universe=pl.col("adj_open").is_not_null() & pl.col("close").is_not_null()
+        & (pl.col("volume").fill_null(0) > 0) & (pl.col("row_in_ticker") >= params.min_history)
+        & (pl.col("close") >= params.min_price))
+    # Cross-sectional transforms over the universe names with a signal.
+    live = pl.col("in_universe") & pl.col("sentiment").is_not_null()
+    mean = pl.col("sentiment").filter(live).mean().over("session")
+    std = pl.col("sentiment").filter(live).std().over("session")
+    z = (pl.col("sentiment") - mean) / std
+    if params.winsorize > 0:
+        z = z.clip(-params.winsorize, params.winsorize)
+    panel = panel.with_columns(
+        sentiment_z=pl.when(live & (std > 0)).then(z).otherwise(None),
+        sentiment_rank=pl.when(live).then(
+            (pl.col("sentiment").rank("average").over(pl.col("session"), live) - 1)
+            / (live.sum().over("session") - 1).clip(lower_bound=1)).otherwise(None),
+    )
+    out = panel.drop("weighted", "weight", "row_in_ticker", "flow").sort(
+        "ticker", "session").collect()
+    check_no_lookahead(out)
+    return out
+
+
+def check_no_lookahead(panel: pl.DataFrame) -> None:
+    """Fail loudly if any row used a document published at or after its decision time."""
+    bad = panel.filter(pl.col("latest_published_at") >= pl.col("decision_at"))
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise LookAheadError(
+            f"look-ahead: {bad.height} panel rows use documents published at or after their "
+            f"decision time; first: {row['ticker']} {row['session']} used a document published "
+            f"{row['latest_published_at']} for a decision at {row['decision_at']}. Check the "
+            "calendar alignment and the time zone of the input timestamps.")
+
+
+def panel_from_warehouse(wh: Warehouse, params: PanelParams = PanelParams(),
+                         which: SignalSet | None = None, since: date | None = None,
+                         until: date | None = None, calendar: str = "XNYS"
+                         ) -> tuple[pl.DataFrame, SignalSet]:
+    which = which or choose_signal_set(wh)
+    signals = load_signals(wh, which, since, until)
+    prices = load_prices(wh, since, until)
+    if prices.is_empty():
+        raise DataError("no prices in the warehouse for that period: ingest prices first")
+    return build_panel(signals, prices, params, get_calendar(calendar)), which
