@@ -406,6 +406,71 @@ def render_evaluation(report: dict) -> None:
     console.print(f"dropped rows: {first['dropped']}")
 
 
+# ------------------------------------------------------------------ backtests
+
+def _params(pairs: tuple[str, ...]) -> dict:
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"--params takes key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@cli.command()
+@click.option("--strategy", "strategy_name", required=True)
+@click.option("--params", "pairs", multiple=True, help="Parameter override: key=value.")
+@click.option("--sweep", is_flag=True, help="Every point of the strategy's grid.")
+@click.option("--walk-forward", is_flag=True, help="Rolling train/test over the grid.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@json_option
+@click.pass_context
+def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, as_json):
+    """Backtest a strategy on the signal panel (vectorbt), store the run and write its report."""
+    from quant import runs
+
+    if sweep and walk_forward:
+        raise click.BadParameter("choose --sweep or --walk-forward, not both")
+    config = config_of(ctx)
+    mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
+    with open_warehouse(config) as wh:
+        summary = runs.run(config, wh, strategy_name, _params(pairs), mode,
+                           since.date() if since else None, until.date() if until else None)
+    emit(summary, as_json, lambda s: console.print(table_of(
+        [{"": k, "value": _fmt(v, 3)} for k, v in s.items()], title="backtest")))
+
+
+@cli.command()
+@click.argument("run_id", default="latest")
+@json_option
+@click.pass_context
+def report(ctx, run_id, as_json):
+    """Write the HTML report of a stored run (RUN_ID or `latest`)."""
+    from quant import runs
+
+    config = config_of(ctx)
+    with open_warehouse(config, read_only=True) as wh:
+        summary = runs.render(config, wh, run_id)
+    emit(summary, as_json, lambda s: console.print(f"report: [bold]{s['report']}[/]"))
+
+
+@cli.command("strategies")
+@json_option
+def strategies_cmd(as_json):
+    """The registered strategies with their parameters and grids."""
+    from strategies import REGISTRY, get_strategy
+
+    get_strategy("buy_and_hold")  # loads the built-ins
+    rows = [{"name": s.name, "description": s.description, "defaults": s.defaults,
+             "grid": s.grid} for s in REGISTRY.values()]
+    emit(rows, as_json, lambda r: console.print(table_of(r, title="strategies")))
+
+
 # ------------------------------------------------------------------ demo
 
 @cli.command()

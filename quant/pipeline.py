@@ -166,6 +166,8 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
         latest_published_at=pl.col("latest_published_at").cum_max().over(
             "ticker", order_by="session") if decay > 0 else pl.col("latest_published_at"),
     ).with_columns(
+        sentiment_today=pl.when(pl.col("weight") > 0)
+        .then(pl.col("weighted") / pl.col("weight")).otherwise(None),
         sentiment=pl.when(pl.col("decayed_weight") >= params.min_weight)
         .then(pl.col("flow") / pl.col("decayed_weight")).otherwise(None),
     )

@@ -1,0 +1,228 @@
+"""Backtest reports: `reports/<run_id>/report.html` (one self-contained file, plotly.js
+embedded, so it opens with no network), `metrics.json` and `equity.png`.
+
+The report shows the strategy against its benchmark (equity, drawdown, rolling Sharpe, monthly
+returns), the signal's evaluation (IC series, decay, quantile returns, turnover, coverage), the
+sweep heat map and walk-forward windows when the run has them, and the run's provenance.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from quant import stats
+
+ROLLING = 63
+
+
+def _figure_html(fig: go.Figure, div_id: str) -> str:
+    fig.update_layout(template="plotly_white", height=360, margin=dict(l=50, r=20, t=50, b=40))
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def equity_figure(returns: pd.Series, benchmark: pd.Series | None) -> go.Figure:
+    fig = go.Figure()
+    fig.add_scatter(x=returns.index, y=(1 + returns).cumprod(), name="strategy")
+    if benchmark is not None:
+        fig.add_scatter(x=benchmark.index, y=(1 + benchmark).cumprod(), name="benchmark",
+                        line=dict(dash="dot"))
+    return fig.update_layout(title="Equity (growth of 1)")
+
+
+def drawdown_figure(returns: pd.Series) -> go.Figure:
+    curve = (1 + returns).cumprod()
+    drawdown = curve / curve.cummax() - 1
+    return go.Figure(go.Scatter(x=drawdown.index, y=drawdown, fill="tozeroy",
+                                name="drawdown")).update_layout(title="Drawdown")
+
+
+def rolling_sharpe_figure(returns: pd.Series) -> go.Figure:
+    roll = returns.rolling(ROLLING)
+    sharpe = roll.mean() / roll.std() * np.sqrt(stats.PERIODS)
+    return go.Figure(go.Scatter(x=sharpe.index, y=sharpe, name="rolling Sharpe")).update_layout(
+        title=f"Rolling Sharpe ({ROLLING} sessions)")
+
+
+def monthly_figure(returns: pd.Series) -> go.Figure:
+    monthly = (1 + returns).groupby([returns.index.year, returns.index.month]).prod() - 1
+    table = monthly.unstack()
+    return go.Figure(go.Heatmap(z=table.to_numpy() * 100, x=[str(m) for m in table.columns],
+                                y=[str(y) for y in table.index], colorscale="RdYlGn", zmid=0,
+                                colorbar=dict(title="%"))).update_layout(
+        title="Monthly returns (%)", xaxis_title="month")
+
+
+def ic_figures(evaluation: dict) -> list[tuple[str, go.Figure]]:
+    figures = []
+    daily = pd.DataFrame(evaluation.get("daily_ic", []))
+    if not daily.empty:
+        daily["session"] = pd.to_datetime(daily["session"])
+        rolling = daily.set_index("session")["rank_ic"].rolling(21, min_periods=5).mean()
+        fig = go.Figure()
+        fig.add_bar(x=daily["session"], y=daily["rank_ic"], name="daily rank IC", opacity=0.35)
+        fig.add_scatter(x=rolling.index, y=rolling, name="21-session mean")
+        figures.append(("ic_series", fig.update_layout(title="Rank IC (horizon 1)")))
+    decay = {str(h): v for h, v in evaluation.get("decay", {}).items() if v is not None}
+    if decay:
+        figures.append(("ic_decay", go.Figure(go.Bar(x=list(decay), y=list(decay.values())))
+                        .update_layout(title="IC decay: mean rank IC by horizon (sessions)")))
+    first = next(iter(evaluation.get("horizons", {}).values()), {})
+    quantiles = first.get("mean_return_by_quantile")
+    if quantiles:
+        figures.append(("quantiles", go.Figure(go.Bar(
+            x=[f"Q{q}" for q in quantiles], y=[v * 1e4 for v in quantiles.values()]))
+            .update_layout(title="Mean next-session return by signal quantile (bp)")))
+    return figures
+
+
+def turnover_figure(daily_turnover: pd.Series | None, evaluation: dict) -> go.Figure | None:
+    if daily_turnover is None or daily_turnover.empty:
+        return None
+    fig = go.Figure(go.Scatter(x=daily_turnover.index,
+                               y=daily_turnover.rolling(21, min_periods=1).mean(),
+                               name="strategy (21-session mean)"))
+    first = next(iter(evaluation.get("horizons", {}).values()), {})
+    for side, value in (first.get("turnover") or {}).items():
+        if value is not None:
+            fig.add_hline(y=value, line_dash="dot", annotation_text=f"signal {side} quantile")
+    return fig.update_layout(title="Turnover (share of the book traded per session)")
+
+
+def sweep_figure(sweep: pd.DataFrame | None) -> go.Figure | None:
+    if sweep is None or sweep.empty:
+        return None
+    params = [c for c in sweep.columns if c not in ("sharpe",) and sweep[c].nunique() > 1]
+    if len(params) >= 2:
+        table = sweep.pivot_table(index=params[0], columns=params[1], values="sharpe",
+                                  aggfunc="max")
+        fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns],
+                                   y=[str(i) for i in table.index], colorscale="Viridis",
+                                   colorbar=dict(title="Sharpe")))
+        return fig.update_layout(title="Sweep: Sharpe by parameters", xaxis_title=params[1],
+                                 yaxis_title=params[0])
+    label = sweep[params[0]].astype(str) if params else sweep.index.astype(str)
+    return go.Figure(go.Bar(x=label, y=sweep["sharpe"])).update_layout(title="Sweep: Sharpe")
+
+
+def walk_forward_figure(windows: list[dict] | None) -> go.Figure | None:
+    if not windows:
+        return None
+    fig = go.Figure()
+    fig.add_bar(x=[str(w["test_start"]) for w in windows],
+                y=[w.get("test_sharpe") for w in windows], name="out-of-sample Sharpe",
+                text=[json.dumps(w["params"], default=str) for w in windows])
+    fig.add_scatter(x=[str(w["test_start"]) for w in windows],
+                    y=[w.get("train_sharpe") for w in windows], name="in-sample Sharpe",
+                    mode="markers+lines")
+    return fig.update_layout(title="Walk-forward windows (test start)")
+
+
+def _table(rows: dict | list[dict], title: str) -> str:
+    if isinstance(rows, dict):
+        rows = [{"key": k, "value": v} for k, v in rows.items()]
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r.values())
+                   + "</tr>" for r in rows)
+    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return "" if value is None else str(value)
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:8px 0 24px}td,th{border:1px solid #ddd;padding:4px 8px;
+font-size:13px;text-align:left}h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}"""
+
+
+def write_report(directory: Path, run: dict, returns: pd.Series, benchmark: pd.Series | None,
+                 evaluation: dict, daily_turnover: pd.Series | None = None,
+                 sweep: pd.DataFrame | None = None, windows: list[dict] | None = None) -> Path:
+    """Write report.html, metrics.json and equity.png for one run; returns the HTML path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    figures: list[tuple[str, go.Figure]] = [
+        ("equity", equity_figure(returns, benchmark)),
+        ("drawdown", drawdown_figure(returns)),
+        ("rolling_sharpe", rolling_sharpe_figure(returns)),
+        ("monthly", monthly_figure(returns)),
+        *ic_figures(evaluation),
+    ]
+    for name, fig in (("turnover", turnover_figure(daily_turnover, evaluation)),
+                      ("sweep", sweep_figure(sweep)), ("walk_forward",
+                                                       walk_forward_figure(windows))):
+        if fig is not None:
+            figures.append((name, fig))
+    charts = "".join(f'<div class="chart">{_figure_html(fig, name)}</div>'
+                     for name, fig in figures)
+    metrics = run["metrics"]
+    bench = stats.summary(benchmark.to_numpy()) if benchmark is not None else {}
+    comparison = [{"metric": k, "strategy": metrics.get(k), "benchmark": bench.get(k)}
+                  for k in ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate",
+                            "total_return", "volatility", "turnover", "exposure")]
+    honest = {k: metrics[k] for k in ("deflated_sharpe", "pbo", "configurations", "windows")
+              if k in metrics}
+    first = next(iter(evaluation.get("horizons", {}).values()), {})
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{html.escape(run['run_id'])}</title><style>{_STYLE}</style>
+<script>window.__errors=[];window.addEventListener('error',function(e){{
+window.__errors.push(String(e.message))}});</script>
+<script type="text/javascript">{get_plotlyjs()}</script></head><body>
+<h1>{html.escape(run['strategy'])} — {html.escape(run['kind'])} — {html.escape(run['run_id'])}</h1>
+{_table(comparison, "Performance (strategy vs benchmark)")}
+{_table(honest, "Overfitting checks") if honest else ""}
+<div class="grid">{charts}</div>
+{_table(evaluation.get('coverage', {}), "Signal coverage")}
+{_table(first.get('dropped', {}), "Rows left out of the evaluation, by reason")}
+{_table(windows or [], "Walk-forward windows")}
+{_table(run['provenance'], "Provenance")}
+<div id="render-status"></div>
+<script>document.getElementById('render-status').textContent=
+'charts:'+document.querySelectorAll('.js-plotly-plot').length+';errors:'+window.__errors.length;
+</script></body></html>"""
+    path = directory / "report.html"
+    path.write_text(page)
+    (directory / "metrics.json").write_text(json.dumps(
+        {**run, "benchmark": bench, "evaluation": {k: v for k, v in evaluation.items()
+                                                   if k != "daily_ic"}},
+        indent=2, default=_json_default))
+    _equity_png(directory / "equity.png", returns, benchmark, run["strategy"])
+    return path
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def _equity_png(path: Path, returns: pd.Series, benchmark: pd.Series | None,
+                title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    ax.plot(returns.index, (1 + returns).cumprod(), label="strategy")
+    if benchmark is not None:
+        ax.plot(benchmark.index, (1 + benchmark).cumprod(), label="benchmark", linestyle=":")
+    ax.set_title(f"{title}: equity (growth of 1)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

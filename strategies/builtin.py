@@ -1,0 +1,10 @@
+"""Registers the built-in strategies (an explicit list, not string module paths)."""
+
+from strategies.base import register
+from strategies.buy_and_hold import BuyAndHold
+from strategies.event_drift import EventDrift
+from strategies.sentiment_long_short import SentimentLongShort
+from strategies.sentiment_momentum import SentimentMomentum
+
+for _strategy in (SentimentLongShort(), EventDrift(), SentimentMomentum(), BuyAndHold()):
+    register(_strategy)

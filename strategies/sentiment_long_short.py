@@ -1,0 +1,25 @@
+"""Long the most positive news tone, short the most negative.
+
+Every `rebalance` sessions, rank the universe by the sentiment signal (the decayed,
+confidence-weighted, cross-sectionally standardised tone), go long the top `quantile` and short
+the bottom `quantile` in equal weights, dollar neutral. Why: tone that the market has not yet
+priced drifts into returns over the next sessions (the planted effect, and the literature on
+news sentiment).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from strategies.base import long_short
+
+
+class SentimentLongShort:
+    name = "sentiment_long_short"
+    description = "long top / short bottom quantile of news sentiment, rebalanced every N"
+    defaults = {"quantile": 0.25, "rebalance": 1, "signal": "sentiment_z", "gross": 1.0}
+    grid = {"quantile": [0.25, 0.5], "rebalance": [1, 2, 5, 10]}
+
+    def weights(self, panel: pl.DataFrame, quantile: float = 0.25, rebalance: int = 1,
+                signal: str = "sentiment_z", gross: float = 1.0) -> pl.DataFrame:
+        return long_short(panel, signal, quantile, rebalance, gross)
