@@ -103,7 +103,8 @@ def simulate(prices: pd.DataFrame, weights: list[pd.DataFrame], settings: Settin
         init_cash=settings.init_cash, cash_sharing=True, group_by="config", call_seq="auto",
         freq="1D")
     value = portfolio.value()
-    returns = value.pct_change().fillna(0.0)
+    # The first session's return is against the starting cash, so its costs count.
+    returns = value.div(value.shift(1).fillna(settings.init_cash)) - 1
     returns.columns = range(n)
     held = [w.ffill().fillna(0.0).to_numpy() for w in weights]
     turnover = np.array([np.abs(np.diff(h, axis=0)).sum(1).mean() / 2 * stats.PERIODS

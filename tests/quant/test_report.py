@@ -1,0 +1,98 @@
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from data.ingest import ingest_files
+from data.samples import sample_prices_path, write_sample_news
+from quant import runs
+from quant.cli import init_workspace
+from quant.config import load_config
+from tests.quant.helpers import write_signals
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A workspace with the bundled prices, the generated news and fixture signals."""
+    from data.warehouse import Warehouse
+
+    root = tmp_path_factory.mktemp("ws")
+    init_workspace(root)
+    (root / "quant.toml").write_text((root / "quant.toml").read_text().replace(
+        "[backtest]", "[backtest]\nwalk_forward_train = 126\nwalk_forward_test = 63"))
+    config = load_config(root)
+    with Warehouse(config.warehouse_path) as wh:
+        ingest_files(wh, "prices", [sample_prices_path()])
+        prices = wh.query("SELECT ticker, session, open, close, adj_close FROM prices")
+        ingest_files(wh, "news", [write_sample_news(root / "news.parquet", prices)])
+        write_signals(wh, wh.query("""
+            SELECT doc_id, tickers[1] AS ticker, published_at,
+                   meta->>'event_type' AS event_type, 0.8 AS confidence,
+                   least(greatest((meta->>'planted_tone')::DOUBLE / 2, -1), 1) AS sentiment
+            FROM documents"""))
+    return config
+
+
+@pytest.fixture(scope="module")
+def reports(workspace):
+    from data.warehouse import Warehouse
+
+    with Warehouse(workspace.warehouse_path) as wh:
+        return {mode: runs.run(workspace, wh, "sentiment_long_short", {}, mode)
+                for mode in ("single", "sweep", "walk_forward")}
+
+
+def test_runs_are_stored_with_their_artifacts(workspace, reports):
+    from data.warehouse import Warehouse
+
+    with Warehouse(workspace.warehouse_path, read_only=True) as wh:
+        stored = wh.query("SELECT run_id, kind, metrics FROM backtests")
+    assert stored.height == 3 and set(stored["kind"]) == {"single", "sweep", "walk_forward"}
+    sweep = json.loads(stored.filter(stored["kind"] == "sweep")["metrics"][0])
+    assert sweep["configurations"] == 8 and 0 <= sweep["deflated_sharpe"]["dsr"] <= 1
+    for summary in reports.values():
+        folder = workspace.reports_dir / summary["run_id"]
+        assert {"report.html", "metrics.json", "equity.png"} <= {p.name for p in
+                                                                   folder.iterdir()}
+        assert (folder / "equity.png").read_bytes()[:4] == b"\x89PNG"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["provenance"]["fingerprint"] == "fixture"
+    # The planted effect makes the single run profitable against its costs.
+    assert reports["single"]["sharpe"] > 1
+
+
+def test_report_is_self_contained(reports):
+    page = open(reports["sweep"]["report"]).read()
+    assert "<script src=" not in page  # plotly.js is inline: opens with no network
+    for div in ("equity", "drawdown", "rolling_sharpe", "monthly", "ic_series", "ic_decay",
+                "quantiles", "sweep"):
+        assert f'id="{div}"' in page, div
+    assert "Provenance" in page and "Signal coverage" in page
+
+
+def test_report_renders_in_headless_chromium(reports, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    for summary in reports.values():
+        done = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=15000", "--dump-dom", f"file://{summary['report']}"],
+            capture_output=True, text=True, timeout=180)
+        status = re.search(r'id="render-status">charts:(\d+);errors:(\d+)<', done.stdout)
+        assert status, done.stderr[-2000:]
+        page = open(summary["report"]).read()
+        expected = page.count('class="chart"')
+        assert int(status.group(1)) == expected and int(status.group(2)) == 0
+
+
+def test_report_latest_rerenders(workspace, reports):
+    from data.warehouse import Warehouse
+
+    with Warehouse(workspace.warehouse_path, read_only=True) as wh:
+        again = runs.render(workspace, wh, "latest")
+    assert again["run_id"] == reports["walk_forward"]["run_id"]
