@@ -198,29 +198,29 @@ def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = S
     return result
 
 
-def run_id(strategy: str, kind: str, params: object, period: tuple) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    digest = hashlib.sha256(json.dumps([strategy, kind, params, period], default=str)
-                            .encode()).hexdigest()[:6]
-    return f"{stamp}-{strategy}-{kind}-{digest}"
+def run_id(strategy: str, kind: str, key: object) -> str:
+    """Deterministic: the same strategy, parameters, period, signals and costs give the same id,
+    so running a backtest again reuses its stored result."""
+    digest = hashlib.sha256(json.dumps([strategy, kind, key], default=str, sort_keys=True)
+                            .encode()).hexdigest()[:10]
+    return f"{strategy}-{kind}-{digest}"
 
 
-def save(wh, result: Result, settings: Settings, signals: dict | None = None,
-         best: int | None = None) -> str:
-    """Record the run in `backtests`; returns its run id."""
+def save(wh, result: Result, settings: Settings, rid: str, signals: dict | None = None) -> str:
+    """Record the run in `backtests` under `rid`."""
     index = result.returns.index
     period = (index[0].date(), index[-1].date())
-    chosen = result.best if best is None else best
-    params = result.params[chosen] if result.kind != "walk_forward" else result.params[0]
+    chosen = result.best if result.kind == "sweep" else 0
+    params = result.params[chosen]
     metrics = dict(result.metrics[chosen])
     metrics |= {k: v for k, v in result.extra.items() if k in ("deflated_sharpe", "pbo")}
     if result.kind == "sweep":
         metrics["configurations"] = len(result.params)
     if result.kind == "walk_forward":
         metrics["windows"] = len(result.extra["windows"])
-    rid = run_id(result.strategy, result.kind, params, period)
+        metrics |= result.extra["sweep"]
     wh.con.execute(
-        "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [rid, result.strategy, result.kind, json.dumps(params, default=str), period[0],
          period[1], json.dumps(metrics, default=_jsonable), json.dumps(signals or {}),
          json.dumps(asdict(settings)), datetime.now(timezone.utc)])

@@ -248,7 +248,8 @@ def progress_bar(description: str, quiet: bool = False):
 
 
 def score_documents(config: Config, wh, mode: str | None = None, spec: str | None = None,
-                    since=None, limit: int | None = None, quiet: bool = False) -> dict:
+                    since=None, limit: int | None = None, quiet: bool = False,
+                    on_progress=None) -> dict:
     """Load the model and score what is pending, with a progress bar."""
     from llm.extract import extract, pending
 
@@ -258,8 +259,12 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
     total = pending(wh, engine, mode, since, limit).height
     with progress_bar(f"scoring ({mode})", quiet) as bar:
         task = bar.add_task("score", total=total)
-        summary = extract(wh, engine, mode=mode, since=since, limit=limit,
-                          progress=lambda done, _: bar.update(task, completed=done))
+        def progress(done: int, total_: int) -> None:
+            bar.update(task, completed=done)
+            if on_progress:
+                on_progress(done, total_)
+
+        summary = extract(wh, engine, mode=mode, since=since, limit=limit, progress=progress)
         bar.update(task, completed=total)
     return summary
 
@@ -469,6 +474,74 @@ def strategies_cmd(as_json):
     rows = [{"name": s.name, "description": s.description, "defaults": s.defaults,
              "grid": s.grid} for s in REGISTRY.values()]
     emit(rows, as_json, lambda r: console.print(table_of(r, title="strategies")))
+
+
+# ------------------------------------------------------------------ schedule
+
+@cli.group()
+def schedule() -> None:
+    """Scheduled batch jobs (APScheduler cron lines from quant.toml)."""
+
+
+@schedule.command("start")
+@click.pass_context
+def schedule_start(ctx):
+    """Run the scheduler in the foreground until SIGTERM/SIGINT; logs each run."""
+    import logging
+
+    from quant.scheduler import Scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    Scheduler(config_of(ctx)).start()
+
+
+@schedule.command("once")
+@click.argument("job")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@json_option
+@click.pass_context
+def schedule_once(ctx, job, as_of, as_json):
+    """Run one job now (for system cron, CI or a one-shot container)."""
+    from quant.scheduler import run_once
+
+    row = run_once(config_of(ctx), job, as_of.date() if as_of else None)
+    emit(row, as_json, lambda r: console.print(table_of(
+        [{"": k, "value": _fmt(v, 3)} for k, v in r.items()], title=f"job {job}")))
+    if row["status"] in ("failed", "aborted"):
+        sys.exit(1)
+
+
+@schedule.command("status")
+@json_option
+@click.pass_context
+def schedule_status(ctx, as_json):
+    """Whether a scheduler runs, the next fire times, the latest runs."""
+    from quant.scheduler import status
+
+    info = status(config_of(ctx))
+
+    def render(s: dict) -> None:
+        holder = s["scheduler"]
+        console.print(f"scheduler: {'running ' + json.dumps(holder) if holder else 'not running'}")
+        console.print(table_of(s["schedules"], title="schedules"))
+        console.print(table_of(s["latest"], title="latest runs"))
+
+    emit(info, as_json, render)
+
+
+@schedule.command("history")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@click.pass_context
+def schedule_history(ctx, limit, as_json):
+    """Past job runs, newest first."""
+    from quant.scheduler import history
+
+    info = history(config_of(ctx), limit)
+    emit(info, as_json, lambda h: console.print(table_of(
+        [{k: str(_fmt(v))[:60] for k, v in r.items()} for r in h["runs"]],
+        title=f"job runs ({h['source']})")))
 
 
 # ------------------------------------------------------------------ demo

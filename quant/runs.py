@@ -50,9 +50,21 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
     params_panel = params_panel or panel_params(config)
     panel, which = panel_from_warehouse(wh, params_panel, which, calendar=config.data.calendar)
     start, end = signal_period(panel)
-    start, end = since or start, until or end
+    start, end = max(since, start) if since else start, min(until, end) if until else end
     panel = panel.filter(pl.col("session").is_between(start, end))
     settings = settings_of(config)
+    signals = {"model_id": which.model_id, "fingerprint": which.model_fingerprint,
+               "prompt_version": which.prompt_version, "mode": which.mode,
+               "ok_signals": int(panel["n_docs"].sum())}
+    key = {"params": params or {}, "period": [start, end], "signals": signals,
+           "settings": settings, "panel": params_panel,
+           "walk_forward": [config.backtest.walk_forward_train, config.backtest.walk_forward_test,
+                            config.backtest.metric] if mode == "walk_forward" else None,
+           "evaluate": [config.evaluate.signal, config.evaluate.quantiles]}
+    run_id = bt.run_id(strategy.name, mode, key)
+    if (config.reports_dir / run_id / "returns.parquet").exists() and wh.scalar(
+            "SELECT count(*) FROM backtests WHERE run_id = ?", [run_id]):
+        return {**render(config, wh, run_id), "cached": True}
     if mode == "sweep":
         result = bt.sweep(panel, strategy, settings)
     elif mode == "walk_forward":
@@ -63,9 +75,6 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
     benchmark = bt.backtest(panel, get_strategy(config.backtest.benchmark), {}, settings)
     evaluation = evaluate_signal(panel, config.evaluate.signal, params_panel.horizons,
                                  config.evaluate.quantiles)
-    signals = {"model_id": which.model_id, "fingerprint": which.model_fingerprint,
-               "prompt_version": which.prompt_version, "mode": which.mode}
-    run_id = bt.save(wh, result, settings, signals)
     best = result.best if result.kind == "sweep" else 0
     directory = config.reports_dir / run_id
     directory.mkdir(parents=True, exist_ok=True)
@@ -83,8 +92,8 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
     (directory / "evaluation.json").write_text(json.dumps(evaluation, default=str))
     (directory / "windows.json").write_text(json.dumps(result.extra.get("windows", []),
                                                        default=str))
-    summary = render(config, wh, run_id)
-    return summary
+    bt.save(wh, result, settings, run_id, signals)  # last: the artifacts exist once it is stored
+    return {**render(config, wh, run_id), "cached": False}
 
 
 def render(config: Config, wh, run_id: str) -> dict:

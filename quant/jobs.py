@@ -1,0 +1,242 @@
+"""Batch jobs: plain, importable, idempotent functions `(config, as_of, wh=None)`.
+
+`ingest` (new files in the inbox), `score` (documents not yet scored by the configured model
+and prompt), `evaluate`, `backtest` (the configured strategies), `report` (an index of the
+day's runs) and `daily` (all of them, in order). Each attempt writes a `job_runs` row when it
+starts and when it ends (ok, skipped, failed, aborted; `interrupted` when a later start finds it
+still `running` from a process that died). Re-running a job for the same `as_of` does no work
+twice: ingest and score skip what is done; evaluate, backtest and report skip an as_of that
+already finished ok.
+
+A stop request (SIGTERM/SIGINT in the scheduler) is honoured between files and scoring
+batches: the job stops there, committed work stays, and its row says `aborted`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from data.warehouse import Warehouse
+from quant.config import Config
+from quant.errors import JobError
+
+STOP = threading.Event()
+RERUN_WHEN_DONE = {"ingest", "score"}   # cheap to re-check; the others skip a finished as_of
+
+
+class JobAborted(JobError):
+    """The job stopped at a safe point because a stop was requested."""
+
+
+def check_stop() -> None:
+    if STOP.is_set():
+        raise JobAborted("stop requested: the job stopped at a safe point")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def log_path(config: Config) -> Path:
+    return config.root / "logs" / "job_runs.jsonl"
+
+
+def _log(config: Config, record: dict) -> None:
+    """Mirror of job_runs as JSON lines: readable while the scheduler holds the warehouse."""
+    path = log_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+
+
+@contextmanager
+def _warehouse(config: Config, wh: Warehouse | None):
+    if wh is not None:
+        yield wh
+        return
+    with Warehouse(config.warehouse_path) as own:
+        yield own
+
+
+def finished_ok(wh: Warehouse, job: str, as_of: date) -> bool:
+    return bool(wh.scalar("SELECT count(*) FROM job_runs WHERE job = ? AND as_of = ? "
+                          "AND status = 'ok'", [job, as_of]))
+
+
+def mark_interrupted(wh: Warehouse, config: Config) -> list[dict]:
+    """Rows left `running` by a process that is gone: mark them interrupted, return them."""
+    rows = wh.query("SELECT run_id, job, as_of, pid, host FROM job_runs "
+                    "WHERE status = 'running'").to_dicts()
+    stale = [r for r in rows if not _alive(r["pid"], r["host"])]
+    for row in stale:
+        wh.con.execute("UPDATE job_runs SET status = 'interrupted', finished_at = ?, error = "
+                       "'the process died while the job ran' WHERE run_id = ?",
+                       [_now(), row["run_id"]])
+        _log(config, {**row, "status": "interrupted", "at": _now()})
+    return stale
+
+
+def _alive(pid: int | None, host: str | None) -> bool:
+    if pid is None:
+        return False
+    if host != socket.gethostname():
+        return True  # a process on another machine cannot be checked from here: leave it
+    if pid == os.getpid():
+        return False  # a row from an earlier process that had our (reused) pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_job(name: str, config: Config, as_of: date, wh: Warehouse | None = None) -> dict:
+    """Run one job with its run row; returns the row as a dict."""
+    if name not in JOBS:
+        raise JobError(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
+    with _warehouse(config, wh) as warehouse:
+        return _tracked(name, config, as_of, warehouse, JOBS[name])
+
+
+def _tracked(name: str, config: Config, as_of: date, wh: Warehouse,
+             body: Callable[[Config, date, Warehouse], dict]) -> dict:
+    row = {"run_id": uuid.uuid4().hex[:12], "job": name, "as_of": as_of, "started_at": _now(),
+           "pid": os.getpid(), "host": socket.gethostname()}
+    if name not in RERUN_WHEN_DONE and finished_ok(wh, name, as_of):
+        row |= {"status": "skipped", "finished_at": _now(),
+                "counters": {"reason": f"{name} already finished ok for {as_of}"}}
+        _insert(wh, row)
+        _log(config, row)
+        return row
+    _insert(wh, {**row, "status": "running"})
+    _log(config, {**row, "status": "running"})
+    try:
+        counters = body(config, as_of, wh)
+        row |= {"status": "ok", "counters": counters}
+    except JobAborted as exc:
+        row |= {"status": "aborted", "error": str(exc)}
+    except Exception as exc:  # a job failure is recorded, never lost
+        row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    row["finished_at"] = _now()
+    wh.con.execute("UPDATE job_runs SET status = ?, finished_at = ?, counters = ?, error = ? "
+                   "WHERE run_id = ?", [row["status"], row["finished_at"],
+                                        json.dumps(row.get("counters"), default=str),
+                                        row.get("error"), row["run_id"]])
+    _log(config, row)
+    return row
+
+
+def _insert(wh: Warehouse, row: dict) -> None:
+    wh.con.execute(
+        "INSERT INTO job_runs (run_id, job, as_of, started_at, finished_at, status, counters, "
+        "error, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [row["run_id"], row["job"], row["as_of"], row["started_at"], row.get("finished_at"),
+         row["status"], json.dumps(row.get("counters"), default=str), row.get("error"),
+         row["pid"], row["host"]])
+
+
+# ------------------------------------------------------------------ the jobs
+
+def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
+    """Every file in inbox/prices, inbox/news and inbox/filings not ingested before."""
+    from data.ingest import ingest_files
+    from data.ingest.batch import expand_paths
+
+    counters: dict = {}
+    for kind in ("prices", "news", "filings"):
+        folder = config.inbox_dir / kind
+        files = expand_paths([folder]) if folder.exists() else []
+        totals = {"files": 0, "new_files": 0, "inserted": 0, "rejected": 0}
+        for path in files:
+            check_stop()
+            options = {"assume_zone": config.data.assume_zone} if kind == "news" else {}
+            for result in ingest_files(wh, kind, [path], **options):
+                totals["files"] += 1
+                totals["new_files"] += not result.skipped_file
+                totals["inserted"] += result.inserted
+                totals["rejected"] += result.rejected
+        counters[kind] = totals
+    return counters
+
+
+def score(config: Config, as_of: date, wh: Warehouse) -> dict:
+    """Every document not yet scored by the configured model and prompt."""
+    from quant.cli import score_documents
+
+    def stop_point(done: int, total: int) -> None:
+        check_stop()
+
+    summary = score_documents(config, wh, quiet=True, on_progress=stop_point)
+    return {k: summary[k] for k in ("pending", "ok", "abstain", "failed", "written",
+                                    "docs_per_s", "fingerprint", "prompt_version")}
+
+
+def evaluate(config: Config, as_of: date, wh: Warehouse) -> dict:
+    from quant.cli import evaluate_report
+
+    report = evaluate_report(config, wh, until=as_of)
+    path = config.reports_dir / "evaluations" / f"{as_of}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, default=str, indent=1))
+    first = next(iter(report["horizons"].values()))
+    return {"path": str(path), "rank_ic": first["rank_ic"]["mean"],
+            "pooled_ic": first["pooled_ic"]["ic"], "rows": first["rows"]}
+
+
+def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
+    from quant import runs
+
+    results = {}
+    for name in config.backtest.strategies:
+        check_stop()
+        summary = runs.run(config, wh, name, {}, "single", until=as_of)
+        results[name] = {"run_id": summary["run_id"], "sharpe": summary["sharpe"]}
+    return results
+
+
+def report(config: Config, as_of: date, wh: Warehouse) -> dict:
+    """An index page of the runs written up to `as_of`, newest first."""
+    runs_table = wh.query("SELECT run_id, strategy, kind, period_start, period_end, "
+                          "metrics->>'sharpe' AS sharpe, created_at FROM backtests "
+                          "WHERE period_end <= ? ORDER BY created_at DESC", [as_of])
+    lines = "".join(
+        f"<tr><td><a href='{r['run_id']}/report.html'>{r['run_id']}</a></td><td>{r['strategy']}"
+        f"</td><td>{r['kind']}</td><td>{r['period_start']} .. {r['period_end']}</td>"
+        f"<td>{float(r['sharpe'] or 0):.3f}</td></tr>" for r in runs_table.to_dicts())
+    path = config.reports_dir / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
+                    f"</head><body><h1>Backtest reports (as of {as_of})</h1><table border=1>"
+                    f"<tr><th>run</th><th>strategy</th><th>kind</th><th>period</th>"
+                    f"<th>Sharpe</th></tr>{lines}</table></body></html>")
+    return {"index": str(path), "runs": runs_table.height}
+
+
+def daily(config: Config, as_of: date, wh: Warehouse) -> dict:
+    """ingest -> score -> evaluate -> backtest -> report; each step has its own run row."""
+    steps = {}
+    for name in ("ingest", "score", "evaluate", "backtest", "report"):
+        check_stop()
+        row = _tracked(name, config, as_of, wh, JOBS[name])
+        steps[name] = row["status"]
+        if row["status"] == "aborted":
+            raise JobAborted(f"stopped during {name}")
+        if row["status"] == "failed":
+            raise JobError(f"{name} failed: {row.get('error')}")
+    return steps
+
+
+JOBS: dict[str, Callable[[Config, date, Warehouse], dict]] = {
+    "ingest": ingest, "score": score, "evaluate": evaluate, "backtest": backtest,
+    "report": report, "daily": daily,
+}
