@@ -36,7 +36,8 @@ class PanelParams:
     winsorize: float = 3.0            # clip z-scores at +-this (0 = off)
     min_history: int = 20             # sessions of prices before a ticker enters the universe
     min_price: float = 1.0
-    min_weight: float = 0.05          # below this decayed confidence, the signal is stale: null
+    stale_after: int | None = None    # sessions after the last document before the signal is
+    #                                   null; default 4 half-lives (its weight is then 1/16)
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,12 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
         pl.col("n_docs").fill_null(0), pl.col("novelty").fill_null(0),
         row_in_ticker=pl.int_range(pl.len()).over("ticker", order_by="session"),
     )
+    stale_after = (params.stale_after if params.stale_after is not None
+                   else round(4 * max(params.half_life, 0)))
+    last_news = pl.when(pl.col("n_docs") > 0).then(pl.col("row_in_ticker"))
+    panel = panel.with_columns(
+        age=pl.col("row_in_ticker") - last_news.forward_fill().over("ticker",
+                                                                      order_by="session"))
     # Exponentially decayed sums, exactly: ewm_mean * sum of the weights decay**k.
     norm = (1 - decay ** (pl.col("row_in_ticker") + 1)) / (1 - decay) if decay > 0 else 1.0
     panel = panel.with_columns(
@@ -168,7 +175,7 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
     ).with_columns(
         sentiment_today=pl.when(pl.col("weight") > 0)
         .then(pl.col("weighted") / pl.col("weight")).otherwise(None),
-        sentiment=pl.when(pl.col("decayed_weight") >= params.min_weight)
+        sentiment=pl.when((pl.col("age") <= stale_after) & (pl.col("decayed_weight") > 0))
         .then(pl.col("flow") / pl.col("decayed_weight")).otherwise(None),
     )
     if decay > 0:  # a stale carried value still names the document it came from
@@ -200,7 +207,7 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
             (pl.col("sentiment").rank("average").over(pl.col("session"), live) - 1)
             / (live.sum().over("session") - 1).clip(lower_bound=1)).otherwise(None),
     )
-    out = panel.drop("weighted", "weight", "row_in_ticker", "flow").sort(
+    out = panel.drop("weighted", "weight", "row_in_ticker", "flow", "age").sort(
         "ticker", "session").collect()
     check_no_lookahead(out)
     return out

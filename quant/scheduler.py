@@ -120,6 +120,8 @@ class Scheduler:
             if name not in jobs.JOBS:
                 raise JobError(f"[schedule.{name}] in quant.toml names no job; jobs: "
                                f"{', '.join(jobs.JOBS)}")
+        self.triggers = {name: trigger(entry.cron, entry.timezone)
+                         for name, entry in config.schedule.items()}  # bad lines fail here
         self.config = config
         self.lock = WorkspaceLock(config)
         self.stopped = threading.Event()
@@ -159,9 +161,8 @@ class Scheduler:
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": MISFIRE_GRACE_S})
-        for name, entry in self.config.schedule.items():
-            scheduler.add_job(self._run, trigger(entry.cron, entry.timezone), args=[name],
-                              id=name, name=name)
+        for name, rule in self.triggers.items():
+            scheduler.add_job(self._run, rule, args=[name], id=name, name=name)
         for name, as_of in self.catch_up():
             log.info("catching up: %s for %s", name, as_of)
             scheduler.add_job(self._run, args=[name, as_of], id=f"catch-up-{name}-{as_of}")

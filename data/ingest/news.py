@@ -242,6 +242,10 @@ def normalise_news(table: pl.DataFrame, mapping: dict[str, str] | None, source: 
                               .then(pl.lit("empty text")).otherwise(None))
 
 
+_GOOD_SCHEMA = {"title": pl.String, "body": pl.String, "source": pl.String, "url": pl.String,
+                "tickers": pl.List(pl.String), "meta": pl.String,
+                "ts": pl.Datetime("us", "UTC"), "tz_assumed": pl.String}
+
 _UPSERT_DOCUMENTS = """
 INSERT INTO documents (doc_id, kind, source, published_at, ingested_at, tz_assumed, tickers,
                        title, body, url, meta)
@@ -276,11 +280,10 @@ def ingest_news(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None 
     if table.height:
         checked = normalise_news(table, mapping, source or path.name.split(".")[0],
                                  assume_zone, known, path)
-    else:
+    else:  # every line was rejected while reading
         checked = pl.DataFrame(schema={"line": pl.Int64, "raw": pl.String,
-                                       "reason": pl.String})
-    good = checked.filter(pl.col("reason").is_null()).select(
-        "title", "body", "source", "url", "tickers", "meta", "ts", "tz_assumed")
+                                       "reason": pl.String} | _GOOD_SCHEMA)
+    good = checked.filter(pl.col("reason").is_null()).select(list(_GOOD_SCHEMA))
     bad = pl.concat([read_rejects, checked.filter(pl.col("reason").is_not_null())
                      .select(pl.col("line").cast(pl.Int64), "reason", "raw")])
     result.read = checked.height + read_rejects.height

@@ -63,7 +63,7 @@ def test_confidence_weighting_and_decay_half_life():
          "confidence": 0.25},
     ])
     panel = build_panel(signals, PRICES, PanelParams(half_life=2, min_history=0,
-                                                     min_weight=0.2), CAL)
+                                                     stale_after=4), CAL)
     aaa = panel.filter(pl.col("ticker") == "AAA").sort("session")
     monday = aaa.filter(pl.col("session") == date(2024, 3, 4)).row(0, named=True)
     assert monday["sentiment"] == pytest.approx(0.5)          # (0.75 - 0.25) / 1.0
@@ -73,7 +73,7 @@ def test_confidence_weighting_and_decay_half_life():
     assert later["decayed_weight"].to_list()[:4] == pytest.approx(
         [0.5 ** (k / 2) for k in range(1, 5)])
     assert later["sentiment"].drop_nulls().to_list() == pytest.approx([0.5] * 4)
-    # ... and goes stale (null) when the weight drops below min_weight.
+    # ... and goes stale (null) after `stale_after` sessions without news.
     assert later["sentiment"].to_list()[4:] == [None, None]
 
 
