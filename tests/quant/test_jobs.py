@@ -131,8 +131,9 @@ def test_sigkill_mid_score_then_restart_scores_each_document_once(tmp_path, tiny
     child = subprocess.Popen(_quant(config.root, "schedule", "once", "score", "--as-of",
                                     str(AS_OF)), env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    assert _wait_for(lambda: any(r["status"] == "running" for r in _log_rows(config)))
-    time.sleep(6)  # a few batches in
+    # Kill once a first chunk of signals is committed (the heartbeat says > 256 scored).
+    assert _wait_for(lambda: any(r.get("job") == "score" and r.get("progress", 0) > 300
+                                 for r in _log_rows(config)), timeout=300)
     assert child.poll() is None, "scoring finished before it could be killed"
     child.kill()
     child.wait()
@@ -146,7 +147,7 @@ def test_sigkill_mid_score_then_restart_scores_each_document_once(tmp_path, tiny
     scheduler = subprocess.Popen(_quant(config.root, "schedule", "start"), env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait_for(lambda: sum(r["status"] == "ok" and r["job"] == "score"
+        assert _wait_for(lambda: sum(r.get("status") == "ok" and r["job"] == "score"
                                      for r in _log_rows(config)) >= 1, timeout=300)
         # While the scheduler holds the warehouse, a second writer or reader gets a clear
         # message; the scheduler's status is still readable from the run log.
@@ -180,8 +181,8 @@ def test_sigterm_aborts_the_running_job_cleanly(tmp_path, tiny):
     assert run_once(config, "ingest", AS_OF)["status"] == "ok"
     scheduler = subprocess.Popen(_quant(config.root, "schedule", "start"),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert _wait_for(lambda: any(r["status"] == "running" for r in _log_rows(config)))
-    time.sleep(3)
+    assert _wait_for(lambda: any(r.get("job") == "score" and r.get("progress", 0) > 0
+                                 for r in _log_rows(config)), timeout=300)
     scheduler.send_signal(signal.SIGTERM)
     assert scheduler.wait(timeout=120) == 0
     assert WorkspaceLock(config).holder() is None

@@ -1,0 +1,52 @@
+"""The CPU path of the experts: sort the (token, expert) pairs by expert once, gather the
+tokens once, then one pair of GEMMs per expert that has tokens, on contiguous slices.
+
+fp8 weights are dequantised per expert on the fly (only the experts this batch uses), since
+the CPU has no fp8 matmul with block scales.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from llm.kernels.reference import block_dequant
+
+
+def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tensor | None,
+                topk_ids: torch.Tensor, topk_weights: torch.Tensor,
+                fp8: dict | None = None) -> torch.Tensor:
+    """x (T, H) -> (T, H). `fp8` = {"gate_up": (q, s), "down": (q, s)} replaces the weights."""
+    tokens, top_k = topk_ids.shape
+    flat = topk_ids.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    counts = torch.bincount(flat, minlength=_experts(gate_up, fp8)).tolist()
+    token_of = order // top_k
+    gathered = x.index_select(0, token_of)
+    weights = topk_weights.reshape(-1).index_select(0, order).to(x.dtype).unsqueeze(-1)
+    out = torch.empty_like(gathered)
+    start = 0
+    for expert, n in enumerate(counts):
+        if n == 0:
+            continue
+        rows = slice(start, start + n)
+        w1, w2 = _weights(expert, gate_up, down, fp8, x.dtype)
+        h = F.linear(gathered[rows], w1)
+        gate, up = h.chunk(2, dim=-1)
+        out[rows] = F.linear(F.silu(gate) * up, w2) * weights[rows]
+        start += n
+    result = torch.zeros_like(x)
+    result.index_add_(0, token_of, out)
+    return result
+
+
+def _experts(gate_up: torch.Tensor | None, fp8: dict | None) -> int:
+    return (fp8["gate_up"][0] if fp8 else gate_up).shape[0]
+
+
+def _weights(expert: int, gate_up, down, fp8, dtype):
+    if fp8 is None:
+        return gate_up[expert], down[expert]
+    (gq, gs), (dq, ds) = fp8["gate_up"], fp8["down"]
+    return (block_dequant(gq[expert], gs[expert], dtype=dtype),
+            block_dequant(dq[expert], ds[expert], dtype=dtype))

@@ -1,0 +1,133 @@
+"""The MoE block (routing, balancing, load statistics), the hook into Hugging Face MoE
+checkpoints, fp8 on load, and upcycling."""
+
+import copy
+
+import pytest
+import torch
+
+import llm
+from llm.moe import MoE, MoEConfig, load_entropy, route
+from llm.upcycle import moe_blocks, upcycle
+
+
+def route_by_definition(scores, bias, c: MoEConfig):
+    """Token by token, literally as the docstring says."""
+    weights, ids = [], []
+    for s, b in zip(scores, scores + bias, strict=True):
+        eligible = list(range(c.n_experts))
+        if c.n_groups > 1:
+            size = c.n_experts // c.n_groups
+            groups = [b[g * size:(g + 1) * size] for g in range(c.n_groups)]
+            value = [(sorted(g.tolist())[-2:] if c.scoring == "sigmoid" else [max(g.tolist())])
+                     for g in groups]
+            best = sorted(range(c.n_groups), key=lambda g: -sum(value[g]))[:c.topk_groups]
+            eligible = [e for g in best for e in range(g * size, (g + 1) * size)]
+        chosen = sorted(eligible, key=lambda e: -float(b[e]))[:c.top_k]
+        w = torch.stack([s[e] for e in chosen])
+        if c.norm_topk:
+            w = w / w.sum()
+        weights.append(w * c.route_scale)
+        ids.append(chosen)
+    return torch.stack(weights), torch.tensor(ids)
+
+
+@pytest.mark.parametrize("scoring", ["sigmoid", "softmax"])
+@pytest.mark.parametrize("groups", [(1, 1), (4, 2)])
+def test_routing_matches_its_definition(scoring, groups):
+    c = MoEConfig(hidden=8, inter=4, n_experts=8, top_k=3, scoring=scoring,
+                  n_groups=groups[0], topk_groups=groups[1], route_scale=2.5)
+    logits = torch.randn(20, 8, generator=torch.Generator().manual_seed(1))
+    scores = logits.sigmoid() if scoring == "sigmoid" else logits.softmax(-1)
+    bias = torch.linspace(-0.3, 0.3, 8)
+    weights, ids = route(scores, bias, c)
+    want_w, want_ids = route_by_definition(scores, bias, c)
+    assert torch.equal(ids.sort(-1).values, want_ids.sort(-1).values)
+    order = ids.argsort(-1)
+    assert torch.allclose(weights.gather(1, order), want_w.gather(1, want_ids.argsort(-1)))
+
+
+def test_bias_moves_selection_not_weights():
+    c = MoEConfig(hidden=8, inter=4, n_experts=4, top_k=1, scoring="sigmoid", norm_topk=False)
+    scores = torch.tensor([[0.9, 0.8, 0.1, 0.1]])
+    w0, ids0 = route(scores, torch.zeros(4), c)
+    w1, ids1 = route(scores, torch.tensor([0.0, 0.2, 0.0, 0.0]), c)
+    assert ids0.item() == 0 and ids1.item() == 1
+    assert w1.item() == pytest.approx(0.8)  # the unbiased score of the chosen expert
+
+
+def test_balancing_nudges_the_bias_toward_balance_and_load_is_counted():
+    torch.manual_seed(0)
+    moe = MoE(MoEConfig(hidden=16, inter=8, n_experts=4, top_k=1, bias_update_speed=0.01))
+    with torch.no_grad():
+        moe.router[0] += 0.5  # expert 0 is over-used
+    moe.train()
+    moe.balance = True
+    x = torch.randn(256, 16)
+    first = None
+    for _ in range(60):
+        moe.reset_load()
+        moe(x)
+        load = moe.expert_load()
+        first = first if first is not None else load_entropy(load)
+    assert moe.bias[0] < 0 and load_entropy(moe.expert_load()) > first
+    assert moe.expert_load().sum() == 256
+
+
+def test_block_gradients_flow():
+    moe = MoE(MoEConfig(hidden=16, inter=8, n_experts=4, top_k=2, shared_inter=8))
+    moe(torch.randn(10, 16)).pow(2).sum().backward()
+    assert moe.gate_up.grad is not None and moe.shared_down.grad is not None
+
+
+@pytest.mark.parametrize("arch", ["tiny_qwen", "tiny_deepseek"])
+def test_hf_checkpoints_generate_the_same_tokens_on_our_experts(arch, request):
+    loaded = llm.load(str(request.getfixturevalue(arch)), "fp32")
+    assert "quant_moe" in loaded.notes[-1]
+    ids = torch.tensor([[5, 17, 42, 8, 99, 3, 7]])
+    ours = loaded.model.generate(ids, max_new_tokens=16, do_sample=False)
+    loaded.model.set_experts_implementation("eager")
+    eager = loaded.model.generate(ids, max_new_tokens=16, do_sample=False)
+    assert torch.equal(ours, eager)
+
+
+def test_fp8_on_load_quantises_the_experts(tiny_qwen):
+    dense = llm.load(str(tiny_qwen), "bf16")
+    fp8 = llm.load(str(tiny_qwen), "fp8")
+    assert "fp8 e4m3" in fp8.notes[-1] and fp8.fingerprint != dense.fingerprint
+    experts = fp8.model.model.layers[0].mlp.experts
+    assert experts._fp8["gate_up"][0].dtype == torch.float8_e4m3fn
+    ids = torch.tensor([[5, 17, 42, 8]])
+    a, b = dense.model(ids).logits.float(), fp8.model(ids).logits.float()
+    assert (a - b).abs().max() < 0.1 * a.abs().max()
+
+
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=96,
+                                        num_hidden_layers=2, num_attention_heads=4))
+
+
+def test_copy_upcycling_is_exact_at_top1():
+    dense = tiny_llama().eval()
+    moe = copy.deepcopy(dense)
+    upcycle(moe, "copy", n_experts=4, top_k=1)
+    ids = torch.randint(0, 64, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(dense(ids).logits, moe(ids).logits, atol=1e-5)
+    assert len(moe_blocks(moe)) == 2
+
+
+def test_split_upcycling_is_exact_when_all_experts_are_active():
+    dense = tiny_llama().eval()
+    moe = copy.deepcopy(dense)
+    upcycle(moe, "split", n_experts=4, top_k=4, shared_fraction=0.25)
+    ids = torch.randint(0, 64, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(dense(ids).logits, moe(ids).logits, atol=1e-5)
+    sparse = copy.deepcopy(dense)
+    upcycle(sparse, "split", n_experts=4, top_k=2, shared_fraction=0.25)
+    with torch.no_grad():
+        assert not torch.allclose(dense(ids).logits, sparse(ids).logits, atol=1e-3)
