@@ -50,7 +50,8 @@ class Scored:
 
 class Engine:
     def __init__(self, loaded: LoadedModel, batch_size: int = 16, max_input_tokens: int = 384,
-                 max_new_tokens: int = 160, min_label_mass: float = 0.002) -> None:
+                 max_new_tokens: int = 160, min_label_mass: float = 0.002,
+                 calibrate: bool = True) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -62,6 +63,24 @@ class Engine:
         self.sentiment_ids = self._first_tokens(prompts.SENTIMENT_WORDS)
         self.event_ids = self._first_tokens({e.value: w for e, w in prompts.EVENT_WORDS.items()})
         self.stats: dict[str, float] = {}
+        self.prior: dict[str, dict[str, float]] | None = None
+        if calibrate:
+            self.prior = self._content_free_prior()
+
+    def _content_free_prior(self) -> dict[str, dict[str, float]]:
+        """Contextual calibration (Zhao et al., 2021): the label probabilities the model gives
+        to content-free texts are its bias; score mode divides them out."""
+        probes = [DocInput("the company", text) for text in prompts.CONTENT_FREE]
+        saved, self.prior = self.prior, None
+        results = self.score(probes)
+        self.prior = saved
+        prior: dict[str, dict[str, float]] = {"sentiment": {}, "event": {}}
+        for result in results:
+            for label, p in result.decoding.get("raw_sentiment", {}).items():
+                prior["sentiment"][label] = prior["sentiment"].get(label, 0) + p / len(results)
+            for label, p in result.decoding.get("raw_event", {}).items():
+                prior["event"][label] = prior["event"].get(label, 0) + p / len(results)
+        return prior
 
     def _first_tokens(self, words: dict[str, str]) -> dict[str, int]:
         return {label: self._encode(word)[0] for label, word in words.items()}
@@ -154,14 +173,21 @@ class Engine:
                       truncated: bool) -> Scored:
         raw = {k: float(sentiment_probs[t]) for k, t in self.sentiment_ids.items()}
         mass = sum(raw.values())
-        decoding = {"truncated": truncated, "label_mass": round(mass, 6)}
+        events = {k: float(event_probs[t]) for k, t in self.event_ids.items()}
+        decoding = {"truncated": truncated, "label_mass": round(mass, 6),
+                    "calibrated": self.prior is not None}
+        if self.prior is None:  # also what the calibration itself reads
+            decoding |= {"raw_sentiment": {k: v / mass for k, v in raw.items()} if mass else {},
+                         "raw_event": events}
         if mass < self.min_label_mass:
             return Scored("abstain", reason=f"label probability mass {mass:.4f} below "
                           f"{self.min_label_mass}", latency_ms=latency_ms, tokens=tokens,
                           decoding=decoding)
         p = {k: v / mass for k, v in raw.items()}
+        if self.prior is not None:
+            p = _divide(p, self.prior["sentiment"])
+            events = _divide(events, self.prior["event"])
         top, second = sorted(p.values(), reverse=True)[:2]
-        events = {k: float(event_probs[t]) for k, t in self.event_ids.items()}
         event = max(events, key=events.get)
         fields = SignalFields(
             ticker=doc.ticker or "-", sentiment=max(-1.0, min(1.0, p["bullish"] - p["bearish"])),
@@ -230,7 +256,14 @@ class Engine:
         probs = {"bullish": p_bull, "bearish": p_bear, "neutral": 1 - p_bull - p_bear}
         return Scored("ok", fields=fields, probs=probs, **common)
 
-    def _record(self, started: float, tokens: int, docs: int) -> None:
+    def _record(self, started: float, tokens: int, docs: int) -> None:  # noqa: D102
         seconds = max(time.perf_counter() - started, 1e-9)
         self.stats = {"seconds": seconds, "docs": docs, "tokens": tokens,
                       "docs_per_s": docs / seconds, "tokens_per_s": tokens / seconds}
+
+
+def _divide(p: dict[str, float], prior: dict[str, float]) -> dict[str, float]:
+    """p / prior, renormalised (labels the prior never saw keep their probability)."""
+    scaled = {k: v / max(prior.get(k, 1.0), 1e-6) for k, v in p.items()}
+    total = sum(scaled.values()) or 1.0
+    return {k: v / total for k, v in scaled.items()}

@@ -24,6 +24,8 @@ EVENT_WORDS = {
     EventType.macro: " macro", EventType.capital_return: " dividend", EventType.other: " other",
 }
 SCORE_HORIZON_DAYS = 5  # score mode reads no horizon; this is the documented default
+# Content-free inputs for contextual calibration of score mode (the model's label bias).
+CONTENT_FREE = ("N/A", "", "[MASK]", "The company issued a statement.")
 
 REASON_USER = (
     "Company ticker: {ticker}\nText: {text}\n\n"
@@ -43,7 +45,8 @@ def _version(kind: str, *parts: object) -> str:
 
 
 SCORE_VERSION = _version("score", SYSTEM, SCORE_USER, SCORE_EVENT_CUE, SCORE_SENTIMENT_CUE,
-                         SENTIMENT_WORDS, {k.value: v for k, v in EVENT_WORDS.items()}, PLAIN)
+                         SENTIMENT_WORDS, {k.value: v for k, v in EVENT_WORDS.items()}, PLAIN,
+                         CONTENT_FREE, "calibrated")
 REASON_VERSION = _version("reason", SYSTEM, REASON_USER, REASON_PREFIX, PLAIN)
 
 

@@ -1,5 +1,6 @@
 """The CPU path of the experts: sort the (token, expert) pairs by expert once, gather the
-tokens once, then one pair of GEMMs per expert that has tokens, on contiguous slices.
+tokens once, then the GEMMs on contiguous per-expert slices: `torch._grouped_mm` (one call per
+projection, fp32/bf16) where torch has it, else one pair of GEMMs per expert with tokens.
 
 fp8 weights are dequantised per expert on the fly (only the experts this batch uses), since
 the CPU has no fp8 matmul with block scales.
@@ -24,6 +25,14 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
     token_of = order // top_k
     gathered = x.index_select(0, token_of)
     weights = topk_weights.reshape(-1).index_select(0, order).to(x.dtype).unsqueeze(-1)
+    if fp8 is None and _grouped_mm_ok(x, gate_up):
+        offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
+        h = torch._grouped_mm(gathered, gate_up.transpose(1, 2), offs=offsets)
+        gate, up = h.chunk(2, dim=-1)
+        out = torch._grouped_mm(F.silu(gate) * up, down.transpose(1, 2), offs=offsets) * weights
+        result = torch.zeros_like(x)
+        result.index_add_(0, token_of, out.to(x.dtype))
+        return result
     out = torch.empty_like(gathered)
     start = 0
     for expert, n in enumerate(counts):
@@ -38,6 +47,13 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
     result = torch.zeros_like(x)
     result.index_add_(0, token_of, out)
     return result
+
+
+def _grouped_mm_ok(x: torch.Tensor, gate_up: torch.Tensor) -> bool:
+    size = x.element_size()
+    aligned = all(d * size % 16 == 0 for d in (gate_up.shape[2], gate_up.shape[1] // 2))
+    return (hasattr(torch, "_grouped_mm") and x.dtype in (torch.bfloat16, torch.float32)
+            and gate_up.dtype == x.dtype and x.shape[0] > 0 and aligned)
 
 
 def _experts(gate_up: torch.Tensor | None, fp8: dict | None) -> int:
