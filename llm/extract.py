@@ -10,6 +10,7 @@ finished and the next run does the rest, never a row twice.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -78,6 +79,48 @@ def _rows(work: pl.DataFrame, results: list[Scored], engine: Engine, mode: str,
                                                    "tokens": pl.Int32})
 
 
+def score_part(engine: Engine, part: pl.DataFrame, mode: str, decoding: dict,
+               progress: Callable[[int], None] | None = None) -> pl.DataFrame:
+    """Signal rows for a slice of pending work (what a local loop or a remote worker runs)."""
+    docs = [DocInput(t, x) for t, x in zip(part["ticker"], part["text"], strict=True)]
+    results = engine.score(docs, progress) if mode == "score" else engine.reason(docs, progress)
+    return _rows(part, results, engine, mode, decoding)
+
+
+def decoding_settings(engine: Engine, mode: str) -> dict:
+    settings = {"precision": engine.loaded.precision, "batch_size": engine.batch_size,
+                "max_input_tokens": engine.max_input_tokens}
+    if mode == "reason":
+        settings |= {"max_new_tokens": engine.max_new_tokens, "greedy": True}
+    return settings
+
+
+def write_signals(wh: Warehouse, rows: pl.DataFrame) -> int:
+    """Insert signal rows in one transaction; returns how many were new."""
+    with wh.transaction() as con:
+        before = con.execute("SELECT count(*) FROM signals").fetchone()[0]
+        con.register("_signals_in", rows.to_arrow())
+        con.execute("INSERT INTO signals BY NAME SELECT * FROM _signals_in "
+                    "ON CONFLICT DO NOTHING")
+        con.unregister("_signals_in")
+        return con.execute("SELECT count(*) FROM signals").fetchone()[0] - before
+
+
+def summarise(rows: pl.DataFrame, pending_rows: int, written: int, seconds: float,
+              engine: Engine, mode: str) -> dict:
+    counts = {"pending": pending_rows, "ok": 0, "abstain": 0, "failed": 0, "written": written}
+    if rows.height:
+        for status, n in rows.group_by("status").len().iter_rows():
+            counts[status] = n
+    tokens = int(rows["tokens"].sum() or 0) if rows.height else 0
+    counts |= {"tokens": tokens, "seconds": round(seconds, 2),
+               "docs_per_s": round(pending_rows / seconds, 2) if seconds else 0,
+               "tokens_per_s": round(tokens / seconds, 1) if seconds else 0,
+               "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint,
+               "prompt_version": prompt_version(mode), "mode": mode}
+    return counts
+
+
 def extract(wh: Warehouse, engine: Engine, mode: str = "score", since: datetime | None = None,
             limit: int | None = None, chunk: int = 256,
             progress: Callable[[int, int], None] | None = None) -> dict:
@@ -85,35 +128,15 @@ def extract(wh: Warehouse, engine: Engine, mode: str = "score", since: datetime 
     if mode not in ("score", "reason"):
         raise ValueError(f"mode must be score or reason, not {mode!r}")
     work = pending(wh, engine, mode, since, limit)
-    decoding = {"precision": engine.loaded.precision, "batch_size": engine.batch_size,
-                "max_input_tokens": engine.max_input_tokens}
-    if mode == "reason":
-        decoding |= {"max_new_tokens": engine.max_new_tokens, "greedy": True}
-    counts = {"pending": work.height, "ok": 0, "abstain": 0, "failed": 0, "written": 0,
-              "tokens": 0, "seconds": 0.0}
-    done = 0
+    decoding = decoding_settings(engine, mode)
+    started, written, done, parts = time.perf_counter(), 0, 0, []
     for start in range(0, work.height, chunk):
         part = work.slice(start, chunk)
-        docs = [DocInput(t, x) for t, x in zip(part["ticker"], part["text"], strict=True)]
-        step = (lambda n: progress(done + n, work.height)) if progress else None
-        results = engine.score(docs, step) if mode == "score" else engine.reason(docs, step)
-        rows = _rows(part, results, engine, mode, decoding)
-        with wh.transaction() as con:
-            before = con.execute("SELECT count(*) FROM signals").fetchone()[0]
-            con.register("_signals_in", rows.to_arrow())
-            con.execute("INSERT INTO signals BY NAME SELECT * FROM _signals_in "
-                        "ON CONFLICT DO NOTHING")
-            con.unregister("_signals_in")
-            counts["written"] += con.execute("SELECT count(*) FROM signals").fetchone()[0] - before
-        for result in results:
-            counts[result.status] += 1
-        counts["tokens"] += engine.stats["tokens"]
-        counts["seconds"] += engine.stats["seconds"]
+        step = (lambda n, base=done: progress(base + n, work.height)) if progress else None
+        rows = score_part(engine, part, mode, decoding, step)
+        written += write_signals(wh, rows)
+        parts.append(rows.select("status", "tokens"))
         done += part.height
-    counts["docs_per_s"] = round(work.height / counts["seconds"], 2) if counts["seconds"] else 0
-    counts["tokens_per_s"] = round(counts["tokens"] / counts["seconds"], 1) if counts[
-        "seconds"] else 0
-    counts["seconds"] = round(counts["seconds"], 2)
-    counts |= {"model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint,
-               "prompt_version": prompt_version(mode), "mode": mode}
-    return counts
+    rows = pl.concat(parts) if parts else pl.DataFrame(schema={"status": pl.String,
+                                                              "tokens": pl.Int32})
+    return summarise(rows, work.height, written, time.perf_counter() - started, engine, mode)

@@ -149,28 +149,39 @@ def backtest(panel: pl.DataFrame, strategy: Strategy, params: dict | None = None
 
 
 def sweep(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
-          grid: list[dict] | None = None, chunk: int = 50) -> Result:
+          grid: list[dict] | None = None, chunk: int = 50, engine: str = "local",
+          ray_address: str | None = None) -> Result:
     """Every grid point in vectorised vectorbt runs; adds the deflated Sharpe of the best
     configuration given the number tried, and the PBO by CSCV."""
     param_sets = grid or combinations(strategy)
     if len(param_sets) < 2:
         raise BacktestError(f"{strategy.name} has no parameter grid to sweep")
-    result = _run(panel, strategy, param_sets, settings, "sweep", chunk)
+    if engine == "ray":
+        from quant.distributed import sweep_on_ray
+
+        return sweep_on_ray(panel, strategy.name, settings, param_sets, address=ray_address)
+    return finish_sweep(_run(panel, strategy, param_sets, settings, "sweep", chunk))
+
+
+def finish_sweep(result: Result) -> Result:
+    """The honest statistics of a sweep: the deflated Sharpe of the best configuration given
+    how many were tried, and the PBO by CSCV."""
     per_period = np.array([m["sharpe"] for m in result.metrics]) / np.sqrt(stats.PERIODS)
     best = result.best
     result.extra["deflated_sharpe"] = stats.deflated_sharpe(
         result.returns[best].to_numpy(), per_period)
     result.extra["pbo"] = stats.probability_of_backtest_overfitting(result.returns.to_numpy())
-    result.extra["best_params"] = param_sets[best]
+    result.extra["best_params"] = result.params[best]
     return result
 
 
 def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
                  train: int = 252, test: int = 63, metric: str = "sharpe",
-                 grid: list[dict] | None = None) -> Result:
+                 grid: list[dict] | None = None, engine: str = "local",
+                 ray_address: str | None = None) -> Result:
     """Rolling windows: the best parameters on each train window by `metric`, then their
     returns on the next test window; the stitched out-of-sample returns are the headline."""
-    swept = sweep(panel, strategy, settings, grid)
+    swept = sweep(panel, strategy, settings, grid, engine=engine, ray_address=ray_address)
     returns = swept.returns
     if len(returns) < train + test:
         raise BacktestError(f"walk-forward needs at least {train + test} sessions, the panel "

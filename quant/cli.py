@@ -249,13 +249,18 @@ def progress_bar(description: str, quiet: bool = False):
 
 def score_documents(config: Config, wh, mode: str | None = None, spec: str | None = None,
                     since=None, limit: int | None = None, quiet: bool = False,
-                    on_progress=None) -> dict:
+                    on_progress=None, engine_name: str | None = None) -> dict:
     """Load the model and score what is pending, with a progress bar."""
     from llm.extract import extract, pending
 
     mode = mode or config.model.mode
     loaded = load_model(config, spec)
     engine = make_engine(config, loaded)
+    if (engine_name or config.engine) == "ray":
+        from quant.distributed import extract_on_ray
+
+        return extract_on_ray(wh, config, engine, mode, since, limit,
+                              workers=config.ray_workers, address=config.ray_address or None)
     total = pending(wh, engine, mode, since, limit).height
     with progress_bar(f"scoring ({mode})", quiet) as bar:
         task = bar.add_task("score", total=total)
@@ -274,9 +279,10 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
 @click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
 @click.option("--mode", type=click.Choice(["score", "reason"]), default=None)
 @click.option("--limit", type=int, default=None)
+@click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default=None)
 @json_option
 @click.pass_context
-def score(ctx, since, spec, mode, limit, as_json):
+def score(ctx, since, spec, mode, limit, engine_name, as_json):
     """Score every document not yet scored by this model and prompt."""
     from datetime import timezone
 
@@ -284,7 +290,7 @@ def score(ctx, since, spec, mode, limit, as_json):
     with open_warehouse(config) as wh:
         summary = score_documents(config, wh, mode, spec,
                                   since.replace(tzinfo=timezone.utc) if since else None,
-                                  limit, quiet=as_json)
+                                  limit, quiet=as_json, engine_name=engine_name)
     emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
 
 
@@ -433,9 +439,11 @@ def _params(pairs: tuple[str, ...]) -> dict:
 @click.option("--walk-forward", is_flag=True, help="Rolling train/test over the grid.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default=None)
 @json_option
 @click.pass_context
-def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, as_json):
+def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engine_name,
+             as_json):
     """Backtest a strategy on the signal panel (vectorbt), store the run and write its report."""
     from quant import runs
 
@@ -445,7 +453,8 @@ def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, as_js
     mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
     with open_warehouse(config) as wh:
         summary = runs.run(config, wh, strategy_name, _params(pairs), mode,
-                           since.date() if since else None, until.date() if until else None)
+                           since.date() if since else None, until.date() if until else None,
+                           engine=engine_name)
     emit(summary, as_json, lambda s: console.print(table_of(
         [{"": k, "value": _fmt(v, 3)} for k, v in s.items()], title="backtest")))
 

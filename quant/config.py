@@ -78,7 +78,9 @@ class Config:
     warehouse: str = "warehouse.duckdb"
     reports: str = "reports"
     cache: str = "cache"
-    engine: str = "local"
+    engine: str = "local"          # local | ray (scoring and sweeps)
+    ray_address: str = ""          # a Ray cluster ("ray://head:10001" or "head:6379"); "" = local
+    ray_workers: int = 2           # model replicas / CPU workers for scoring on Ray
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     models: dict[str, str] = field(default_factory=dict)      # name -> spec
@@ -160,6 +162,8 @@ DEFAULT_TOML = """\
 warehouse = "warehouse.duckdb"
 reports = "reports"
 cache = "cache"
+engine = "local"                   # local | ray  (scoring and sweeps; pip install .[distributed])
+ray_address = ""                   # "" = a local Ray; else the cluster's address
 
 [data]
 calendar = "XNYS"                  # exchange_calendars name

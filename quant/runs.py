@@ -39,7 +39,8 @@ def signal_period(panel: pl.DataFrame) -> tuple[date, date]:
 
 def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         mode: str = "single", since: date | None = None, until: date | None = None,
-        params_panel: PanelParams | None = None, which: SignalSet | None = None) -> dict:
+        params_panel: PanelParams | None = None, which: SignalSet | None = None,
+        engine: str | None = None) -> dict:
     """Run, store and report one backtest; returns the run summary."""
     try:
         strategy = get_strategy(strategy_name)
@@ -65,11 +66,14 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
     if (config.reports_dir / run_id / "returns.parquet").exists() and wh.scalar(
             "SELECT count(*) FROM backtests WHERE run_id = ?", [run_id]):
         return {**render(config, wh, run_id), "cached": True}
+    distributed = {"engine": engine or config.engine,
+                   "ray_address": config.ray_address or None}
     if mode == "sweep":
-        result = bt.sweep(panel, strategy, settings)
+        result = bt.sweep(panel, strategy, settings, **distributed)
     elif mode == "walk_forward":
         result = bt.walk_forward(panel, strategy, settings, config.backtest.walk_forward_train,
-                                 config.backtest.walk_forward_test, config.backtest.metric)
+                                 config.backtest.walk_forward_test, config.backtest.metric,
+                                 **distributed)
     else:
         result = bt.backtest(panel, strategy, params, settings)
     benchmark = bt.backtest(panel, get_strategy(config.backtest.benchmark), {}, settings)
