@@ -17,9 +17,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import llm.experts  # noqa: E402,F401  (registers quant_moe)
 from transformers import Qwen3MoeConfig  # noqa: E402
 from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeExperts  # noqa: E402
+
+import llm.experts  # noqa: E402,F401  (registers quant_moe)
 
 
 def timed(fn, repeats: int) -> float:

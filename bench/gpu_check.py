@@ -25,12 +25,16 @@ PEAK = {"bf16": 989e12, "fp8": 1979e12, "bandwidth": 3.35e12}
 def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("no CUDA GPU here: this script only runs on a GPU machine")
-    from llm.kernels.fused_moe import act_quant, fused_experts
-    from llm.kernels.reference import (
-        act_quant_reference, block_quant, experts_fp8_reference, experts_reference,
-    )
     from transformers import Qwen3MoeConfig
     from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeExperts
+
+    from llm.kernels.fused_moe import act_quant, fused_experts
+    from llm.kernels.reference import (
+        act_quant_reference,
+        block_quant,
+        experts_fp8_reference,
+        experts_reference,
+    )
 
     card = torch.cuda.get_device_name()
     print(f"card: {card}")

@@ -70,7 +70,8 @@ _TEMPLATES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 _BODIES = {
-    "strong_pos": "Investors cheered the news about {co}, which beat expectations by a wide margin.",
+    "strong_pos": ("Investors cheered the news about {co}, which beat expectations by a wide "
+                   "margin."),
     "mild_pos": "The update for {co} was slightly better than expected.",
     "neutral": "The announcement from {co} contained no new financial information.",
     "mild_neg": "The news for {co} was a little worse than expected.",

@@ -47,7 +47,7 @@ def is_moe(config) -> bool:
 def expert_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules()
             if hasattr(m, "gate_up_proj") and hasattr(m, "down_proj")
-            and isinstance(getattr(m, "gate_up_proj"), torch.nn.Parameter)]
+            and isinstance(m.gate_up_proj, torch.nn.Parameter)]
 
 
 def _servable(module: torch.nn.Module) -> str | None:
@@ -58,7 +58,7 @@ def _servable(module: torch.nn.Module) -> str | None:
         return "experts with biases"
     if getattr(module, "is_transposed", False) or not getattr(module, "is_concatenated", True):
         return "transposed or interleaved gate/up weights"
-    if getattr(module, "gate_up_proj").dim() != 3:
+    if module.gate_up_proj.dim() != 3:
         return "unexpected expert weight shapes"
     act = getattr(module, "act_fn", None)
     if act is not None and "silu" not in type(act).__name__.lower():

@@ -41,16 +41,19 @@ ANTI JOIN (SELECT doc_id, section, ticker FROM signals
            WHERE model_fingerprint = $fp AND prompt_version = $pv AND mode = $mode) s
     USING (doc_id, section, ticker)
 WHERE ($since IS NULL OR w.published_at >= $since)
-ORDER BY w.published_at, w.doc_id, w.section, w.ticker
+ORDER BY CASE WHEN $sample THEN hash(w.doc_id, w.ticker) END, w.published_at, w.doc_id,
+         w.section, w.ticker
 LIMIT $limit
 """
 
 
 def pending(wh: Warehouse, engine: Engine, mode: str, since: datetime | None = None,
-            limit: int | None = None) -> pl.DataFrame:
+            limit: int | None = None, sample: bool = False) -> pl.DataFrame:
+    """Work not yet scored, oldest first; with `sample`, a deterministic spread-out sample
+    (ordered by a hash) so `limit` covers the whole period."""
     return wh.con.execute(_PENDING, {
         "items": list(SIGNAL_ITEMS), "fp": engine.loaded.fingerprint,
-        "pv": prompt_version(mode), "mode": mode, "since": since,
+        "pv": prompt_version(mode), "mode": mode, "since": since, "sample": sample,
         "limit": limit if limit is not None else 2**62}).pl()
 
 
@@ -123,11 +126,11 @@ def summarise(rows: pl.DataFrame, pending_rows: int, written: int, seconds: floa
 
 def extract(wh: Warehouse, engine: Engine, mode: str = "score", since: datetime | None = None,
             limit: int | None = None, chunk: int = 256,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+            progress: Callable[[int, int], None] | None = None, sample: bool = False) -> dict:
     """Score pending work and write signals; returns counts and throughput."""
     if mode not in ("score", "reason"):
         raise ValueError(f"mode must be score or reason, not {mode!r}")
-    work = pending(wh, engine, mode, since, limit)
+    work = pending(wh, engine, mode, since, limit, sample)
     decoding = decoding_settings(engine, mode)
     started, written, done, parts = time.perf_counter(), 0, 0, []
     for start in range(0, work.height, chunk):

@@ -145,7 +145,6 @@ def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None 
          names: dict[str, str] | None = None) -> LoadedModel:
     """Load a model for inference on the CPU (or the first GPU when there is one)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bars speak for the long steps

@@ -6,7 +6,8 @@ Two ways, both implemented and measured (README, "The MoE default"):
   the routing weights are normalised, so the output is exactly the dense model's whatever the
   router picks; with top-1 routing each token costs one MLP, as before. Training then lets the
   experts diverge.
-- `split` (fine-grained): each dense MLP's hidden units are split (fine-grained, as in DeepSeek-MoE): the `shared` units
+- `split` (fine-grained, as in DeepSeek-MoE): each dense MLP's hidden units are split: the
+  `shared` units
 with the largest weight norms become a shared expert that every token uses; the rest are
 divided into `n_experts` routed experts of equal width, of which each token uses `top_k`. With
 all experts chosen the block equals the dense MLP exactly (weights of 1); with top-k it is

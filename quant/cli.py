@@ -6,7 +6,6 @@ for machine-readable output. Framework errors print one clear line and exit with
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from datetime import date, datetime
@@ -157,7 +156,8 @@ def ingest_news_cmd(ctx, paths, pairs, source, as_json):
 
 @ingest.command("filings")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--index", type=click.Path(dir_okay=False), help="CSV of file,form_type,filed_date...")
+@click.option("--index", type=click.Path(dir_okay=False),
+              help="CSV with file,form_type,filed_date,ticker,cik columns.")
 @click.option("--form-type", default=None)
 @click.option("--filed-date", default=None, help="YYYY-MM-DD, when the file carries none.")
 @click.option("--ticker", default=None)
@@ -239,8 +239,14 @@ def make_engine(config: Config, loaded):
 
 def progress_bar(description: str, quiet: bool = False):
     """A rich progress bar, or a no-op when output is JSON."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
@@ -249,7 +255,8 @@ def progress_bar(description: str, quiet: bool = False):
 
 def score_documents(config: Config, wh, mode: str | None = None, spec: str | None = None,
                     since=None, limit: int | None = None, quiet: bool = False,
-                    on_progress=None, engine_name: str | None = None) -> dict:
+                    on_progress=None, engine_name: str | None = None,
+                    sample: bool = False) -> dict:
     """Load the model and score what is pending, with a progress bar."""
     from llm.extract import extract, pending
 
@@ -261,7 +268,7 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
 
         return extract_on_ray(wh, config, engine, mode, since, limit,
                               workers=config.ray_workers, address=config.ray_address or None)
-    total = pending(wh, engine, mode, since, limit).height
+    total = pending(wh, engine, mode, since, limit, sample).height
     with progress_bar(f"scoring ({mode})", quiet) as bar:
         task = bar.add_task("score", total=total)
         def progress(done: int, total_: int) -> None:
@@ -269,7 +276,8 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
             if on_progress:
                 on_progress(done, total_)
 
-        summary = extract(wh, engine, mode=mode, since=since, limit=limit, progress=progress)
+        summary = extract(wh, engine, mode=mode, since=since, limit=limit, progress=progress,
+                          sample=sample)
         bar.update(task, completed=total)
     return summary
 
@@ -279,10 +287,11 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
 @click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
 @click.option("--mode", type=click.Choice(["score", "reason"]), default=None)
 @click.option("--limit", type=int, default=None)
+@click.option("--sample", is_flag=True, help="With --limit: a spread-out sample, not the oldest.")
 @click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default=None)
 @json_option
 @click.pass_context
-def score(ctx, since, spec, mode, limit, engine_name, as_json):
+def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
     """Score every document not yet scored by this model and prompt."""
     from datetime import timezone
 
@@ -290,7 +299,8 @@ def score(ctx, since, spec, mode, limit, engine_name, as_json):
     with open_warehouse(config) as wh:
         summary = score_documents(config, wh, mode, spec,
                                   since.replace(tzinfo=timezone.utc) if since else None,
-                                  limit, quiet=as_json, engine_name=engine_name)
+                                  limit, quiet=as_json, engine_name=engine_name,
+                                  sample=sample)
     emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
 
 

@@ -128,7 +128,8 @@ def _build(cls: type, table: dict, path: Path, prefix: str):
     unknown = sorted(set(table) - names)
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key {prefix}{unknown[0]!s}; known keys here: {', '.join(sorted(names))}")
+            f"{path}: unknown key {prefix}{unknown[0]!s}; known keys here: "
+            f"{', '.join(sorted(names))}")
     values = {}
     for name, value in table.items():
         values[name] = _convert(hints[name], value, path, f"{prefix}{name}")
@@ -171,7 +172,8 @@ assume_zone = "America/New_York"   # zone for timestamps that carry none
 inbox = "inbox"                    # the ingest job reads inbox/prices, inbox/news, inbox/filings
 
 [model]
-spec = "default"                   # default | /path/to/hf-dir | /path/to/model.gguf | a [models] name
+# default (the bundled MoE) | default-dense | /path/to/hf-dir | /path/to/x.gguf | a [models] name
+spec = "default"
 precision = "bf16"                 # fp32 | bf16 | fp8
 mode = "score"                     # score (one forward pass) | reason (grammar-constrained JSON)
 

@@ -30,8 +30,13 @@ console = Console(stderr=True)
 
 def run_demo(root: Path, quiet: bool = False) -> dict:
     from quant import runs
-    from quant.cli import evaluate_report, init_workspace, render_evaluation, score_documents
-    from quant.cli import table_of
+    from quant.cli import (
+        evaluate_report,
+        init_workspace,
+        render_evaluation,
+        score_documents,
+        table_of,
+    )
     from quant.scheduler import run_once
 
     started = time.perf_counter()

@@ -66,10 +66,10 @@ class ScoringActor:
 
     def __init__(self, spec: str, precision: str, cache_dir: str, names: dict,
                  engine_options: dict, mode: str, fail_once_marker: str | None = None) -> None:
+        import torch
+
         import llm
         from llm.engine import Engine
-
-        import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("QUANT_WORKER_THREADS", "1"))))
         self.engine = Engine(llm.load(spec, precision, cache_dir=cache_dir, names=names),

@@ -94,7 +94,8 @@ def load_prices(wh: Warehouse, since: date | None = None, until: date | None = N
                 ) -> pl.DataFrame:
     return wh.con.execute("""
         SELECT ticker, session, open, close, adj_close, volume FROM prices
-        WHERE ($since IS NULL OR session >= $since::DATE) AND ($until IS NULL OR session <= $until::DATE)
+        WHERE ($since IS NULL OR session >= $since::DATE)
+          AND ($until IS NULL OR session <= $until::DATE)
         ORDER BY ticker, session
     """, {"since": since, "until": until}).pl()
 

@@ -25,9 +25,14 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from data.errors import DataError
 from data.ingest.source import (
-    IngestResult, already_ingested, file_hash, now_utc, read_bytes, record_file, write_rejects,
+    IngestResult,
+    already_ingested,
+    file_hash,
+    now_utc,
+    read_bytes,
+    record_file,
+    write_rejects,
 )
 from data.warehouse import Warehouse
 

@@ -18,8 +18,17 @@ import polars as pl
 
 from data.errors import DataError
 from data.ingest.source import (
-    DEFAULT_ZONE, IngestResult, already_ingested, count_reasons, file_hash, logical_suffix,
-    now_utc, read_bytes, record_file, to_utc, write_rejects,
+    DEFAULT_ZONE,
+    IngestResult,
+    already_ingested,
+    count_reasons,
+    file_hash,
+    logical_suffix,
+    now_utc,
+    read_bytes,
+    record_file,
+    to_utc,
+    write_rejects,
 )
 from data.warehouse import Warehouse
 

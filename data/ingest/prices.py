@@ -10,8 +10,14 @@ import polars as pl
 
 from data.errors import DataError
 from data.ingest.source import (
-    IngestResult, already_ingested, count_reasons, file_hash, logical_suffix, read_bytes,
-    record_file, write_rejects,
+    IngestResult,
+    already_ingested,
+    count_reasons,
+    file_hash,
+    logical_suffix,
+    read_bytes,
+    record_file,
+    write_rejects,
 )
 from data.warehouse import Warehouse
 

@@ -62,3 +62,18 @@ def test_reason_mode_never_raises_and_reports_the_cap(tiny_qwen):
     for result in results:
         assert result.status == "failed" and "token cap (12)" in result.reason
         assert result.decoding["new_tokens"] <= 12
+
+
+def test_contextual_calibration_divides_out_the_label_bias(tiny_qwen):
+    loaded = llm.load(str(tiny_qwen), "fp32")
+    plain = Engine(loaded, min_label_mass=0.0, calibrate=False)
+    calibrated = Engine(loaded, min_label_mass=0.0)
+    prior = calibrated.prior["sentiment"]
+    assert set(prior) == {"bullish", "bearish", "neutral"}
+    raw = plain.score([DocInput("AAPL", TEXTS[0])])[0].probs
+    fixed = calibrated.score([DocInput("AAPL", TEXTS[0])])[0]
+    expected = {k: raw[k] / prior[k] for k in raw}
+    total = sum(expected.values())
+    for label, value in expected.items():
+        assert fixed.probs[label] == pytest.approx(value / total, rel=1e-4)
+    assert fixed.decoding["calibrated"] is True

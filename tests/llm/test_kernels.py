@@ -8,7 +8,11 @@ from hypothesis import strategies as st
 
 from llm.kernels.cpu import experts_cpu
 from llm.kernels.reference import (
-    FP8_MAX, act_quant_reference, block_dequant, block_quant, experts_fp8_reference,
+    FP8_MAX,
+    act_quant_reference,
+    block_dequant,
+    block_quant,
+    experts_fp8_reference,
     experts_reference,
 )
 
