@@ -1,10 +1,10 @@
 """Trade the drift after strong, confident news of one event type.
 
-On a session with fresh news of `event` (e.g. earnings; `any` for every type) whose
-confidence-weighted tone is at least `min_sentiment` in size with confidence at least
-`min_confidence`, take a position in the tone's direction and hold it `hold` sessions; an
-opposite strong signal of any type closes it early. Each open position gets an equal slot of the book (1 / `slots`). Why: post-event drift,
-the slow absorption of earnings and guidance news.
+On a session with fresh news of `event` (e.g. earnings; `any` for every type) whose confidence-
+weighted tone is at least `min_sentiment` in size with confidence at least `min_confidence`,
+take a position in the tone's direction and hold it `hold` sessions; an opposite strong signal
+of any type closes it early. Each open position gets an equal slot of the book (1 / `slots`).
+Why: post-event drift, the slow absorption of earnings and guidance news.
 """
 
 from __future__ import annotations
