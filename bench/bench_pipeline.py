@@ -2,8 +2,9 @@
 
 A synthetic panel: N signals (default 10 million) over 500 tickers and 10 years of sessions.
 Both sides do the same work: align each signal to its first tradable session, aggregate
-confidence-weighted sentiment per (ticker, session) with exponential decay across sessions,
-rank across tickers per session, compute open-to-open forward returns, and the daily rank IC.
+confidence-weighted sentiment per (ticker, session) with counts, novelty, event types and the
+latest publication time, carry it with exponential decay across sessions, rank across tickers
+per session, compute open-to-open forward returns, and the daily rank IC.
 Each side runs in its own subprocess so its peak memory (max RSS) is its own.
 
 Run: `python bench/bench_pipeline.py [SIGNALS]`.
@@ -87,7 +88,14 @@ def run_pandas(folder: Path) -> dict:
     index = np.searchsorted(cal.opens, stamps, side="right")
     signals["session"] = pd.to_datetime(cal.sessions[index])
     signals["weighted"] = signals["sentiment"] * signals["confidence"]
-    daily = signals.groupby(["ticker", "session"])[["weighted", "confidence"]].sum()
+    # The same per-day facts the polars pipeline keeps: counts, novelty, events, latest time.
+    first_seen = signals.groupby("story")["published_at"].transform("min")
+    signals["novel_story"] = signals["story"].where(signals["published_at"] == first_seen)
+    grouped_days = signals.groupby(["ticker", "session"])
+    daily = grouped_days.agg(weighted=("weighted", "sum"), confidence=("confidence", "sum"),
+                             n_docs=("doc_id", "nunique"), novelty=("novel_story", "nunique"),
+                             latest=("published_at", "max"))
+    daily["event_types"] = grouped_days["event_type"].agg(lambda e: sorted(set(e)))
     prices["session"] = pd.to_datetime(prices["session"])
     panel = prices.merge(daily.reset_index(), on=["ticker", "session"], how="left")
     panel[["weighted", "confidence"]] = panel[["weighted", "confidence"]].fillna(0.0)

@@ -113,23 +113,41 @@ def _decay(half_life: float) -> float:
     return 0.0 if half_life <= 0 else 0.5 ** (1.0 / half_life)
 
 
+EVENT_BITS = {name: 1 << i for i, name in enumerate(
+    ("earnings", "guidance", "mna", "legal_regulatory", "product", "management", "analyst",
+     "macro", "capital_return", "other"))}
+
+
 def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
-    """Per (ticker, session): confidence-weighted sentiment inputs, counts, novelty, events."""
-    first_seen = aligned.group_by("story").agg(first_at=pl.col("published_at").min())
-    return (
-        aligned.join(first_seen, on="story")
-        .with_columns(novel=pl.col("published_at") == pl.col("first_at"))
-        .group_by("ticker", "session")
+    """Per (ticker, session): confidence-weighted sentiment inputs, counts, novelty, events.
+
+    A story (its normalised title) is novel only where it first appeared, across all tickers
+    and sources. For speed at 10^7 signals, keys are hashed to integers and the event types
+    of a session are OR-ed as bits, decoded to a list once per panel row."""
+    per_day = (
+        aligned.lazy()
+        .with_columns(story_key=pl.col("story").hash(), doc_key=pl.col("doc_id").hash(),
+                      event_bit=pl.col("event_type").replace_strict(
+                          EVENT_BITS, default=EVENT_BITS["other"], return_dtype=pl.UInt16))
+        .with_columns(novel=pl.col("published_at") == pl.col("published_at").min().over(
+            "story_key"), key=pl.struct("ticker", "session").hash())
+        .group_by("key")
         .agg(
+            pl.col("ticker").first(), pl.col("session").first(),
             weighted=(pl.col("sentiment") * pl.col("confidence")).sum(),
             weight=pl.col("confidence").sum(),
             confidence_mean=pl.col("confidence").mean(),
-            n_docs=pl.col("doc_id").n_unique(),
-            novelty=pl.col("story").filter(pl.col("novel")).n_unique(),
-            event_types=pl.col("event_type").unique().sort(),
+            n_docs=pl.col("doc_key").n_unique(),
+            novelty=pl.col("story_key").filter(pl.col("novel")).n_unique(),
+            event_bits=pl.col("event_bit").bitwise_or(),
             latest_published_at=pl.col("published_at").max(),
         )
     )
+    events = pl.concat_list([pl.when(pl.col("event_bits") & bit > 0).then(pl.lit(name))
+                             for name, bit in EVENT_BITS.items()]).list.drop_nulls()
+    # One integer key and the streaming engine: several times faster than two string keys.
+    return per_day.with_columns(event_types=events).drop("event_bits", "key").collect(
+        engine="streaming")
 
 
 def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams = PanelParams(),
@@ -148,31 +166,30 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
         prices.lazy()
         .join(opens.lazy(), on="session", how="left")
         .with_columns(adj_open=pl.col("open") * pl.col("adj_close") / pl.col("close"))
-        .with_columns(adj_open=pl.coalesce("adj_open", pl.col("adj_close").shift(1)
-                                           .over("ticker", order_by="session")))
         .sort("ticker", "session")
+        .with_columns(adj_open=pl.coalesce("adj_open", pl.col("adj_close").shift(1)
+                                           .over("ticker")))
     )
     per_day = aggregate(align(signals, calendar, params.execution_lag)).lazy()
-    panel = base.join(per_day, on=["ticker", "session"], how="left").with_columns(
+    # Sorted once by (ticker, session): every window below runs in that order.
+    panel = base.join(per_day, on=["ticker", "session"], how="left").sort(
+        "ticker", "session").with_columns(
         pl.col("weighted").fill_null(0.0), pl.col("weight").fill_null(0.0),
         pl.col("n_docs").fill_null(0), pl.col("novelty").fill_null(0),
-        row_in_ticker=pl.int_range(pl.len()).over("ticker", order_by="session"),
+        row_in_ticker=pl.int_range(pl.len()).over("ticker"),
     )
     stale_after = (params.stale_after if params.stale_after is not None
                    else round(4 * max(params.half_life, 0)))
     last_news = pl.when(pl.col("n_docs") > 0).then(pl.col("row_in_ticker"))
     panel = panel.with_columns(
-        age=pl.col("row_in_ticker") - last_news.forward_fill().over("ticker",
-                                                                      order_by="session"))
+        age=pl.col("row_in_ticker") - last_news.forward_fill().over("ticker"))
     # Exponentially decayed sums, exactly: ewm_mean * sum of the weights decay**k.
     norm = (1 - decay ** (pl.col("row_in_ticker") + 1)) / (1 - decay) if decay > 0 else 1.0
     panel = panel.with_columns(
-        flow=pl.col("weighted").ewm_mean(alpha=alpha, adjust=True).over(
-            "ticker", order_by="session") * norm,
-        decayed_weight=pl.col("weight").ewm_mean(alpha=alpha, adjust=True).over(
-            "ticker", order_by="session") * norm,
-        latest_published_at=pl.col("latest_published_at").cum_max().over(
-            "ticker", order_by="session") if decay > 0 else pl.col("latest_published_at"),
+        flow=pl.col("weighted").ewm_mean(alpha=alpha, adjust=True).over("ticker") * norm,
+        decayed_weight=pl.col("weight").ewm_mean(alpha=alpha, adjust=True).over("ticker") * norm,
+        latest_published_at=pl.col("latest_published_at").cum_max().over("ticker")
+        if decay > 0 else pl.col("latest_published_at"),
     ).with_columns(
         sentiment_today=pl.when(pl.col("weight") > 0)
         .then(pl.col("weighted") / pl.col("weight")).otherwise(None),
@@ -184,9 +201,8 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
                                    .then("latest_published_at").otherwise(None))
     # Forward returns, open to open, h sessions later on the exchange calendar.
     for h in params.horizons:
-        later = pl.col("adj_open").shift(-h).over("ticker", order_by="session")
-        contiguous = pl.col("session_idx").shift(-h).over("ticker", order_by="session") == (
-            pl.col("session_idx") + h)
+        later = pl.col("adj_open").shift(-h).over("ticker")
+        contiguous = pl.col("session_idx").shift(-h).over("ticker") == pl.col("session_idx") + h
         panel = panel.with_columns(
             pl.when(contiguous).then(later / pl.col("adj_open") - 1).otherwise(None)
             .alias(f"fwd_ret_{h}"))
@@ -208,8 +224,7 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
             (pl.col("sentiment").rank("average").over(pl.col("session"), live) - 1)
             / (live.sum().over("session") - 1).clip(lower_bound=1)).otherwise(None),
     )
-    out = panel.drop("weighted", "weight", "row_in_ticker", "flow", "age").sort(
-        "ticker", "session").collect()
+    out = panel.drop("weighted", "weight", "row_in_ticker", "flow", "age").collect()
     check_no_lookahead(out)
     return out
 
