@@ -15,9 +15,16 @@ def default(tmp_path_factory):
 
 def test_default_loads_offline_and_converts_once(default, tmp_path_factory):
     info = llm.describe(default)
-    assert info["model_id"] == "SmolLM2-135M-Instruct" and info["parameters"] > 1e8
+    assert info["model_id"].startswith("SmolLM2-135M-Instruct") and info["parameters"] > 1e8
+    assert info["experts"] == 4 and info["experts_per_token"] == 1  # the upcycled MoE default
     again = llm.load("default", "bf16", cache_dir=default.path.parent)
     assert again.fingerprint == default.fingerprint and again.path == default.path
+
+
+def test_dense_default_is_loadable_by_name(default):
+    dense = llm.load("default-dense", "bf16", cache_dir=default.path.parent)
+    assert llm.describe(dense)["experts"] is None
+    assert dense.fingerprint != default.fingerprint
 
 
 def test_default_scores_and_reasons(default):
