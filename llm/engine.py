@@ -161,12 +161,7 @@ class Engine:
                                                 per_doc, n, built[i][1])
             if progress:
                 progress(len(batch))
-        for i, result in enumerate(results):
-            if result is None:
-                results[i] = Scored("failed", reason="empty text or the prompt does not fit "
-                                    f"max_input_tokens={self.max_input_tokens}")
-        self._record(started, tokens, len(docs))
-        return results  # type: ignore[return-value]
+        return self._finish(results, started, tokens)
 
     def _score_result(self, doc: DocInput, sentiment_probs: torch.Tensor,
                       event_probs: torch.Tensor, latency_ms: float, tokens: int,
@@ -227,12 +222,7 @@ class Engine:
                                                  built[i][1])
             if progress:
                 progress(len(batch))
-        for i, result in enumerate(results):
-            if result is None:
-                results[i] = Scored("failed", reason="empty text or the prompt does not fit "
-                                    f"max_input_tokens={self.max_input_tokens}")
-        self._record(started, tokens, len(docs))
-        return results  # type: ignore[return-value]
+        return self._finish(results, started, tokens)
 
     def _reason_result(self, doc: DocInput, new_tokens: list[int], matcher, latency_ms: float,
                        truncated: bool) -> Scored:
@@ -256,10 +246,18 @@ class Engine:
         probs = {"bullish": p_bull, "bearish": p_bear, "neutral": 1 - p_bull - p_bear}
         return Scored("ok", fields=fields, probs=probs, **common)
 
-    def _record(self, started: float, tokens: int, docs: int) -> None:  # noqa: D102
+    def _finish(self, results: list[Scored | None], started: float, tokens: int
+                ) -> list[Scored]:
+        """Documents no batch took (empty, or the prompt alone is too long) fail with the
+        reason; throughput is recorded in `stats`."""
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = Scored("failed", reason="empty text or the prompt does not fit "
+                                    f"max_input_tokens={self.max_input_tokens}")
         seconds = max(time.perf_counter() - started, 1e-9)
-        self.stats = {"seconds": seconds, "docs": docs, "tokens": tokens,
-                      "docs_per_s": docs / seconds, "tokens_per_s": tokens / seconds}
+        self.stats = {"seconds": seconds, "docs": len(results), "tokens": tokens,
+                      "docs_per_s": len(results) / seconds, "tokens_per_s": tokens / seconds}
+        return results  # type: ignore[return-value]
 
 
 def _divide(p: dict[str, float], prior: dict[str, float]) -> dict[str, float]:
