@@ -4,7 +4,9 @@ Score mode (the fast path) is one forward pass per document and no generation: t
 at two cues, `Event type:` and then `Sentiment:`, and the next-token probabilities of the label
 words at each cue give the event type and the sentiment (P(bullish) - P(bearish), confidence =
 the margin between the two most likely labels). Documents are sorted by length and left-padded
-in batches, and only the logits at the cues are computed.
+in batches, and only the logits at the cues are computed. A model with a domain adapter
+(llm/adapter.py) reads the sentiment from its trained head instead, in the same forward pass:
+the mean of the document's own tokens at the head's layer.
 
 Reason mode writes a one-line reasoning trace, then JSON constrained to the signal schema.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -23,11 +26,13 @@ from pydantic import ValidationError
 from transformers import LogitsProcessorList
 
 from llm import prompts
+from llm.adapter import LABELS as HEAD_LABELS
+from llm.adapter import decoder_layers
 from llm.grammar import GrammarLogitsProcessor, new_matcher
 from llm.load import LoadedModel
 from llm.schema import EventType, ReasonOutput, SignalFields
 
-_BODY = "\x00BODY\x00"
+BODY_MARK = "\x00BODY\x00"  # where the document goes in a prompt template
 Progress = Callable[[int], None]
 
 
@@ -94,12 +99,13 @@ class Engine:
     # ------------------------------------------------------------ prompts
 
     def _build(self, docs: Sequence[DocInput], user: str, cues: list[str]
-               ) -> list[tuple[list[int] | None, bool]]:
-        """Token ids per document (None when it cannot fit) and whether the text was cut."""
+               ) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
+        """Token ids per document (None when it cannot fit), whether the text was cut, and
+        where the document's own tokens are (start, end)."""
         heads, tails = [], []
         for doc in docs:
             head, tail = prompts.chat(self.tokenizer, user.format(
-                ticker=doc.ticker or "the company", text=_BODY)).split(_BODY)
+                ticker=doc.ticker or "the company", text=BODY_MARK)).split(BODY_MARK)
             heads.append(head)
             tails.append(tail)
         head_ids = self._encode_many(heads)
@@ -110,14 +116,15 @@ class Engine:
         for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
             budget = self.max_input_tokens - len(head) - len(tail) - len(cue_ids)
             if budget < 8 or not body:
-                built.append((None, False))
+                built.append((None, False, (0, 0)))
                 continue
-            built.append((head + body[:budget] + tail + cue_ids, len(body) > budget))
+            span = (len(head), len(head) + min(len(body), budget))
+            built.append((head + body[:budget] + tail + cue_ids, len(body) > budget, span))
         return built
 
     def _batches(self, built: list[tuple[list[int] | None, bool]]):
         """Indices of fitting documents, sorted by length, in batches."""
-        order = sorted((i for i, (ids, _) in enumerate(built) if ids is not None),
+        order = sorted((i for i, (ids, *_) in enumerate(built) if ids is not None),
                        key=lambda i: len(built[i][0]))
         for start in range(0, len(order), self.batch_size):
             yield order[start:start + self.batch_size]
@@ -136,7 +143,7 @@ class Engine:
     def score(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
         built = self._build(docs, prompts.SCORE_USER, [prompts.SCORE_EVENT_CUE])
         sentiment_cue = self._encode(prompts.SCORE_SENTIMENT_CUE)
-        built = [(ids + sentiment_cue if ids else None, cut) for ids, cut in built]
+        built = [(ids + sentiment_cue if ids else None, cut, span) for ids, cut, span in built]
         keep = len(sentiment_cue) + 1   # logits at the event cue .. the sentiment cue
         results: list[Scored | None] = [None] * len(docs)
         started, tokens = time.perf_counter(), 0
@@ -145,43 +152,78 @@ class Engine:
             ids, mask = self._pad_left([built[i][0] for i in batch])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             try:
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                    logits_to_keep=keep, use_cache=False).logits.float()
+                with self._head_input() as captured:
+                    logits = self.model(input_ids=ids, attention_mask=mask,
+                                        position_ids=positions, logits_to_keep=keep,
+                                        use_cache=False).logits.float()
             except RuntimeError as exc:  # e.g. out of memory: fail these, keep going
                 for i in batch:
                     results[i] = Scored("failed", reason=f"forward pass failed: {exc}")
                 continue
             event_probs = logits[:, 0].softmax(-1)
             sentiment_probs = logits[:, -1].softmax(-1)
+            head_probs = self._head_probs(captured, mask, [built[i][2] for i in batch])
             per_doc = (time.perf_counter() - t0) * 1000 / len(batch)
             for row, i in enumerate(batch):
                 n = int(mask[row].sum())
                 tokens += n
-                results[i] = self._score_result(docs[i], sentiment_probs[row], event_probs[row],
-                                                per_doc, n, built[i][1])
+                results[i] = self._score_result(
+                    docs[i], sentiment_probs[row], event_probs[row], per_doc, n, built[i][1],
+                    None if head_probs is None else head_probs[row])
             if progress:
                 progress(len(batch))
         return self._finish(results, started, tokens)
 
+    @contextmanager
+    def _head_input(self):
+        """While active, keeps the output of the layer the sentiment head reads."""
+        captured: list[torch.Tensor] = []
+        head_layer = getattr(self.loaded, "head_layer", None)
+        if self.loaded.head is None or head_layer is None:
+            yield captured
+            return
+        layer = decoder_layers(self.model)[head_layer - 1]
+        hook = layer.register_forward_hook(
+            lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
+        try:
+            yield captured
+        finally:
+            hook.remove()
+
+    def _head_probs(self, captured: list[torch.Tensor], mask: torch.Tensor,
+                    spans: list[tuple[int, int]]) -> torch.Tensor | None:
+        """The head's (bearish, neutral, bullish) probabilities from the mean of each
+        document's own tokens (left padding shifts every span by the row's padding)."""
+        if not captured:
+            return None
+        hidden = captured[0]
+        padding = (mask.shape[1] - mask.sum(1)).tolist()
+        pooled = torch.stack([hidden[row, pad + a:pad + b].float().mean(0)
+                              for row, (pad, (a, b)) in enumerate(zip(padding, spans))])
+        return self.loaded.head(pooled).softmax(-1)
+
     def _score_result(self, doc: DocInput, sentiment_probs: torch.Tensor,
                       event_probs: torch.Tensor, latency_ms: float, tokens: int,
-                      truncated: bool) -> Scored:
+                      truncated: bool, head_probs: torch.Tensor | None = None) -> Scored:
         raw = {k: float(sentiment_probs[t]) for k, t in self.sentiment_ids.items()}
         mass = sum(raw.values())
         events = {k: float(event_probs[t]) for k, t in self.event_ids.items()}
         decoding = {"truncated": truncated, "label_mass": round(mass, 6),
-                    "calibrated": self.prior is not None}
+                    "calibrated": self.prior is not None,
+                    "sentiment_from": "label words" if head_probs is None else "head"}
         if self.prior is None:  # also what the calibration itself reads
             decoding |= {"raw_sentiment": {k: v / mass for k, v in raw.items()} if mass else {},
                          "raw_event": events}
-        if mass < self.min_label_mass:
+        if mass < self.min_label_mass and head_probs is None:
             return Scored("abstain", reason=f"label probability mass {mass:.4f} below "
                           f"{self.min_label_mass}", latency_ms=latency_ms, tokens=tokens,
                           decoding=decoding)
-        p = {k: v / mass for k, v in raw.items()}
+        p = {k: v / max(mass, 1e-12) for k, v in raw.items()}
         if self.prior is not None:
             p = _divide(p, self.prior["sentiment"])
             events = _divide(events, self.prior["event"])
+        if head_probs is not None:  # trained on labelled data: no calibration needed
+            p = {label: float(head_probs[i]) for i, label in enumerate(HEAD_LABELS)}
         top, second = sorted(p.values(), reverse=True)[:2]
         event = max(events, key=events.get)
         fields = SignalFields(

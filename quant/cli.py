@@ -226,7 +226,8 @@ def load_model(config: Config, spec: str | None = None, precision: str | None = 
     import llm
 
     return llm.load(spec or config.model.spec, precision or config.model.precision,
-                    cache_dir=config.cache_dir / "models", names=config.models)
+                    cache_dir=config.cache_dir / "models", names=config.models,
+                    adapter=config.model.adapter or None)
 
 
 def make_engine(config: Config, loaded):
@@ -306,7 +307,7 @@ def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
 
 @cli.group("llm")
 def llm_group() -> None:
-    """The local model: info and evaluation."""
+    """The local model: info, evaluation and fine-tuning."""
 
 
 @llm_group.command("info")
@@ -350,6 +351,55 @@ def llm_eval(ctx, data_path, text_col, label_col, spec, mode, limit, as_json):
                                title="confusion (rows: truth)"))
 
     emit(metrics, as_json, render)
+
+
+@llm_group.command("finetune")
+@click.option("--data", "train_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="labelled file (repeatable)")
+@click.option("--valid", "valid_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="validation file (repeatable): chooses the epoch, never trained on")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
+              show_default=True, help="label column; the first one a file has is used")
+@click.option("--base", default="default-base", show_default=True, help="model to adapt")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--lora-rank", type=int, default=8, show_default=True)
+@click.option("--layers", default="10:16", show_default=True,
+              help="trained band START:STOP; the head reads layer STOP's input")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="adapter directory to write")
+@json_option
+@click.pass_context
+def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epochs, lora_rank,
+                 layers, batch_size, out, as_json):
+    """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
+    import shlex
+    import sys
+
+    from llm.finetune import FinetuneSettings, train_adapter
+
+    config = config_of(ctx)
+    try:
+        start, stop = (int(x) for x in layers.split(":"))
+    except ValueError:
+        raise click.BadParameter(f"--layers takes START:STOP like 10:16, not {layers!r}"
+                                 ) from None
+    settings = FinetuneSettings(start=start, stop=stop, rank=lora_rank, epochs=epochs,
+                                batch_size=batch_size)
+    log = (lambda line: None) if as_json else (lambda line: console.print(line))
+    meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
+                         out, settings, cache_dir=config.cache_dir / "models",
+                         names=config.models, command=shlex.join(["quant", *sys.argv[1:]]),
+                         log=log)
+    report = meta["report"]
+    summary = {"adapter": out, "best_epoch": report["best_epoch"],
+               "wall_seconds": report["wall_seconds"],
+               **{f"{name} {k}": m[k] for name, m in report["valid"].items()
+                  for k in ("accuracy", "weighted_f1")}}
+    emit(meta if as_json else summary, as_json,
+         lambda s: console.print(table_of([s], title="fine-tuning")))
 
 
 # ------------------------------------------------------------------ research

@@ -27,6 +27,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     spec: str = "default"          # default | a local HF directory | a .gguf file | a [models] name
+    adapter: str = ""              # a domain adapter directory (quant llm finetune --out)
     precision: str = "bf16"        # fp32 | bf16 | fp8
     mode: str = "score"            # score | reason
     batch_size: int = 16
@@ -172,8 +173,10 @@ assume_zone = "America/New_York"   # zone for timestamps that carry none
 inbox = "inbox"                    # the ingest job reads inbox/prices, inbox/news, inbox/filings
 
 [model]
-# default (the bundled MoE) | default-dense | /path/to/hf-dir | /path/to/x.gguf | a [models] name
+# default (the bundled MoE with its domain adapter) | default-base (the MoE before fine-tuning)
+# | default-dense | /path/to/hf-dir | /path/to/x.gguf | a [models] name
 spec = "default"
+adapter = ""                       # an adapter directory from `quant llm finetune --out DIR`
 precision = "bf16"                 # fp32 | bf16 | fp8
 mode = "score"                     # score (one forward pass) | reason (grammar-constrained JSON)
 

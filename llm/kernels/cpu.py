@@ -52,8 +52,10 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
 def _grouped_mm_ok(x: torch.Tensor, gate_up: torch.Tensor) -> bool:
     size = x.element_size()
     aligned = all(d * size % 16 == 0 for d in (gate_up.shape[2], gate_up.shape[1] // 2))
+    # torch._grouped_mm has no CPU backward (torch 2.13): training takes the per-expert loop.
     return (hasattr(torch, "_grouped_mm") and x.dtype in (torch.bfloat16, torch.float32)
-            and gate_up.dtype == x.dtype and x.shape[0] > 0 and aligned)
+            and gate_up.dtype == x.dtype and x.shape[0] > 0 and aligned
+            and not torch.is_grad_enabled())
 
 
 def _experts(gate_up: torch.Tensor | None, fp8: dict | None) -> int:

@@ -1,0 +1,379 @@
+"""Supervised fine-tuning for financial sentiment, cheaply, on a CPU.
+
+The frozen lower layers run once over the training set and their outputs at layer `start` are
+cached; only the band `[start, stop)` (low-rank deltas on attention and every expert, routers
+whole, bias balancing on) and a sentiment head on the mean-pooled document tokens at layer
+`stop` are trained, for several epochs, on that cache. Documents sit in the score-mode prompt,
+whose opening is the same for all of them: it runs once per step and every document attends to
+its keys and values (`SharedPrefix`), so a step costs the documents' own tokens only.
+
+The validation files choose the epoch whose head is kept; they are never trained on.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+
+from llm import adapter as adapters
+from llm import prompts
+from llm.engine import BODY_MARK
+from llm.errors import ModelError
+from llm.evaluate import classification_metrics
+from llm.load import LoadedModel
+from llm.moe import load_entropy
+from llm.upcycle import moe_blocks
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    start: int = 10             # first trained layer (layers below are frozen and cached)
+    stop: int = 16              # the head reads the output of layer stop - 1
+    rank: int = 8
+    alpha: float = 16.0
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-4            # low-rank deltas and routers
+    head_lr: float = 2e-3
+    weight_decay: float = 0.01
+    max_doc_tokens: int = 96
+    seed: int = 0
+
+
+class _PrefixKV:
+    """A stand-in for transformers' cache: the prefix pass stores each layer's keys and
+    values; the document pass prepends them (broadcast over the batch) to its own."""
+
+    def __init__(self) -> None:
+        self.stored: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.documents = False
+
+    def update(self, keys, values, layer_idx, *args, **kwargs):
+        if not self.documents:
+            self.stored[layer_idx] = (keys, values)
+            return keys, values
+        prefix_keys, prefix_values = self.stored[layer_idx]
+        batch = keys.shape[0]
+        return (torch.cat([prefix_keys.expand(batch, *prefix_keys.shape[1:]), keys], -2),
+                torch.cat([prefix_values.expand(batch, *prefix_values.shape[1:]), values], -2))
+
+
+class SharedPrefix:
+    """Runs decoder layers over documents that all follow one prompt prefix."""
+
+    def __init__(self, model: torch.nn.Module, prefix_ids: list[int]) -> None:
+        self.model = model
+        self.inner = model.model
+        self.layers = adapters.decoder_layers(model)
+        self.prefix_ids = torch.tensor([prefix_ids], device=self._device())
+        self._frozen: dict[int, torch.Tensor] = {}
+
+    def _device(self):
+        return next(self.model.parameters()).device
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.inner.embed_tokens(ids)
+
+    def prefix_at(self, layer: int) -> torch.Tensor:
+        """The prefix's hidden state entering `layer`, through frozen layers (computed once)."""
+        if layer not in self._frozen:
+            with torch.no_grad():
+                hidden = self.embed(self.prefix_ids)
+                for index in range(layer):
+                    hidden = self._prefix_layer(index, hidden, _PrefixKV())
+            self._frozen[layer] = hidden
+        return self._frozen[layer]
+
+    def run(self, hidden: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Documents' hidden states entering `start` -> leaving `stop - 1`."""
+        cache = _PrefixKV()
+        prefix = self.prefix_at(start)
+        for index in range(start, stop):  # the prefix through the band, with gradients
+            prefix = self._prefix_layer(index, prefix, cache)
+        cache.documents = True
+        p, length = self.prefix_ids.shape[1], hidden.shape[1]
+        positions = torch.arange(p, p + length, device=hidden.device)[None]
+        rotary = self.inner.rotary_emb(hidden, positions)
+        # Every document token sees the whole prefix and the document tokens up to itself.
+        allowed = torch.ones(length, p + length, dtype=torch.bool, device=hidden.device)
+        allowed[:, p:] = torch.tril(allowed[:, p:])
+        mask = _additive(allowed, hidden.dtype)
+        for index in range(start, stop):
+            hidden = _out(self.layers[index](hidden, attention_mask=mask, position_ids=positions,
+                                             cache=cache, position_embeddings=rotary))
+        return hidden
+
+    def _prefix_layer(self, index: int, hidden: torch.Tensor, cache: _PrefixKV) -> torch.Tensor:
+        length = hidden.shape[1]
+        positions = torch.arange(length, device=hidden.device)[None]
+        rotary = self.inner.rotary_emb(hidden, positions)
+        causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=hidden.device))
+        return _out(self.layers[index](hidden, attention_mask=_additive(causal, hidden.dtype),
+                                       position_ids=positions, cache=cache,
+                                       position_embeddings=rotary))
+
+
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean (query, key) mask as the additive float mask every attention backend reads."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+        ~allowed, torch.finfo(dtype).min)[None, None]
+
+
+def _out(result):
+    return result[0] if isinstance(result, tuple) else result
+
+
+def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the real (unpadded) document tokens."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+def prompt_prefix(tokenizer, ticker: str = "") -> list[int]:
+    """Token ids of the score prompt up to where the document text starts."""
+    user = prompts.SCORE_USER.format(ticker=ticker or "the company", text=BODY_MARK)
+    head = prompts.chat(tokenizer, user).split(BODY_MARK)[0]
+    return tokenizer(head, add_special_tokens=False)["input_ids"]
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor       # (B, L) right-padded document tokens
+    mask: torch.Tensor      # (B, L)
+    labels: torch.Tensor    # (B,) index into adapters.LABELS
+    hidden: torch.Tensor | None = None  # cached input to the band
+
+
+def batches(tokenizer, frame: pl.DataFrame, settings: FinetuneSettings) -> list[Batch]:
+    """Length-bucketed batches (sorted by length, so padding is small)."""
+    texts = [" ".join(t.split()) for t in frame["text"]]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    labels = [adapters.LABELS.index(x) for x in frame["label"]]
+    kept = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
+    pad = tokenizer.pad_token_id
+    out = []
+    for begin in range(0, len(kept), settings.batch_size):
+        rows = kept[begin:begin + settings.batch_size]
+        seqs = [ids[i][:settings.max_doc_tokens] for i in rows]
+        width = max(len(s) for s in seqs)
+        out.append(Batch(
+            ids=torch.tensor([s + [pad] * (width - len(s)) for s in seqs]),
+            mask=torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs]),
+            labels=torch.tensor([labels[i] for i in rows])))
+    return out
+
+
+def cache_inputs(runner: SharedPrefix, data: list[Batch], start: int, log: Log) -> None:
+    """The frozen layers, once: each batch keeps its hidden state entering layer `start`."""
+    began, tokens = time.perf_counter(), 0
+    with torch.no_grad():
+        for n, batch in enumerate(data, 1):
+            batch.hidden = runner.run(runner.embed(batch.ids), 0, start)
+            tokens += int(batch.mask.sum())
+            if n % 50 == 0 or n == len(data):
+                log(f"cached {n}/{len(data)} batches, "
+                    f"{tokens / (time.perf_counter() - began):.0f} tok/s")
+
+
+# ---------------------------------------------------------------- training
+
+
+def finetune(loaded: LoadedModel, train: pl.DataFrame, valid: dict[str, pl.DataFrame],
+             settings: FinetuneSettings, base_id: str, log: Log = print
+             ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Train; returns (adapter tensors of the best epoch, report)."""
+    if loaded.precision != "fp32":
+        raise ModelError("fine-tuning needs the model in fp32 (load it with precision='fp32')")
+    if train.height == 0:
+        raise ModelError("no training examples")
+    torch.manual_seed(settings.seed)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    runner = SharedPrefix(model, prompt_prefix(tokenizer))
+    began = time.perf_counter()
+    train_batches = batches(tokenizer, train, settings)
+    valid_batches = {name: batches(tokenizer, frame, settings) for name, frame in valid.items()}
+    for data in [train_batches, *valid_batches.values()]:
+        cache_inputs(runner, data, settings.start, log)
+    cache_seconds = time.perf_counter() - began
+
+    for param in model.parameters():
+        param.requires_grad_(False)
+    names = adapters.band_targets(model, settings.start, settings.stop)
+    full = adapters.band_full(model, settings.start, settings.stop)
+    deltas = adapters.add_low_rank(model, names, settings.rank, settings.alpha)
+    routers = [p for n, p in model.named_parameters() if n in full]
+    for param in routers:
+        param.requires_grad_(True)
+    head = adapters.SentimentHead(model.config.hidden_size)
+    band_moe = [m for i in range(settings.start, settings.stop)
+                for m in moe_blocks(adapters.decoder_layers(model)[i])]
+    low_rank = [p for d in deltas.values() for p in (d.A, d.B)]
+    optimiser = torch.optim.AdamW(
+        [{"params": low_rank + routers, "lr": settings.lr},
+         {"params": list(head.parameters()), "lr": settings.head_lr}],
+        weight_decay=settings.weight_decay)
+    total = settings.epochs * len(train_batches)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(total))
+    weights = _class_weights(train)
+    rng = random.Random(settings.seed)
+    history, best, best_score = [], None, -math.inf
+    train_began = time.perf_counter()
+    try:
+        for epoch in range(1, settings.epochs + 1):
+            model.train()
+            for moe in band_moe:
+                moe.balance = True
+                moe.reset_load()
+            order = list(range(len(train_batches)))
+            rng.shuffle(order)
+            losses, seen, epoch_began = [], 0, time.perf_counter()
+            for step, index in enumerate(order, 1):
+                batch = train_batches[index]
+                logits = head(pooled(runner.run(batch.hidden, settings.start, settings.stop),
+                                     batch.mask))
+                loss = F.cross_entropy(logits, batch.labels, weight=weights)
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(low_rank + routers + list(head.parameters()), 1.0)
+                optimiser.step()
+                schedule.step()
+                losses.append(float(loss.detach()))
+                seen += len(batch.labels)
+                if step % 50 == 0 or step == len(order):
+                    log(f"epoch {epoch} step {step}/{len(order)} loss "
+                        f"{np.mean(losses[-50:]):.4f} "
+                        f"{seen / (time.perf_counter() - epoch_began):.1f} examples/s")
+            entropy = {f"layer {settings.start + i}": round(load_entropy(m.expert_load()), 4)
+                       for i, m in enumerate(band_moe)}
+            for moe in band_moe:
+                moe.balance = False
+            model.eval()
+            metrics = {name: _evaluate(runner, head, data, settings)
+                       for name, data in valid_batches.items()}
+            score = float(np.mean([goal_metric(m) for m in metrics.values()])) if metrics \
+                else -float(np.mean(losses))
+            history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4),
+                            "valid": metrics, "expert_load_entropy": entropy,
+                            "seconds": round(time.perf_counter() - epoch_began, 1)})
+            log(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation "
+                + ", ".join(f"{n} {goal_metric(m):.4f}" for n, m in metrics.items()))
+            if score > best_score:
+                best_score, best = score, adapters.collect(model, deltas, head, full)
+                best_epoch = epoch
+    finally:
+        adapters.remove_low_rank(model, names)  # the loaded model is left as it came
+    report = {
+        "settings": asdict(settings), "train_examples": train.height,
+        "train_label_counts": dict(train["label"].value_counts().iter_rows()),
+        "history": history, "best_epoch": best_epoch, "valid": history[best_epoch - 1]["valid"],
+        "cache_seconds": round(cache_seconds, 1),
+        "train_seconds": round(time.perf_counter() - train_began, 1),
+        "wall_seconds": round(time.perf_counter() - began, 1),
+        "targets": len(names), "full": full,
+        "trainable_parameters": sum(p.numel() for p in low_rank + routers)
+        + sum(p.numel() for p in head.parameters()),
+    }
+    return best, report
+
+
+def goal_metric(metrics: dict) -> float:
+    """Weighted F1 on three classes, accuracy on two (the figures the goals are set in)."""
+    return metrics["weighted_f1"] if len(metrics["labels"]) == 3 else metrics["accuracy"]
+
+
+@torch.no_grad()
+def _evaluate(runner: SharedPrefix, head, data: list[Batch], settings) -> dict:
+    truth, probs = [], []
+    for batch in data:
+        logits = head(pooled(runner.run(batch.hidden, settings.start, settings.stop),
+                             batch.mask))
+        probs.append(logits.softmax(-1))
+        truth.append(batch.labels)
+    p = torch.cat(probs).numpy()
+    t = [adapters.LABELS[i] for i in torch.cat(truth).tolist()]
+    labels = adapters.LABELS if "neutral" in t else ("bearish", "bullish")
+    columns = [adapters.LABELS.index(label) for label in labels]
+    p = p[:, columns] / p[:, columns].sum(1, keepdims=True)
+    predicted = [labels[i] for i in p.argmax(1)]
+    metrics = classification_metrics(t, predicted, p, labels)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def _class_weights(train: pl.DataFrame) -> torch.Tensor:
+    """Inverse class frequency (65% of TFNS is neutral); absent classes weigh nothing."""
+    counts = dict(train["label"].value_counts().iter_rows())
+    present = [label for label in adapters.LABELS if counts.get(label)]
+    return torch.tensor([train.height / (len(present) * counts[label]) if counts.get(label)
+                         else 0.0 for label in adapters.LABELS])
+
+
+def _warmup_cosine(total: int, warmup_fraction: float = 0.05):
+    warmup = max(1, int(total * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return factor
+
+
+# ---------------------------------------------------------------- the command
+
+
+def read_training_files(paths: list[str], text_col: str, label_cols: list[str]) -> pl.DataFrame:
+    """Concatenate labelled files; each file's label column is the first of `label_cols` it
+    has (TFNS calls it `label`, StockEmotions `sentiment`)."""
+    import pyarrow.parquet as pq
+
+    from llm.evaluate import read_labelled
+
+    frames = []
+    for path in paths:
+        columns = (pq.read_schema(path).names if str(path).endswith(".parquet")
+                   else pl.read_csv(path, n_rows=1).columns)
+        label = next((c for c in label_cols if c in columns), None)
+        if label is None:
+            raise ModelError(f"{path}: none of the label columns {label_cols} (columns: "
+                             f"{columns})")
+        frames.append(read_labelled(path, text_col, label).with_columns(source=pl.lit(str(path))))
+    return pl.concat(frames)
+
+
+def train_adapter(base: str, train_files: list[str], valid_files: list[str], text_col: str,
+                  label_cols: list[str], out: str, settings: FinetuneSettings,
+                  cache_dir=None, names=None, command: str = "", log: Log = print) -> dict:
+    """Load `base` in fp32, fine-tune, and write the adapter of the best epoch to `out`."""
+    from pathlib import Path
+
+    from llm.load import load
+
+    train = read_training_files(train_files, text_col, label_cols)
+    valid = {Path(f).parent.name + "/" + Path(f).stem: read_training_files([f], text_col,
+                                                                          label_cols)
+             for f in valid_files}
+    loaded = load(base, "fp32", cache_dir=cache_dir, names=names)
+    if loaded.adapter:
+        raise ModelError(f"{base} already has an adapter ({loaded.adapter}); fine-tune the base "
+                         "model (e.g. default-base)")
+    tensors, report = finetune(loaded, train, valid, settings, loaded.base_id, log)
+    meta = {"name": Path(out).name, "base_model_id": loaded.model_id, "base_id": loaded.base_id,
+            "start": settings.start, "stop": settings.stop, "rank": settings.rank,
+            "alpha": settings.alpha, "labels": list(adapters.LABELS),
+            "train_files": {f: int(train.filter(pl.col("source") == f).height)
+                            for f in train_files},
+            "valid_files": list(valid_files), "command": command, "report": report}
+    saved = adapters.save(Path(out), tensors, meta)
+    return saved.meta
