@@ -29,9 +29,9 @@ def main(docs: int = 2000, configs: int = 1000) -> None:
     from llm.extract import extract
     from quant import distributed
     from quant.backtest import Settings, sweep
-    from quant.cli import init_workspace
     from quant.config import load_config
     from quant.pipeline import PanelParams, build_panel
+    from quant.workspace import init_workspace
     from strategies import get_strategy
     from tests.llm.tiny import build_tiny_model
     from tests.quant.helpers import calendar_prices, signals_frame

@@ -198,8 +198,9 @@ class Engine:
             return None
         hidden = captured[0]
         padding = (mask.shape[1] - mask.sum(1)).tolist()
+        rows = enumerate(zip(padding, spans, strict=True))
         pooled = torch.stack([hidden[row, pad + a:pad + b].float().mean(0)
-                              for row, (pad, (a, b)) in enumerate(zip(padding, spans))])
+                              for row, (pad, (a, b)) in rows])
         return self.loaded.head(pooled).softmax(-1)
 
     def _score_result(self, doc: DocInput, sentiment_probs: torch.Tensor,

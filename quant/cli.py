@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from data.errors import QuantError
-from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config
+from quant.config import Config, load_config
+from quant.workspace import (
+    evaluate_report,
+    init_workspace,
+    load_model,
+    make_engine,
+    open_warehouse,
+    score_documents,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -55,12 +63,6 @@ def config_of(ctx: click.Context) -> Config:
     return load_config(ctx.obj["workspace"])
 
 
-def open_warehouse(config: Config, read_only: bool = False):
-    from data.warehouse import Warehouse
-
-    return Warehouse(config.warehouse_path, read_only=read_only)
-
-
 @click.group()
 @click.option("--workspace", "-w", type=click.Path(file_okay=False), default=".",
               help="Workspace folder holding quant.toml and the warehouse (default: here).")
@@ -80,19 +82,6 @@ def init(ctx: click.Context, directory: str | None, as_json: bool) -> None:
     summary = init_workspace(root)
     emit(summary, as_json, lambda d: console.print(
         f"workspace ready at [bold]{d['workspace']}[/] (schema version {d['schema_version']})"))
-
-
-def init_workspace(root: Path) -> dict:
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / CONFIG_NAME).exists():
-        (root / CONFIG_NAME).write_text(DEFAULT_TOML)
-    config = load_config(root)
-    for kind in ("prices", "news", "filings"):
-        (config.inbox_dir / kind).mkdir(parents=True, exist_ok=True)
-    with open_warehouse(config) as wh:
-        version = wh.scalar("SELECT max(version) FROM schema_version")
-    return {"workspace": str(config.root), "warehouse": str(config.warehouse_path),
-            "schema_version": version}
 
 
 # ------------------------------------------------------------------ ingest
@@ -222,67 +211,6 @@ def search(ctx, query, ticker, kind, since, limit, as_json):
 
 # ------------------------------------------------------------------ models and signals
 
-def load_model(config: Config, spec: str | None = None, precision: str | None = None):
-    import llm
-
-    return llm.load(spec or config.model.spec, precision or config.model.precision,
-                    cache_dir=config.cache_dir / "models", names=config.models,
-                    adapter=config.model.adapter or None)
-
-
-def make_engine(config: Config, loaded):
-    from llm.engine import Engine
-
-    return Engine(loaded, batch_size=config.model.batch_size,
-                  max_input_tokens=config.model.max_input_tokens,
-                  max_new_tokens=config.model.max_new_tokens)
-
-
-def progress_bar(description: str, quiet: bool = False):
-    """A rich progress bar, or a no-op when output is JSON."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
-                    disable=quiet, transient=False)
-
-
-def score_documents(config: Config, wh, mode: str | None = None, spec: str | None = None,
-                    since=None, limit: int | None = None, quiet: bool = False,
-                    on_progress=None, engine_name: str | None = None,
-                    sample: bool = False) -> dict:
-    """Load the model and score what is pending, with a progress bar."""
-    from llm.extract import extract, pending
-
-    mode = mode or config.model.mode
-    loaded = load_model(config, spec)
-    engine = make_engine(config, loaded)
-    if (engine_name or config.engine) == "ray":
-        from quant.distributed import extract_on_ray
-
-        return extract_on_ray(wh, config, engine, mode, since, limit,
-                              workers=config.ray_workers, address=config.ray_address or None)
-    total = pending(wh, engine, mode, since, limit, sample).height
-    with progress_bar(f"scoring ({mode})", quiet) as bar:
-        task = bar.add_task("score", total=total)
-        def progress(done: int, total_: int) -> None:
-            bar.update(task, completed=done)
-            if on_progress:
-                on_progress(done, total_)
-
-        summary = extract(wh, engine, mode=mode, since=since, limit=limit, progress=progress,
-                          sample=sample)
-        bar.update(task, completed=total)
-    return summary
-
-
 @cli.command()
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
@@ -402,16 +330,40 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
          lambda s: console.print(table_of([s], title="fine-tuning")))
 
 
+@llm_group.command("reward")
+@click.option("--posts", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Parquet of posts: ticker, created_at (UTC), text")
+@click.option("--prices", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Parquet of daily prices: ticker, date/session, open, close, adj_close, volume")
+@click.option("--split", type=click.DateTime(["%Y-%m-%d"]), default="2014-09-01",
+              show_default=True, help="train on sessions before, evaluate on posts from")
+@click.option("--model", "spec", default="default", show_default=True)
+@click.option("--steps", type=int, default=300, show_default=True)
+@click.option("--horizon", type=int, default=1, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@json_option
+@click.pass_context
+def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
+    """GRPO-style reward stage: the head learns from realised returns (out-of-sample IC)."""
+    import shlex
+    import sys
+
+    from llm.reward import RewardSettings, train_reward_adapter
+
+    config = config_of(ctx)
+    loaded = load_model(config, spec, "fp32")
+    settings = RewardSettings(split=split.date(), steps=steps, horizon=horizon)
+    log = (lambda line: None) if as_json else (lambda line: console.print(line))
+    meta = train_reward_adapter(loaded, posts, prices, out, settings,
+                                command=shlex.join(["quant", *sys.argv[1:]]), log=log)
+    report = meta["reward_stage"]
+    rows = [{"head": name, "horizon": h, **{k: v for k, v in m.items() if k != "pooled_ic_95"}}
+            for name in ("supervised_ic", "rewarded_ic") for h, m in report[name].items()]
+    emit(meta if as_json else rows, as_json,
+         lambda r: console.print(table_of(r, title="out-of-sample rank IC")))
+
+
 # ------------------------------------------------------------------ research
-
-def panel_params(config: Config, horizons: tuple[int, ...] | None = None):
-    from quant.pipeline import PanelParams
-
-    p = config.pipeline
-    return PanelParams(execution_lag=p.execution_lag, half_life=p.half_life,
-                       horizons=horizons or p.horizons, winsorize=p.winsorize,
-                       min_history=p.min_history, min_price=p.min_price)
-
 
 def _horizons(text: str | None) -> tuple[int, ...] | None:
     if not text:
@@ -420,21 +372,6 @@ def _horizons(text: str | None) -> tuple[int, ...] | None:
         return tuple(int(h) for h in text.split(","))
     except ValueError:
         raise click.BadParameter(f"--horizons takes integers like 1,5,20, not {text!r}") from None
-
-
-def evaluate_report(config: Config, wh, signal: str | None = None, horizons=None, since=None,
-                    until=None) -> dict:
-    from quant.evaluate import evaluate_signal
-    from quant.pipeline import panel_from_warehouse
-
-    params = panel_params(config, horizons)
-    panel, which = panel_from_warehouse(wh, params, since=since, until=until,
-                                        calendar=config.data.calendar)
-    report = evaluate_signal(panel, signal or config.evaluate.signal, params.horizons,
-                             config.evaluate.quantiles)
-    report["signals"] = {"model_id": which.model_id, "fingerprint": which.model_fingerprint,
-                         "prompt_version": which.prompt_version, "mode": which.mode}
-    return report
 
 
 @cli.command("evaluate")

@@ -30,14 +30,9 @@ console = Console(stderr=True)
 
 def run_demo(root: Path, quiet: bool = False) -> dict:
     from quant import runs
-    from quant.cli import (
-        evaluate_report,
-        init_workspace,
-        render_evaluation,
-        score_documents,
-        table_of,
-    )
+    from quant.cli import render_evaluation, table_of
     from quant.scheduler import run_once
+    from quant.workspace import evaluate_report, init_workspace, score_documents
 
     started = time.perf_counter()
     say = (lambda *a: None) if quiet else console.print

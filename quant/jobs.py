@@ -172,7 +172,7 @@ def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 def score(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every document not yet scored by the configured model and prompt."""
-    from quant.cli import score_documents
+    from quant.workspace import score_documents
 
     last = [0.0]
 
@@ -189,7 +189,7 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def evaluate(config: Config, as_of: date, wh: Warehouse) -> dict:
-    from quant.cli import evaluate_report
+    from quant.workspace import evaluate_report
 
     report = evaluate_report(config, wh, until=as_of)
     path = config.reports_dir / "evaluations" / f"{as_of}.json"

@@ -46,7 +46,7 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         strategy = get_strategy(strategy_name)
     except KeyError as exc:
         raise BacktestError(str(exc.args[0])) from None
-    from quant.cli import panel_params
+    from quant.workspace import panel_params
 
     params_panel = params_panel or panel_params(config)
     panel, which = panel_from_warehouse(wh, params_panel, which, calendar=config.data.calendar)

@@ -28,6 +28,7 @@ import polars as pl
 from data.ingest.source import (
     IngestResult,
     already_ingested,
+    doc_id_sql,
     file_hash,
     now_utc,
     read_bytes,
@@ -304,7 +305,7 @@ def _insert_filing(con, filing: Filing, path: Path) -> None:
     title = " ".join(x for x in (filing.company, filing.form_type, filing.filed_date) if x)
     source = "edgar"
     doc_id = con.execute(
-        "SELECT md5(lower(regexp_replace(trim(? || ' ' || ?), '\\s+', ' ', 'g')) || chr(0) || ?)",
+        f"SELECT {doc_id_sql('?', '?', '?')}",
         [title, filing.text, source]).fetchone()[0]
     meta = {"file": path.name, "company": filing.company, "filed_date": filing.filed_date,
             "published_at_basis": "acceptance" if filing.accepted_at else "filed_date_close"}

@@ -22,6 +22,7 @@ from data.ingest.source import (
     IngestResult,
     already_ingested,
     count_reasons,
+    doc_id_sql,
     file_hash,
     logical_suffix,
     now_utc,
@@ -255,14 +256,13 @@ _GOOD_SCHEMA = {"title": pl.String, "body": pl.String, "source": pl.String, "url
                 "tickers": pl.List(pl.String), "meta": pl.String,
                 "ts": pl.Datetime("us", "UTC"), "tz_assumed": pl.String}
 
-_UPSERT_DOCUMENTS = """
+_UPSERT_DOCUMENTS = f"""
 INSERT INTO documents (doc_id, kind, source, published_at, ingested_at, tz_assumed, tickers,
                        title, body, url, meta)
 SELECT doc_id, 'news', any_value(source), min(ts), ?, any_value(tz_assumed),
        list_sort(list_distinct(flatten(list(tickers)))), any_value(title), any_value(body),
        any_value(url), any_value(meta)
-FROM (SELECT md5(lower(regexp_replace(trim(coalesce(title, '') || ' ' || body), '\\s+', ' ',
-                                      'g')) || chr(0) || source) AS doc_id, *
+FROM (SELECT {doc_id_sql("coalesce(title, '')", "body", "source")} AS doc_id, *
       FROM _news_in)
 GROUP BY doc_id
 ON CONFLICT (doc_id) DO UPDATE

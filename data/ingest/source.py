@@ -19,6 +19,14 @@ _AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
 _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")
 
 
+def doc_id_sql(title: str, body: str, source: str) -> str:
+    """SQL for a document's id from SQL expressions: the MD5 of its whitespace-normalised,
+    lower-cased title and body, with its source (the same story from two sources is two
+    documents; the same story under several tickers is one)."""
+    return (f"md5(lower(regexp_replace(trim({title} || ' ' || {body}), '\\s+', ' ', 'g'))"
+            f" || chr(0) || {source})")
+
+
 @dataclass
 class IngestResult:
     """Counts for one file: every row read is inserted, a duplicate, or rejected."""

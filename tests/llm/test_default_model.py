@@ -21,10 +21,28 @@ def test_default_loads_offline_and_converts_once(default, tmp_path_factory):
     assert again.fingerprint == default.fingerprint and again.path == default.path
 
 
-def test_dense_default_is_loadable_by_name(default):
+def test_dense_and_base_defaults_are_loadable_by_name(default):
     dense = llm.load("default-dense", "bf16", cache_dir=default.path.parent)
     assert llm.describe(dense)["experts"] is None
     assert dense.fingerprint != default.fingerprint
+    base = llm.load("default-base", "bf16", cache_dir=default.path.parent)
+    assert base.head is None and base.adapter is None
+    assert base.fingerprint != default.fingerprint and base.base_id == default.base_id
+
+
+def test_shipped_adapter_reads_sentiment_far_above_chance(default):
+    from llm.evaluate import evaluate, read_labelled
+    from tests.conftest import dataset
+
+    assert default.head is not None and default.adapter.endswith("default")
+    engine = Engine(default)
+    tfns = evaluate(engine, read_labelled(dataset("tfns", "valid.parquet"), "text", "label",
+                                          limit=300))
+    # Always answering the majority class (neutral, 65%) gives a weighted F1 of about 0.51.
+    assert tfns["weighted_f1"] >= 0.75 and tfns["not_ok"] == 0
+    emotions = evaluate(engine, read_labelled(dataset("stockemotions", "val.parquet"), "text",
+                                              "sentiment", limit=300))
+    assert emotions["accuracy"] >= 0.62  # two classes: chance is 0.5
 
 
 def test_default_scores_and_reasons(default):

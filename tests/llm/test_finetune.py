@@ -8,8 +8,7 @@ import llm
 from llm import adapter as adapters
 from llm.engine import DocInput, Engine
 from llm.errors import ModelError
-from llm.finetune import (FinetuneSettings, SharedPrefix, batches, finetune, pooled,
-                          prompt_prefix)
+from llm.finetune import FinetuneSettings, SharedPrefix, batches, finetune, pooled, prompt_prefix
 
 TEXTS = {
     "bullish": ["Apple beats earnings estimates; shares rise.", "Stock rise on strong guidance",

@@ -16,10 +16,10 @@ from llm.engine import Engine  # noqa: E402
 from llm.extract import extract  # noqa: E402
 from quant import distributed  # noqa: E402
 from quant.backtest import Settings, sweep  # noqa: E402
-from quant.cli import init_workspace  # noqa: E402
 from quant.config import load_config  # noqa: E402
 from quant.errors import JobError  # noqa: E402
 from quant.pipeline import PanelParams, build_panel  # noqa: E402
+from quant.workspace import init_workspace  # noqa: E402
 from strategies import get_strategy  # noqa: E402
 from tests.llm.tiny import build_tiny_model  # noqa: E402
 from tests.quant.helpers import calendar_prices, signals_frame  # noqa: E402

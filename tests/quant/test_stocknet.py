@@ -5,10 +5,10 @@ import pytest
 
 from data.ingest import ingest_news, ingest_prices
 from data.warehouse import Warehouse
-from quant.cli import init_workspace, score_documents
 from quant.config import load_config
 from quant.evaluate import evaluate_signal
 from quant.pipeline import PanelParams, panel_from_warehouse
+from quant.workspace import init_workspace, score_documents
 from tests.conftest import dataset
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,116 @@
+"""A workspace's moving parts, shared by the command line, the jobs and the demo: open its
+warehouse, load its model and engine, score what is pending, build the evaluation report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config
+
+err_console = Console(stderr=True)
+
+
+def open_warehouse(config: Config, read_only: bool = False):
+    from data.warehouse import Warehouse
+
+    return Warehouse(config.warehouse_path, read_only=read_only)
+
+
+def init_workspace(root: Path) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / CONFIG_NAME).exists():
+        (root / CONFIG_NAME).write_text(DEFAULT_TOML)
+    config = load_config(root)
+    for kind in ("prices", "news", "filings"):
+        (config.inbox_dir / kind).mkdir(parents=True, exist_ok=True)
+    with open_warehouse(config) as wh:
+        version = wh.scalar("SELECT max(version) FROM schema_version")
+    return {"workspace": str(config.root), "warehouse": str(config.warehouse_path),
+            "schema_version": version}
+
+
+def load_model(config: Config, spec: str | None = None, precision: str | None = None):
+    import llm
+
+    return llm.load(spec or config.model.spec, precision or config.model.precision,
+                    cache_dir=config.cache_dir / "models", names=config.models,
+                    adapter=config.model.adapter or None)
+
+
+def make_engine(config: Config, loaded):
+    from llm.engine import Engine
+
+    return Engine(loaded, batch_size=config.model.batch_size,
+                  max_input_tokens=config.model.max_input_tokens,
+                  max_new_tokens=config.model.max_new_tokens)
+
+
+def progress_bar(description: str, quiet: bool = False):
+    """A rich progress bar, or a no-op when output is JSON."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                    disable=quiet, transient=False)
+
+
+def score_documents(config: Config, wh, mode: str | None = None, spec: str | None = None,
+                    since=None, limit: int | None = None, quiet: bool = False,
+                    on_progress=None, engine_name: str | None = None,
+                    sample: bool = False) -> dict:
+    """Load the model and score what is pending, with a progress bar."""
+    from llm.extract import extract, pending
+
+    mode = mode or config.model.mode
+    loaded = load_model(config, spec)
+    engine = make_engine(config, loaded)
+    if (engine_name or config.engine) == "ray":
+        from quant.distributed import extract_on_ray
+
+        return extract_on_ray(wh, config, engine, mode, since, limit,
+                              workers=config.ray_workers, address=config.ray_address or None)
+    total = pending(wh, engine, mode, since, limit, sample).height
+    with progress_bar(f"scoring ({mode})", quiet) as bar:
+        task = bar.add_task("score", total=total)
+        def progress(done: int, total_: int) -> None:
+            bar.update(task, completed=done)
+            if on_progress:
+                on_progress(done, total_)
+
+        summary = extract(wh, engine, mode=mode, since=since, limit=limit, progress=progress,
+                          sample=sample)
+        bar.update(task, completed=total)
+    return summary
+
+
+def panel_params(config: Config, horizons: tuple[int, ...] | None = None):
+    from quant.pipeline import PanelParams
+
+    p = config.pipeline
+    return PanelParams(execution_lag=p.execution_lag, half_life=p.half_life,
+                       horizons=horizons or p.horizons, winsorize=p.winsorize,
+                       min_history=p.min_history, min_price=p.min_price)
+
+
+def evaluate_report(config: Config, wh, signal: str | None = None, horizons=None, since=None,
+                    until=None) -> dict:
+    from quant.evaluate import evaluate_signal
+    from quant.pipeline import panel_from_warehouse
+
+    params = panel_params(config, horizons)
+    panel, which = panel_from_warehouse(wh, params, since=since, until=until,
+                                        calendar=config.data.calendar)
+    report = evaluate_signal(panel, signal or config.evaluate.signal, params.horizons,
+                             config.evaluate.quantiles)
+    report["signals"] = {"model_id": which.model_id, "fingerprint": which.model_fingerprint,
+                         "prompt_version": which.prompt_version, "mode": which.mode}
+    return report
