@@ -122,7 +122,7 @@ def grpo(head: adapters.SentimentHead, x: torch.Tensor, returns: torch.Tensor,
         optimiser.step()
         if step % 50 == 0 or step == settings.steps:
             entry = {"step": step, "reward": round(float(rewards.mean()), 5),
-                     "kl": round(float(kl), 5)}
+                     "kl": round(float(kl.detach()), 5)}
             history.append(entry)
             log(f"grpo step {step}: mean reward {entry['reward']:+.4f}, KL {entry['kl']:.4f}")
     return policy.eval(), history
