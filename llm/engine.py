@@ -32,7 +32,6 @@ from llm.grammar import GrammarLogitsProcessor, new_matcher
 from llm.load import LoadedModel
 from llm.schema import EventType, ReasonOutput, SignalFields
 
-BODY_MARK = "\x00BODY\x00"  # where the document goes in a prompt template
 Progress = Callable[[int], None]
 
 
@@ -104,13 +103,12 @@ class Engine:
         where the document's own tokens are (start, end)."""
         heads, tails = [], []
         for doc in docs:
-            head, tail = prompts.chat(self.tokenizer, user.format(
-                ticker=doc.ticker or "the company", text=BODY_MARK)).split(BODY_MARK)
+            head, tail = prompts.around_document(self.tokenizer, user, doc.ticker)
             heads.append(head)
             tails.append(tail)
         head_ids = self._encode_many(heads)
         tail_ids = self._encode_many(tails)
-        body_ids = self._encode_many([" ".join(d.text.split()) for d in docs])
+        body_ids = self._encode_many([prompts.normalise(d.text) for d in docs])
         cue_ids = [tok for cue in cues for tok in self._encode(cue)]
         built = []
         for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
@@ -122,7 +120,7 @@ class Engine:
             built.append((head + body[:budget] + tail + cue_ids, len(body) > budget, span))
         return built
 
-    def _batches(self, built: list[tuple[list[int] | None, bool]]):
+    def _batches(self, built: list[tuple[list[int] | None, bool, tuple[int, int]]]):
         """Indices of fitting documents, sorted by length, in batches."""
         order = sorted((i for i, (ids, *_) in enumerate(built) if ids is not None),
                        key=lambda i: len(built[i][0]))
@@ -178,11 +176,10 @@ class Engine:
     def _head_input(self):
         """While active, keeps the output of the layer the sentiment head reads."""
         captured: list[torch.Tensor] = []
-        head_layer = getattr(self.loaded, "head_layer", None)
-        if self.loaded.head is None or head_layer is None:
+        if self.loaded.head is None:
             yield captured
             return
-        layer = decoder_layers(self.model)[head_layer - 1]
+        layer = decoder_layers(self.model)[self.loaded.head_layer - 1]
         hook = layer.register_forward_hook(
             lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
         try:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from llm.adapter import LABELS
 from llm.engine import DocInput, Engine
 from llm.errors import ModelError
 
-LABELS = ("bearish", "neutral", "bullish")
 _LABEL_MAP = {"bullish": "bullish", "positive": "bullish", "bearish": "bearish",
               "negative": "bearish", "neutral": "neutral", "1": "bullish", "0": "bearish",
               "2": "neutral"}
@@ -80,27 +80,28 @@ def classification_metrics(truth: list[str], predicted: list[str],
     return out
 
 
+def sentiment_metrics(truth: list[str], probs: np.ndarray) -> dict:
+    """Metrics from (n, 3) probabilities in LABELS order; where the truth has no neutral
+    label the prediction is bullish vs bearish only (the two renormalised)."""
+    labels = LABELS if "neutral" in set(truth) else ("bearish", "bullish")
+    p = probs[:, [LABELS.index(label) for label in labels]]
+    total = p.sum(1, keepdims=True)
+    p = p / np.where(total > 0, total, 1.0)
+    predicted = [labels[i] for i in p.argmax(1)]
+    return classification_metrics(truth, predicted, p, labels)
+
+
 def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score") -> dict:
     """Run the model on `frame` (text, label) and compute the metrics."""
-    labels = LABELS if "neutral" in set(frame["label"]) else ("bearish", "bullish")
     docs = [DocInput("", text) for text in frame["text"]]
     started = time.perf_counter()
     results = engine.score(docs) if mode == "score" else engine.reason(docs)
     seconds = time.perf_counter() - started
-    truth, predicted, probs = [], [], []
-    failed = 0
-    for label, result in zip(frame["label"], results, strict=True):
-        if result.status != "ok":
-            failed += 1
-            guess = {lab: 1 / len(labels) for lab in labels}  # counted, and scored as chance
-        else:
-            guess = {lab: result.probs.get(lab, 0.0) for lab in labels}
-        total = sum(guess.values()) or 1.0
-        row = np.array([guess[lab] / total for lab in labels])
-        truth.append(label)
-        predicted.append(labels[int(row.argmax())])
-        probs.append(row)
-    metrics = classification_metrics(truth, predicted, np.array(probs), labels)
+    # A document that was not scored is counted, and scored as chance.
+    probs = np.array([[r.probs.get(label, 0.0) for label in LABELS] if r.status == "ok"
+                      else [1 / len(LABELS)] * len(LABELS) for r in results])
+    failed = sum(r.status != "ok" for r in results)
+    metrics = sentiment_metrics(frame["label"].to_list(), probs)
     metrics |= {"mode": mode, "not_ok": failed, "seconds": round(seconds, 2),
                 "docs_per_s": round(len(docs) / seconds, 2) if seconds else None,
                 "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint}

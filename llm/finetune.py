@@ -25,9 +25,8 @@ import torch.nn.functional as F
 
 from llm import adapter as adapters
 from llm import prompts
-from llm.engine import BODY_MARK
 from llm.errors import ModelError
-from llm.evaluate import classification_metrics
+from llm.evaluate import sentiment_metrics
 from llm.load import LoadedModel
 from llm.moe import load_entropy
 from llm.upcycle import moe_blocks
@@ -141,8 +140,7 @@ def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def prompt_prefix(tokenizer, ticker: str = "") -> list[int]:
     """Token ids of the score prompt up to where the document text starts."""
-    user = prompts.SCORE_USER.format(ticker=ticker or "the company", text=BODY_MARK)
-    head = prompts.chat(tokenizer, user).split(BODY_MARK)[0]
+    head, _ = prompts.around_document(tokenizer, prompts.SCORE_USER, ticker)
     return tokenizer(head, add_special_tokens=False)["input_ids"]
 
 
@@ -151,17 +149,20 @@ def prompt_prefix(tokenizer, ticker: str = "") -> list[int]:
 
 @dataclass
 class Batch:
+    rows: list[int]         # the frame rows in this batch
     ids: torch.Tensor       # (B, L) right-padded document tokens
     mask: torch.Tensor      # (B, L)
-    labels: torch.Tensor    # (B,) index into adapters.LABELS
+    labels: torch.Tensor    # (B,) index into adapters.LABELS (0 for a frame without labels)
     hidden: torch.Tensor | None = None  # cached input to the band
 
 
 def batches(tokenizer, frame: pl.DataFrame, settings: FinetuneSettings) -> list[Batch]:
-    """Length-bucketed batches (sorted by length, so padding is small)."""
-    texts = [" ".join(t.split()) for t in frame["text"]]
+    """Length-bucketed batches of `frame`'s text (and label, when it has one), sorted by
+    length so padding is small; empty texts are left out."""
+    texts = [prompts.normalise(t) for t in frame["text"]]
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    labels = [adapters.LABELS.index(x) for x in frame["label"]]
+    labels = ([adapters.LABELS.index(x) for x in frame["label"]] if "label" in frame.columns
+              else [0] * len(ids))
     kept = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
     pad = tokenizer.pad_token_id
     out = []
@@ -170,7 +171,7 @@ def batches(tokenizer, frame: pl.DataFrame, settings: FinetuneSettings) -> list[
         seqs = [ids[i][:settings.max_doc_tokens] for i in rows]
         width = max(len(s) for s in seqs)
         out.append(Batch(
-            ids=torch.tensor([s + [pad] * (width - len(s)) for s in seqs]),
+            rows=rows, ids=torch.tensor([s + [pad] * (width - len(s)) for s in seqs]),
             mask=torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs]),
             labels=torch.tensor([labels[i] for i in rows])))
     return out
@@ -302,13 +303,8 @@ def _evaluate(runner: SharedPrefix, head, data: list[Batch], settings) -> dict:
                              batch.mask))
         probs.append(logits.softmax(-1))
         truth.append(batch.labels)
-    p = torch.cat(probs).numpy()
     t = [adapters.LABELS[i] for i in torch.cat(truth).tolist()]
-    labels = adapters.LABELS if "neutral" in t else ("bearish", "bullish")
-    columns = [adapters.LABELS.index(label) for label in labels]
-    p = p[:, columns] / p[:, columns].sum(1, keepdims=True)
-    predicted = [labels[i] for i in p.argmax(1)]
-    metrics = classification_metrics(t, predicted, p, labels)
+    metrics = sentiment_metrics(t, torch.cat(probs).numpy())
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 

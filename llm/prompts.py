@@ -54,6 +54,21 @@ def prompt_version(mode: str) -> str:
     return SCORE_VERSION if mode == "score" else REASON_VERSION
 
 
+BODY_MARK = "\x00BODY\x00"  # where the document goes while a prompt is laid out
+
+
+def normalise(text: str) -> str:
+    """A document's text as every prompt carries it: whitespace runs become one space."""
+    return " ".join(text.split())
+
+
+def around_document(tokenizer, user: str, ticker: str) -> tuple[str, str]:
+    """The prompt text before and after the document, for a user template and a ticker."""
+    head, tail = chat(tokenizer, user.format(ticker=ticker or "the company",
+                                             text=BODY_MARK)).split(BODY_MARK)
+    return head, tail
+
+
 def chat(tokenizer, user: str) -> str:
     """The conversation up to where the assistant starts answering."""
     if getattr(tokenizer, "chat_template", None):

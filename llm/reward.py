@@ -70,28 +70,18 @@ def features(loaded: LoadedModel, texts: list[str], log: Log, batch_size: int = 
         raise ModelError(f"{loaded.model_id} has no sentiment head: load a model with an "
                          "adapter (e.g. default) for the reward stage")
     runner = SharedPrefix(loaded.model, prompt_prefix(loaded.tokenizer))
-    frame = pl.DataFrame({"text": texts, "label": ["neutral"] * len(texts)}).with_row_index()
-    settings = FinetuneSettings(batch_size=batch_size)
+    data = batches(loaded.tokenizer, pl.DataFrame({"text": texts}),
+                   FinetuneSettings(batch_size=batch_size))
     out = torch.zeros(len(texts), loaded.config.hidden_size)
-    order = _batch_rows(loaded.tokenizer, frame, settings)
     began = time.perf_counter()
     with torch.no_grad():
-        for n, (rows, batch) in enumerate(zip(order, batches(loaded.tokenizer, frame, settings),
-                                              strict=True), 1):
+        for n, batch in enumerate(data, 1):
             hidden = runner.run(runner.embed(batch.ids), 0, loaded.head_layer)
-            out[rows] = pooled(hidden, batch.mask).float()
+            out[batch.rows] = pooled(hidden, batch.mask).float()
             if n % 20 == 0:
-                log(f"features {n}/{len(order)} batches, "
+                log(f"features {n}/{len(data)} batches, "
                     f"{n * batch_size / (time.perf_counter() - began):.1f} posts/s")
     return out
-
-
-def _batch_rows(tokenizer, frame: pl.DataFrame, settings: FinetuneSettings) -> list[list[int]]:
-    """The row indices `batches` puts in each batch (same order: sorted by token length)."""
-    texts = [" ".join(t.split()) for t in frame["text"]]
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    kept = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
-    return [kept[b:b + settings.batch_size] for b in range(0, len(kept), settings.batch_size)]
 
 
 def grpo(head: adapters.SentimentHead, x: torch.Tensor, returns: torch.Tensor,

@@ -7,12 +7,12 @@ Two ways, both implemented and measured (README, "The MoE default"):
   router picks; with top-1 routing each token costs one MLP, as before. Training then lets the
   experts diverge.
 - `split` (fine-grained, as in DeepSeek-MoE): each dense MLP's hidden units are split: the
-  `shared` units
-with the largest weight norms become a shared expert that every token uses; the rest are
-divided into `n_experts` routed experts of equal width, of which each token uses `top_k`. With
-all experts chosen the block equals the dense MLP exactly (weights of 1); with top-k it is
-sparse. The router starts as each expert's mean gate vector, so a token goes to the experts
-whose gates it opens most. The fine-tuning stage trains the router and experts further.
+  `shared` units with the largest weight norms become a shared expert that every token uses;
+  the rest are divided into `n_experts` routed experts of equal width, of which each token uses
+  `top_k`. With all experts chosen the block equals the dense MLP exactly (weights of 1); with
+  top-k it is sparse. The router starts as each expert's mean gate vector, so a token goes to
+  the experts whose gates it opens most. The fine-tuning stage trains the router and experts
+  further.
 """
 
 from __future__ import annotations

@@ -281,6 +281,13 @@ def llm_eval(ctx, data_path, text_col, label_col, spec, mode, limit, as_json):
     emit(metrics, as_json, render)
 
 
+def _command_line() -> str:
+    """This invocation, as a shell command (recorded in what it writes, to reproduce it)."""
+    import shlex
+
+    return shlex.join(["quant", *sys.argv[1:]])
+
+
 @llm_group.command("finetune")
 @click.option("--data", "train_files", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False), help="labelled file (repeatable)")
@@ -303,9 +310,6 @@ def llm_eval(ctx, data_path, text_col, label_col, spec, mode, limit, as_json):
 def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epochs, lora_rank,
                  layers, batch_size, out, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
-    import shlex
-    import sys
-
     from llm.finetune import FinetuneSettings, train_adapter
 
     config = config_of(ctx)
@@ -319,8 +323,7 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
                          out, settings, cache_dir=config.cache_dir / "models",
-                         names=config.models, command=shlex.join(["quant", *sys.argv[1:]]),
-                         log=log)
+                         names=config.models, command=_command_line(), log=log)
     report = meta["report"]
     summary = {"adapter": out, "best_epoch": report["best_epoch"],
                "wall_seconds": report["wall_seconds"],
@@ -345,9 +348,6 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
 @click.pass_context
 def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
     """GRPO-style reward stage: the head learns from realised returns (out-of-sample IC)."""
-    import shlex
-    import sys
-
     from llm.reward import RewardSettings, train_reward_adapter
 
     config = config_of(ctx)
@@ -355,7 +355,7 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
     settings = RewardSettings(split=split.date(), steps=steps, horizon=horizon)
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_reward_adapter(loaded, posts, prices, out, settings,
-                                command=shlex.join(["quant", *sys.argv[1:]]), log=log)
+                                command=_command_line(), log=log)
     report = meta["reward_stage"]
     rows = [{"head": name, "horizon": h, **{k: v for k, v in m.items() if k != "pooled_ic_95"}}
             for name in ("supervised_ic", "rewarded_ic") for h, m in report[name].items()]

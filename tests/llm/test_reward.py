@@ -10,21 +10,7 @@ from llm import adapter as adapters
 from llm.finetune import FinetuneSettings, finetune
 from llm.reward import RewardSettings, grpo, outcomes, reward_stage
 from tests.llm.test_finetune import labelled
-
-
-def prices_for(tickers: list[str], start: date, end: date, seed: int = 0) -> pl.DataFrame:
-    from data.calendar import get_calendar
-
-    every = pl.Series(get_calendar("XNYS").sessions).cast(pl.Date)
-    sessions = every.filter((every >= start) & (every <= end)).to_list()
-    rng = np.random.default_rng(seed)
-    frames = []
-    for ticker in tickers:
-        opens = 100 * np.cumprod(1 + rng.normal(0, 0.01, len(sessions)))
-        frames.append(pl.DataFrame({"ticker": ticker, "session": sessions, "open": opens,
-                                    "close": opens, "adj_close": opens,
-                                    "volume": 1_000_000}))
-    return pl.concat(frames).with_columns(pl.col("session").cast(pl.Date))
+from tests.quant.helpers import calendar_prices
 
 
 def test_grpo_moves_the_policy_toward_the_rewarded_position():
@@ -45,7 +31,7 @@ def test_grpo_moves_the_policy_toward_the_rewarded_position():
 
 
 def test_outcomes_use_the_first_tradable_open():
-    prices = prices_for(["AAA"], date(2014, 1, 1), date(2014, 1, 31))
+    prices = calendar_prices(["AAA"], date(2014, 1, 1), date(2014, 1, 31))
     friday_evening = datetime(2014, 1, 10, 21, 30, tzinfo=timezone.utc)  # after the close
     posts = pl.DataFrame({"ticker": ["AAA"], "created_at": [friday_evening], "text": ["x"]}
                          ).with_columns(pl.col("created_at").dt.cast_time_unit("us"))
@@ -64,7 +50,7 @@ def test_reward_stage_trains_before_the_split_and_evaluates_after(tiny_qwen, tmp
                                             "stop": 2, "rank": 2, "alpha": settings.alpha})
     adapted = llm.load(str(tiny_qwen), "fp32", adapter=tmp_path / "a")
     tickers = [f"T{i}" for i in range(6)]
-    prices = prices_for(tickers, date(2014, 1, 1), date(2014, 12, 31))
+    prices = calendar_prices(tickers, date(2014, 1, 1), date(2014, 12, 31))
     rng = np.random.default_rng(1)
     texts = [t for ts in {"a": ["shares rise", "stock falls", "in line results"]}.values()
              for t in ts]
