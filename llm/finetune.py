@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from llm import adapter as adapters
 from llm import prompts
 from llm.errors import ModelError
-from llm.evaluate import sentiment_metrics
+from llm.evaluate import read_labelled, sentiment_metrics
 from llm.load import LoadedModel
 from llm.moe import load_entropy
 from llm.upcycle import moe_blocks
@@ -334,7 +334,6 @@ def read_training_files(paths: list[str], text_col: str, label_cols: list[str]) 
     has (TFNS calls it `label`, StockEmotions `sentiment`)."""
     import pyarrow.parquet as pq
 
-    from llm.evaluate import read_labelled
 
     frames = []
     for path in paths:
