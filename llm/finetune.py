@@ -334,7 +334,6 @@ def read_training_files(paths: list[str], text_col: str, label_cols: list[str]) 
     has (TFNS calls it `label`, StockEmotions `sentiment`)."""
     import pyarrow.parquet as pq
 
-
     frames = []
     for path in paths:
         columns = (pq.read_schema(path).names if str(path).endswith(".parquet")
