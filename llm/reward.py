@@ -49,14 +49,10 @@ def outcomes(posts: pl.DataFrame, prices: pl.DataFrame, horizon: int) -> pl.Data
     """Each post with its tradable session and the forward return from that session's open
     (null where the price history cannot say), through the pipeline's own panel."""
     from data.calendar import get_calendar
-    from quant.pipeline import PanelParams, align, build_panel
+    from quant.pipeline import PanelParams, align, build_panel, no_signals
 
     calendar = get_calendar("XNYS")
-    empty = pl.DataFrame(schema={"doc_id": pl.String, "ticker": pl.String,
-                                 "published_at": pl.Datetime("us", "UTC"),
-                                 "sentiment": pl.Float64, "confidence": pl.Float64,
-                                 "event_type": pl.String, "story": pl.String})
-    panel = build_panel(empty, prices, PanelParams(horizons=(horizon,), min_history=0),
+    panel = build_panel(no_signals(), prices, PanelParams(horizons=(horizon,), min_history=0),
                         calendar)
     aligned = align(posts.rename({"created_at": "published_at"}), calendar)
     return aligned.join(panel.select("ticker", "session", f"fwd_ret_{horizon}"),

@@ -73,6 +73,16 @@ def choose_signal_set(wh: Warehouse, fingerprint: str | None = None,
                      row["model_id"])
 
 
+SIGNALS_SCHEMA = {"doc_id": pl.String, "section": pl.String, "ticker": pl.String,
+                  "published_at": pl.Datetime("us", "UTC"), "sentiment": pl.Float64,
+                  "confidence": pl.Float64, "event_type": pl.String, "story": pl.String}
+
+
+def no_signals() -> pl.DataFrame:
+    """An empty frame shaped like `load_signals`: a panel of prices and returns alone."""
+    return pl.DataFrame(schema=SIGNALS_SCHEMA)
+
+
 def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
                  until: date | None = None) -> pl.DataFrame:
     """ok signals of one set, with the story key used for novelty."""

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import polars as pl
-
 from data.errors import DataError
 from data.ingest.filings import ingest_filings, read_index
 from data.ingest.news import ingest_news
 from data.ingest.prices import ingest_prices
-from data.ingest.source import IngestResult, write_rejects
+from data.ingest.source import IngestResult, rejects_frame, write_rejects
 from data.warehouse import Warehouse
 
 KINDS = ("prices", "news", "filings")
@@ -57,9 +55,7 @@ def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
                 result = ingest_filings(wh, path, meta=meta, refresh_search=False)  # type: ignore[arg-type]
         except DataError as exc:
             result = IngestResult(file=str(path), kind=kind, rejected=1, reasons={str(exc): 1})
-            write_rejects(wh, str(path), pl.DataFrame(
-                {"line": [None], "reason": [str(exc)], "raw": [None]},
-                schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String}))
+            write_rejects(wh, str(path), rejects_frame([(None, str(exc), None)]))
         refresh |= result.inserted > 0 and kind != "prices"
         results.append(result)
     if refresh:

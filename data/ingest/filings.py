@@ -23,8 +23,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import polars as pl
-
 from data.ingest.source import (
     IngestResult,
     already_ingested,
@@ -33,6 +31,7 @@ from data.ingest.source import (
     now_utc,
     read_bytes,
     record_file,
+    rejects_frame,
     write_rejects,
 )
 from data.warehouse import Warehouse
@@ -286,9 +285,7 @@ def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None 
         if reason:
             result.rejected = 1
             result.reasons = {reason: 1}
-            write_rejects(wh, str(path), pl.DataFrame(
-                {"line": [None], "reason": [reason], "raw": [filing.text[:500]]},
-                schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String}))
+            write_rejects(wh, str(path), rejects_frame([(None, reason, filing.text[:500])]))
         else:
             before = con.execute("SELECT count(*) FROM documents").fetchone()[0]
             _insert_filing(con, filing, path)

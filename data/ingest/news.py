@@ -19,6 +19,7 @@ import polars as pl
 from data.errors import DataError
 from data.ingest.source import (
     DEFAULT_ZONE,
+    REJECTS_SCHEMA,
     IngestResult,
     already_ingested,
     count_reasons,
@@ -28,6 +29,7 @@ from data.ingest.source import (
     now_utc,
     read_bytes,
     record_file,
+    rejects_frame,
     to_utc,
     write_rejects,
 )
@@ -60,15 +62,11 @@ def read_news_table(path: Path, content: bytes) -> tuple[pl.DataFrame, pl.DataFr
             raise DataError(f"{path}: cannot read as parquet: {exc}") from None
         table = table.with_row_index("line", offset=1).with_columns(
             pl.col("line").cast(pl.Int64), raw=pl.lit(None, pl.String))
-        return table, _no_rejects()
+        return table, rejects_frame()
     if suffix in (".xml", ".rss", ".atom", ".feed"):
         return _read_feed(path, content)
     raise DataError(f"{path}: unsupported news file type {suffix!r} "
                     "(use .jsonl, .csv, .parquet, or .xml/.rss/.atom)")
-
-
-def _no_rejects() -> pl.DataFrame:
-    return pl.DataFrame(schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String})
 
 
 def _decode_lines(content: bytes) -> list[tuple[int, str | None, str]]:
@@ -99,7 +97,7 @@ def _read_jsonl(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
             rejects.append((number, "JSON line is not an object", text))
             continue
         rows.append({**{k: _as_text(v) for k, v in record.items()}, "line": number, "raw": text})
-    return _frame(rows), _rejects_frame(rejects)
+    return _frame(rows), rejects_frame(rejects)
 
 
 def _as_text(value: object) -> str | None:
@@ -128,7 +126,7 @@ def _read_csv(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
             rows.append({**record, "line": line, "raw": raw})
     except csv.Error as exc:
         rejects.append((reader.line_num, f"malformed CSV: {exc}", ""))
-    return _frame(rows), _rejects_frame(rejects)
+    return _frame(rows), rejects_frame(rejects)
 
 
 def _has_surrogates(value: str) -> bool:
@@ -156,7 +154,7 @@ def _read_feed(path: Path, content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
             "tickers": ",".join(t.get("term", "") for t in entry.get("tags", [])) or None,
             "line": number, "raw": raw,
         })
-    return _frame(rows), _rejects_frame(rejects)
+    return _frame(rows), rejects_frame(rejects)
 
 
 def _frame(rows: list[dict]) -> pl.DataFrame:
@@ -168,13 +166,6 @@ def _frame(rows: list[dict]) -> pl.DataFrame:
          **{c: [r.get(c) for r in rows] for c in columns}},
         schema_overrides={c: pl.String for c in columns} | {"line": pl.Int64},
     )
-
-
-def _rejects_frame(rejects: list[tuple[int, str, str]]) -> pl.DataFrame:
-    if not rejects:
-        return _no_rejects()
-    return pl.DataFrame(rejects, schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String},
-                        orient="row")
 
 
 def find_columns(columns: list[str], mapping: dict[str, str] | None) -> dict[str, list[str]]:
@@ -290,8 +281,7 @@ def ingest_news(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None 
         checked = normalise_news(table, mapping, source or path.name.split(".")[0],
                                  assume_zone, known, path)
     else:  # every line was rejected while reading
-        checked = pl.DataFrame(schema={"line": pl.Int64, "raw": pl.String,
-                                       "reason": pl.String} | _GOOD_SCHEMA)
+        checked = pl.DataFrame(schema=REJECTS_SCHEMA | _GOOD_SCHEMA)
     good = checked.filter(pl.col("reason").is_null()).select(list(_GOOD_SCHEMA))
     bad = pl.concat([read_rejects, checked.filter(pl.col("reason").is_not_null())
                      .select(pl.col("line").cast(pl.Int64), "reason", "raw")])

@@ -129,6 +129,14 @@ def to_utc(values: pl.Series, assume_zone: str = DEFAULT_ZONE) -> pl.DataFrame:
     )
 
 
+REJECTS_SCHEMA = {"line": pl.Int64, "reason": pl.String, "raw": pl.String}
+
+
+def rejects_frame(rows: list[tuple[int | None, str, str | None]] = ()) -> pl.DataFrame:
+    """Rows of (line, reason, raw) as a frame `write_rejects` takes; empty when none."""
+    return pl.DataFrame(list(rows), schema=REJECTS_SCHEMA, orient="row")
+
+
 def write_rejects(wh: Warehouse, file: str, rejects: pl.DataFrame) -> None:
     """Insert rows of (line, reason, raw) into `rejects` for one file."""
     if rejects.is_empty():

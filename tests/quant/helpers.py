@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from data.calendar import get_calendar
+from quant.pipeline import SIGNALS_SCHEMA
 
 UTC = timezone.utc
 
@@ -38,10 +39,7 @@ def signals_frame(rows: list[dict]) -> pl.DataFrame:
                        "confidence": row.get("confidence", 1.0),
                        "event_type": row.get("event_type", "other"),
                        "story": row.get("story", f"story {i}")})
-    schema = {"doc_id": pl.String, "section": pl.String, "ticker": pl.String,
-              "published_at": pl.Datetime("us", "UTC"), "sentiment": pl.Float64,
-              "confidence": pl.Float64, "event_type": pl.String, "story": pl.String}
-    return pl.DataFrame(filled, schema=schema)
+    return pl.DataFrame(filled, schema=SIGNALS_SCHEMA)
 
 
 def write_signals(wh, frame: pl.DataFrame, fingerprint: str = "fixture",
