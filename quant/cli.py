@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from data.errors import QuantError
 from quant.config import Config, load_config
+from quant.tables import fmt, print_evaluation, table_of
 from quant.workspace import (
     evaluate_report,
     init_workspace,
@@ -44,15 +44,6 @@ def emit(data: object, as_json: bool, render=None) -> None:
         render(data)
     else:
         console.print(data)
-
-
-def table_of(rows: list[dict], title: str | None = None) -> Table:
-    table = Table(title=title)
-    for column in (rows[0].keys() if rows else []):
-        table.add_column(str(column))
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    return table
 
 
 def json_option(fn):
@@ -387,31 +378,7 @@ def evaluate_cmd(ctx, signal, horizons, since, until, as_json):
     with open_warehouse(config, read_only=True) as wh:
         report = evaluate_report(config, wh, signal, _horizons(horizons),
                                  since.date() if since else None, until.date() if until else None)
-    emit(report, as_json, render_evaluation)
-
-
-def _fmt(value, digits: int = 4):
-    return "" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else value)
-
-
-def render_evaluation(report: dict) -> None:
-    rows = []
-    for h, e in report["horizons"].items():
-        rows.append({"horizon": h, "IC": _fmt(e["ic"]["mean"]), "IC t": _fmt(e["ic"]["t_stat"], 2),
-                     "rank IC": _fmt(e["rank_ic"]["mean"]), "ICIR": _fmt(e["rank_ic"]["icir"], 3),
-                     "pooled IC [95%]": f"{_fmt(e['pooled_ic']['ic'], 3)} "
-                     f"[{_fmt(e['pooled_ic']['low'], 3)}, {_fmt(e['pooled_ic']['high'], 3)}]",
-                     "top-bottom": _fmt(e.get("top_minus_bottom", {}).get("mean"), 5),
-                     "hit rate": _fmt(e["hit_rate"], 3), "rows": e["rows"]})
-    s = report["signals"]
-    console.print(table_of(rows, title=f"{report['signal']} — {s['model_id']} "
-                                       f"{s['fingerprint']} {s['prompt_version']}"))
-    c = report["coverage"]
-    console.print(f"coverage: {c['tickers']}/{c['universe_tickers']} tickers, "
-                  f"{c['sessions']}/{c['universe_sessions']} sessions, "
-                  f"{c['row_share']:.1%} of universe rows")
-    first = next(iter(report["horizons"].values()))
-    console.print(f"dropped rows: {first['dropped']}")
+    emit(report, as_json, lambda r: print_evaluation(r, console))
 
 
 # ------------------------------------------------------------------ backtests
@@ -453,7 +420,7 @@ def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engin
                            since.date() if since else None, until.date() if until else None,
                            engine=engine_name)
     emit(summary, as_json, lambda s: console.print(table_of(
-        [{"": k, "value": _fmt(v, 3)} for k, v in s.items()], title="backtest")))
+        [{"": k, "value": fmt(v, 3)} for k, v in s.items()], title="backtest")))
 
 
 @cli.command()
@@ -513,7 +480,7 @@ def schedule_once(ctx, job, as_of, as_json):
 
     row = run_once(config_of(ctx), job, as_of.date() if as_of else None)
     emit(row, as_json, lambda r: console.print(table_of(
-        [{"": k, "value": _fmt(v, 3)} for k, v in r.items()], title=f"job {job}")))
+        [{"": k, "value": fmt(v, 3)} for k, v in r.items()], title=f"job {job}")))
     if row["status"] in ("failed", "aborted"):
         sys.exit(1)
 
@@ -546,7 +513,7 @@ def schedule_history(ctx, limit, as_json):
 
     info = history(config_of(ctx), limit)
     emit(info, as_json, lambda h: console.print(table_of(
-        [{k: str(_fmt(v))[:60] for k, v in r.items()} for r in h["runs"]],
+        [{k: str(fmt(v))[:60] for k, v in r.items()} for r in h["runs"]],
         title=f"job runs ({h['source']})")))
 
 

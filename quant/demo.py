@@ -25,12 +25,13 @@ from data.ingest import ingest_files
 from data.samples import SAMPLE_END, sample_prices_path, write_sample_news
 from data.warehouse import Warehouse
 from quant.config import load_config
+from quant.tables import print_evaluation, table_of
 
 console = Console(stderr=True)
 
+
 def run_demo(root: Path, quiet: bool = False) -> dict:
     from quant import runs
-    from quant.cli import render_evaluation, table_of
     from quant.scheduler import run_once
     from quant.workspace import evaluate_report, init_workspace, score_documents
 
@@ -74,7 +75,7 @@ def run_demo(root: Path, quiet: bool = False) -> dict:
         say("[bold]3/6[/] evaluating the signal")
         evaluation = evaluate_report(config, wh)
         if not quiet:
-            render_evaluation(evaluation)
+            print_evaluation(evaluation, console)
         first = next(iter(evaluation["horizons"].values()))
         summary["evaluate"] = {"rank_ic": first["rank_ic"]["mean"],
                                "rank_ic_t": first["rank_ic"]["t_stat"],

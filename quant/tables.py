@@ -1,0 +1,42 @@
+"""Terminal tables for people, shared by the CLI and the demo (machines read `--json`)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def fmt(value, digits: int = 4):
+    """A float rounded for reading; None as blank; anything else as it is."""
+    return "" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else value)
+
+
+def table_of(rows: list[dict], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for column in (rows[0].keys() if rows else []):
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table
+
+
+def print_evaluation(report: dict, console: Console) -> None:
+    """An evaluation report (`quant.workspace.evaluate_report`): one row per horizon, then
+    coverage and the rows dropped, so nothing is dropped silently."""
+    rows = []
+    for h, e in report["horizons"].items():
+        rows.append({"horizon": h, "IC": fmt(e["ic"]["mean"]), "IC t": fmt(e["ic"]["t_stat"], 2),
+                     "rank IC": fmt(e["rank_ic"]["mean"]), "ICIR": fmt(e["rank_ic"]["icir"], 3),
+                     "pooled IC [95%]": f"{fmt(e['pooled_ic']['ic'], 3)} "
+                     f"[{fmt(e['pooled_ic']['low'], 3)}, {fmt(e['pooled_ic']['high'], 3)}]",
+                     "top-bottom": fmt(e.get("top_minus_bottom", {}).get("mean"), 5),
+                     "hit rate": fmt(e["hit_rate"], 3), "rows": e["rows"]})
+    s = report["signals"]
+    console.print(table_of(rows, title=f"{report['signal']} — {s['model_id']} "
+                                       f"{s['fingerprint']} {s['prompt_version']}"))
+    c = report["coverage"]
+    console.print(f"coverage: {c['tickers']}/{c['universe_tickers']} tickers, "
+                  f"{c['sessions']}/{c['universe_sessions']} sessions, "
+                  f"{c['row_share']:.1%} of universe rows")
+    first = next(iter(report["horizons"].values()))
+    console.print(f"dropped rows: {first['dropped']}")
