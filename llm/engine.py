@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +29,7 @@ from llm.adapter import LABELS as HEAD_LABELS
 from llm.adapter import decoder_layers
 from llm.grammar import GrammarLogitsProcessor, new_matcher
 from llm.load import LoadedModel
+from llm.prefix import SharedPrefix
 from llm.schema import EventType, ReasonOutput, SignalFields
 
 Progress = Callable[[int], None]
@@ -55,7 +55,7 @@ class Scored:
 class Engine:
     def __init__(self, loaded: LoadedModel, batch_size: int = 16, max_input_tokens: int = 384,
                  max_new_tokens: int = 160, min_label_mass: float = 0.002,
-                 calibrate: bool = True) -> None:
+                 calibrate: bool = True, events: bool = False) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -66,9 +66,11 @@ class Engine:
         self.device = next(self.model.parameters()).device
         self.sentiment_ids = self._first_tokens(prompts.SENTIMENT_WORDS)
         self.event_ids = self._first_tokens({e.value: w for e, w in prompts.EVENT_WORDS.items()})
+        self.events = events
         self.stats: dict[str, float] = {}
+        self._runner: SharedPrefix | None = None
         self.prior: dict[str, dict[str, float]] | None = None
-        if calibrate:
+        if calibrate and self.full_depth:  # the prior corrects label words, which only it reads
             self.prior = self._content_free_prior()
 
     def _content_free_prior(self) -> dict[str, dict[str, float]]:
@@ -137,96 +139,136 @@ class Engine:
 
     # ------------------------------------------------------------ score mode
 
+    @property
+    def full_depth(self) -> bool:
+        """Whether score mode runs every layer: to read the event type, or the sentiment from
+        label words when the model has no sentiment head."""
+        return self.events or self.loaded.head is None
+
+    def prompt_version(self, mode: str) -> str:
+        return prompts.prompt_version(mode, events=mode != "score" or self.full_depth)
+
+    def _opening(self) -> SharedPrefix:
+        """The score prompt's opening, run once per engine (its keys and values are kept)."""
+        if self._runner is None:
+            ids = self._encode(prompts.opening(self.tokenizer, prompts.SCORE_USER))
+            self._runner = SharedPrefix(self.model, ids, frozen=True)
+        return self._runner
+
+    def _score_inputs(self, docs: Sequence[DocInput]
+                      ) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
+        """Per document, the token ids after the shared opening (None when the document does
+        not fit), whether its text was cut, and where its own tokens are in them. The
+        document gets the same token budget whether or not the pass reads the event type, so
+        both read the same text."""
+        opening = prompts.opening(self.tokenizer, prompts.SCORE_USER)
+        heads, tails = [], []
+        for doc in docs:
+            head, tail = prompts.around_document(self.tokenizer, prompts.SCORE_USER, doc.ticker)
+            heads.append(head[len(opening):])
+            tails.append(tail)
+        head_ids = self._encode_many(heads)
+        body_ids = self._encode_many([prompts.normalise(d.text) for d in docs])
+        tail_ids = self._encode_many(tails)
+        cues = self._encode(prompts.SCORE_EVENT_CUE) + self._encode(prompts.SCORE_SENTIMENT_CUE)
+        fixed = self._opening().length + len(cues)
+        built = []
+        for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
+            budget = self.max_input_tokens - fixed - len(head) - len(tail)
+            if budget < 8 or not body:
+                built.append((None, False, (0, 0)))
+                continue
+            span = (len(head), len(head) + min(len(body), budget))
+            ids = head + body[:budget] + (tail + cues if self.full_depth else [])
+            built.append((ids, len(body) > budget, span))
+        return built
+
     @torch.inference_mode()
     def score(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
-        built = self._build(docs, prompts.SCORE_USER, [prompts.SCORE_EVENT_CUE])
-        sentiment_cue = self._encode(prompts.SCORE_SENTIMENT_CUE)
-        built = [(ids + sentiment_cue if ids else None, cut, span) for ids, cut, span in built]
-        keep = len(sentiment_cue) + 1   # logits at the event cue .. the sentiment cue
+        built = self._score_inputs(docs)
+        runner = self._opening()
+        sentiment_cue = len(self._encode(prompts.SCORE_SENTIMENT_CUE))
+        layers = len(decoder_layers(self.model))
         results: list[Scored | None] = [None] * len(docs)
         started, tokens = time.perf_counter(), 0
         for batch in self._batches(built):
             t0 = time.perf_counter()
-            ids, mask = self._pad_left([built[i][0] for i in batch])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            sequences = [built[i][0] for i in batch]
+            lengths = [len(s) for s in sequences]
+            width, pad = max(lengths), self.tokenizer.pad_token_id
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences],
+                               device=self.device)
             try:
-                with self._head_input() as captured:
-                    logits = self.model(input_ids=ids, attention_mask=mask,
-                                        position_ids=positions, logits_to_keep=keep,
-                                        use_cache=False).logits.float()
+                hidden, head_probs = runner.embed(ids), None
+                if self.loaded.head is not None:
+                    hidden = runner.run(hidden, 0, self.loaded.head_layer)
+                    head_probs = self._head_probs(hidden, [built[i][2] for i in batch])
+                event_probs = sentiment_probs = None
+                if self.full_depth:
+                    hidden = runner.run(hidden, self.loaded.head_layer or 0, layers)
+                    rows = torch.arange(len(batch), device=self.device)
+                    last = torch.tensor(lengths, device=self.device) - 1
+                    sentiment_probs = runner.logits(hidden[rows, last]).softmax(-1)
+                    event_probs = runner.logits(hidden[rows, last - sentiment_cue]).softmax(-1)
             except RuntimeError as exc:  # e.g. out of memory: fail these, keep going
                 for i in batch:
                     results[i] = Scored("failed", reason=f"forward pass failed: {exc}")
                 continue
-            event_probs = logits[:, 0].softmax(-1)
-            sentiment_probs = logits[:, -1].softmax(-1)
-            head_probs = self._head_probs(captured, mask, [built[i][2] for i in batch])
             per_doc = (time.perf_counter() - t0) * 1000 / len(batch)
             for row, i in enumerate(batch):
-                n = int(mask[row].sum())
+                n = runner.length + lengths[row]
                 tokens += n
                 results[i] = self._score_result(
-                    docs[i], sentiment_probs[row], event_probs[row], per_doc, n, built[i][1],
+                    docs[i], per_doc, n, built[i][1],
+                    None if sentiment_probs is None else sentiment_probs[row],
+                    None if event_probs is None else event_probs[row],
                     None if head_probs is None else head_probs[row])
             if progress:
                 progress(len(batch))
         return self._finish(results, started, tokens)
 
-    @contextmanager
-    def _head_input(self):
-        """While active, keeps the output of the layer the sentiment head reads."""
-        captured: list[torch.Tensor] = []
-        if self.loaded.head is None:
-            yield captured
-            return
-        layer = decoder_layers(self.model)[self.loaded.head_layer - 1]
-        hook = layer.register_forward_hook(
-            lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
-        try:
-            yield captured
-        finally:
-            hook.remove()
-
-    def _head_probs(self, captured: list[torch.Tensor], mask: torch.Tensor,
-                    spans: list[tuple[int, int]]) -> torch.Tensor | None:
+    def _head_probs(self, hidden: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
         """The head's (bearish, neutral, bullish) probabilities from the mean of each
-        document's own tokens (left padding shifts every span by the row's padding)."""
-        if not captured:
-            return None
-        hidden = captured[0]
-        padding = (mask.shape[1] - mask.sum(1)).tolist()
-        rows = enumerate(zip(padding, spans, strict=True))
-        pooled = torch.stack([hidden[row, pad + a:pad + b].float().mean(0)
-                              for row, (pad, (a, b)) in rows])
+        document's own tokens at the head's layer."""
+        pooled = torch.stack([hidden[row, a:b].float().mean(0)
+                              for row, (a, b) in enumerate(spans)])
         return self.loaded.head(pooled).softmax(-1)
 
-    def _score_result(self, doc: DocInput, sentiment_probs: torch.Tensor,
-                      event_probs: torch.Tensor, latency_ms: float, tokens: int,
-                      truncated: bool, head_probs: torch.Tensor | None = None) -> Scored:
-        raw = {k: float(sentiment_probs[t]) for k, t in self.sentiment_ids.items()}
-        mass = sum(raw.values())
-        events = {k: float(event_probs[t]) for k, t in self.event_ids.items()}
-        decoding = {"truncated": truncated, "label_mass": round(mass, 6),
-                    "calibrated": self.prior is not None,
-                    "sentiment_from": "label words" if head_probs is None else "head"}
-        if self.prior is None:  # also what the calibration itself reads
-            decoding |= {"raw_sentiment": {k: v / mass for k, v in raw.items()} if mass else {},
-                         "raw_event": events}
-        if mass < self.min_label_mass and head_probs is None:
-            return Scored("abstain", reason=f"label probability mass {mass:.4f} below "
-                          f"{self.min_label_mass}", latency_ms=latency_ms, tokens=tokens,
-                          decoding=decoding)
-        p = {k: v / max(mass, 1e-12) for k, v in raw.items()}
-        if self.prior is not None:
-            p = _divide(p, self.prior["sentiment"])
+    def _score_result(self, doc: DocInput, latency_ms: float, tokens: int, truncated: bool,
+                      sentiment_probs: torch.Tensor | None, event_probs: torch.Tensor | None,
+                      head_probs: torch.Tensor | None) -> Scored:
+        """Sentiment from the head when there is one, else from the label words (calibrated,
+        abstaining when they get almost no probability); event type from the label words when
+        the pass read them, else `other` (not read)."""
+        decoding = {"truncated": truncated, "calibrated": self.prior is not None,
+                    "sentiment_from": "label words" if head_probs is None else "head",
+                    "event_from": "label words" if event_probs is not None else "not read"}
+        events = ({k: float(event_probs[t]) for k, t in self.event_ids.items()}
+                  if event_probs is not None else {EventType.other.value: 1.0})
+        if self.prior is None and event_probs is not None:  # what the calibration reads
+            decoding["raw_event"] = events
+        elif event_probs is not None:
             events = _divide(events, self.prior["event"])
         if head_probs is not None:  # trained on labelled data: no calibration needed
             p = {label: float(head_probs[i]) for i, label in enumerate(HEAD_LABELS)}
+        else:
+            raw = {k: float(sentiment_probs[t]) for k, t in self.sentiment_ids.items()}
+            mass = sum(raw.values())
+            decoding["label_mass"] = round(mass, 6)
+            if self.prior is None:
+                decoding["raw_sentiment"] = {k: v / mass for k, v in raw.items()} if mass else {}
+            if mass < self.min_label_mass:
+                return Scored("abstain", reason=f"label probability mass {mass:.4f} below "
+                              f"{self.min_label_mass}", latency_ms=latency_ms, tokens=tokens,
+                              decoding=decoding)
+            p = {k: v / max(mass, 1e-12) for k, v in raw.items()}
+            if self.prior is not None:
+                p = _divide(p, self.prior["sentiment"])
         top, second = sorted(p.values(), reverse=True)[:2]
-        event = max(events, key=events.get)
         fields = SignalFields(
             ticker=doc.ticker or "-", sentiment=max(-1.0, min(1.0, p["bullish"] - p["bearish"])),
-            confidence=max(0.0, min(1.0, top - second)), event_type=EventType(event),
+            confidence=max(0.0, min(1.0, top - second)),
+            event_type=EventType(max(events, key=events.get)),
             horizon_days=prompts.SCORE_HORIZON_DAYS,
             rationale=" ".join(f"p_{k}={v:.3f}" for k, v in p.items()))
         return Scored("ok", fields=fields, latency_ms=latency_ms, tokens=tokens, probs=p,

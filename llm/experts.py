@@ -15,6 +15,7 @@ import logging
 import torch
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
+from llm.int8 import quantise_experts
 from llm.kernels.cpu import experts_cpu
 from llm.kernels.reference import block_quant
 
@@ -33,7 +34,8 @@ def quant_moe_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tens
                              None if fp8 else self.gate_up_proj, None if fp8 else self.down_proj,
                              fp8=fp8)
     return experts_cpu(hidden_states, None if fp8 else self.gate_up_proj,
-                       None if fp8 else self.down_proj, top_k_index, top_k_weights, fp8=fp8)
+                       None if fp8 else self.down_proj, top_k_index, top_k_weights, fp8=fp8,
+                       int8=getattr(self, "int8", None))
 
 
 ALL_EXPERTS_FUNCTIONS.register(NAME, quant_moe_forward)
@@ -99,9 +101,12 @@ def attach_experts(loaded) -> list[str]:
         log.warning("MoE experts stay on transformers' implementation: %s", reason)
         return [f"experts: transformers' implementation ({reason})"]
     model.set_experts_implementation(NAME)
-    if precision == "fp8":
-        for module in modules:
+    for module in modules:
+        if precision == "fp8":
             quantise_fp8(module)
+        elif precision == "int8":
+            quantise_experts(module, "gate_up_proj", "down_proj")
     device = "fused Triton kernels" if next(model.parameters()).is_cuda else "CPU path"
     return [f"experts: {NAME} ({device}), {len(modules)} layers, "
-            f"{'fp8 e4m3 weights, 128x128 block scales' if precision == 'fp8' else precision}"]
+            f"{'fp8 e4m3 weights, 128x128 block scales' if precision == 'fp8' else precision}"
+            + (" (per expert)" if precision == "int8" else "")]

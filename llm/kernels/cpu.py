@@ -3,7 +3,8 @@ tokens once, then the GEMMs on contiguous per-expert slices: `torch._grouped_mm`
 projection, fp32/bf16) where torch has it, else one pair of GEMMs per expert with tokens.
 
 fp8 weights are dequantised per expert on the fly (only the experts this batch uses), since
-the CPU has no fp8 matmul with block scales.
+the CPU has no fp8 matmul with block scales; int8 weights (llm/int8.py) go through torch's
+dynamic-quantised int8 matmul, one packed weight per expert.
 """
 
 from __future__ import annotations
@@ -11,21 +12,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from llm.int8 import linear as int8_linear
 from llm.kernels.reference import block_dequant
 
 
 def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tensor | None,
                 topk_ids: torch.Tensor, topk_weights: torch.Tensor,
-                fp8: dict | None = None) -> torch.Tensor:
-    """x (T, H) -> (T, H). `fp8` = {"gate_up": (q, s), "down": (q, s)} replaces the weights."""
+                fp8: dict | None = None, int8=None) -> torch.Tensor:
+    """x (T, H) -> (T, H). `fp8` = {"gate_up": (q, s), "down": (q, s)} or `int8`
+    (llm.int8.Int8Experts) replaces the weights."""
     tokens, top_k = topk_ids.shape
     flat = topk_ids.reshape(-1)
     order = torch.argsort(flat, stable=True)
-    counts = torch.bincount(flat, minlength=_experts(gate_up, fp8)).tolist()
+    n_experts = len(int8) if int8 is not None else _experts(gate_up, fp8)
+    counts = torch.bincount(flat, minlength=n_experts).tolist()
     token_of = order // top_k
     gathered = x.index_select(0, token_of)
     weights = topk_weights.reshape(-1).index_select(0, order).to(x.dtype).unsqueeze(-1)
-    if fp8 is None and _grouped_mm_ok(x, gate_up):
+    if fp8 is None and int8 is None and _grouped_mm_ok(x, gate_up):
         offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
         h = torch._grouped_mm(gathered, gate_up.transpose(1, 2), offs=offsets)
         gate, up = h.chunk(2, dim=-1)
@@ -39,10 +43,14 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
         if n == 0:
             continue
         rows = slice(start, start + n)
-        w1, w2 = _weights(expert, gate_up, down, fp8, x.dtype)
-        h = F.linear(gathered[rows], w1)
-        gate, up = h.chunk(2, dim=-1)
-        out[rows] = F.linear(F.silu(gate) * up, w2) * weights[rows]
+        if int8 is not None:
+            gate, up = int8_linear(gathered[rows], int8.gate_up[expert]).chunk(2, dim=-1)
+            down_out = int8_linear(F.silu(gate) * up, int8.down[expert])
+        else:
+            w1, w2 = _weights(expert, gate_up, down, fp8, x.dtype)
+            gate, up = F.linear(gathered[rows], w1).chunk(2, dim=-1)
+            down_out = F.linear(F.silu(gate) * up, w2)
+        out[rows] = down_out.to(x.dtype) * weights[rows]
         start += n
     result = torch.zeros_like(x)
     result.index_add_(0, token_of, out)

@@ -8,7 +8,8 @@ import llm
 from llm import adapter as adapters
 from llm.engine import DocInput, Engine
 from llm.errors import ModelError
-from llm.finetune import FinetuneSettings, SharedPrefix, batches, finetune, pooled, prompt_prefix
+from llm.finetune import FinetuneSettings, batches, finetune, pooled, prompt_prefix
+from llm.prefix import SharedPrefix
 
 TEXTS = {
     "bullish": ["Apple beats earnings estimates; shares rise.", "Stock rise on strong guidance",
