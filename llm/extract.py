@@ -18,7 +18,6 @@ import polars as pl
 
 from data.warehouse import Warehouse
 from llm.engine import DocInput, Engine, Scored
-from llm.prompts import prompt_version
 
 # Filing items worth reading for a trading signal (10-K, 10-Q, 8-K).
 SIGNAL_ITEMS = ("1A", "7", "7A", "I-2", "II-1A", "1.01", "1.02", "1.03", "2.01", "2.02", "2.03",
@@ -53,7 +52,7 @@ def pending(wh: Warehouse, engine: Engine, mode: str, since: datetime | None = N
     (ordered by a hash) so `limit` covers the whole period."""
     return wh.con.execute(_PENDING, {
         "items": list(SIGNAL_ITEMS), "fp": engine.loaded.fingerprint,
-        "pv": prompt_version(mode), "mode": mode, "since": since, "sample": sample,
+        "pv": engine.prompt_version(mode), "mode": mode, "since": since, "sample": sample,
         "limit": limit if limit is not None else 2**62}).pl()
 
 
@@ -67,7 +66,7 @@ def _rows(work: pl.DataFrame, results: list[Scored], engine: Engine, mode: str,
         records.append({
             "doc_id": row["doc_id"], "section": row["section"], "ticker": row["ticker"],
             "model_id": loaded.model_id, "model_fingerprint": loaded.fingerprint,
-            "prompt_version": prompt_version(mode), "mode": mode, "status": result.status,
+            "prompt_version": engine.prompt_version(mode), "mode": mode, "status": result.status,
             "reason": result.reason,
             "sentiment": fields.sentiment if fields else None,
             "confidence": fields.confidence if fields else None,
@@ -93,6 +92,8 @@ def score_part(engine: Engine, part: pl.DataFrame, mode: str, decoding: dict,
 def decoding_settings(engine: Engine, mode: str) -> dict:
     settings = {"precision": engine.loaded.precision, "batch_size": engine.batch_size,
                 "max_input_tokens": engine.max_input_tokens}
+    if mode == "score":
+        settings["events"] = engine.full_depth
     if mode == "reason":
         settings |= {"max_new_tokens": engine.max_new_tokens, "greedy": True}
     return settings
@@ -120,7 +121,7 @@ def summarise(rows: pl.DataFrame, pending_rows: int, written: int, seconds: floa
                "docs_per_s": round(pending_rows / seconds, 2) if seconds else 0,
                "tokens_per_s": round(tokens / seconds, 1) if seconds else 0,
                "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint,
-               "prompt_version": prompt_version(mode), "mode": mode}
+               "prompt_version": engine.prompt_version(mode), "mode": mode}
     return counts
 
 

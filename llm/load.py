@@ -13,6 +13,8 @@ import importlib.metadata
 import json
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +93,12 @@ def resolve_precision(precision: str) -> tuple[str, str]:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("QUANT_MODEL_CACHE", Path.home() / ".cache" / "quant-models"))
+    """Converted models are kept per user, shared by every workspace: $QUANT_MODEL_CACHE,
+    else $XDG_CACHE_HOME/quant-models, else ~/.cache/quant-models."""
+    if os.environ.get("QUANT_MODEL_CACHE"):
+        return Path(os.environ["QUANT_MODEL_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "quant-models"
 
 
 def default_gguf() -> Path:
@@ -134,7 +141,10 @@ def _file_digest(path: Path, chunk: int = 1 << 24) -> str:
 
 
 def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
-    """Convert a GGUF once into a safetensors directory keyed by the file's hash."""
+    """Convert a GGUF once into a safetensors directory keyed by the file's hash. Each
+    process converts into a folder of its own and renames it into place, so two processes
+    converting at once never see a half-written model: the first rename wins, the other's
+    copy is dropped."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = cache_dir / f"gguf-{_file_digest(gguf)[:16]}"
@@ -150,10 +160,19 @@ def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    partial = target.with_name(target.name + ".partial")
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(target)  # atomic: a killed conversion never leaves a half cache
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=target.name + ".partial-", dir=cache_dir))
+    try:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        partial.rename(target)  # atomic: a killed conversion never leaves a half cache
+    except OSError:
+        if not (target / "config.json").exists():  # not a lost race: a real failure
+            raise ModelError(f"cannot write the converted model to {cache_dir}: set "
+                             "[model] cache_dir or QUANT_MODEL_CACHE to a writable folder"
+                             ) from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
@@ -272,6 +291,7 @@ def describe(loaded: LoadedModel) -> dict:
             config, "num_experts_per_tok", None),
         "precision": loaded.precision,
         "device": str(next(loaded.model.parameters()).device),
+        "cpu_capability": cpu_features()["capability"],
         "fingerprint": loaded.fingerprint,
         "adapter": loaded.adapter,
         "notes": loaded.notes,

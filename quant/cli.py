@@ -22,6 +22,7 @@ from quant.workspace import (
     init_workspace,
     load_model,
     make_engine,
+    model_cache,
     open_warehouse,
     score_documents,
 )
@@ -231,7 +232,8 @@ def llm_group() -> None:
 
 @llm_group.command("info")
 @click.option("--model", "spec", default=None)
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp8"]), default=None)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp8", "int8"]),
+              default=None)
 @json_option
 @click.pass_context
 def llm_info(ctx, spec, precision, as_json):
@@ -313,7 +315,7 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
                                 batch_size=batch_size)
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
-                         out, settings, cache_dir=config.cache_dir / "models",
+                         out, settings, cache_dir=model_cache(config),
                          names=config.models, command=_command_line(), log=log)
     report = meta["report"]
     summary = {"adapter": out, "best_epoch": report["best_epoch"],

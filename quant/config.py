@@ -28,9 +28,11 @@ class DataConfig:
 class ModelConfig:
     spec: str = "default"          # default | a local HF directory | a .gguf file | a [models] name
     adapter: str = ""              # a domain adapter directory (quant llm finetune --out)
-    precision: str = "bf16"        # fp32 | bf16 | fp8
+    precision: str = "auto"        # auto | fp32 | bf16 | fp8 | int8
     mode: str = "score"            # score | reason
-    batch_size: int = 16
+    events: bool = False           # score mode: also read the event type (a full pass, slower)
+    cache_dir: str = ""            # converted models; "" = the user's cache (llm.load)
+    batch_size: int = 32
     max_input_tokens: int = 384
     max_new_tokens: int = 160
 
@@ -177,8 +179,15 @@ inbox = "inbox"                    # the ingest job reads inbox/prices, inbox/ne
 # | default-dense | /path/to/hf-dir | /path/to/x.gguf | a [models] name
 spec = "default"
 adapter = ""                       # an adapter directory from `quant llm finetune --out DIR`
-precision = "bf16"                 # fp32 | bf16 | fp8
+# auto = bf16 where the hardware computes it natively (CUDA, CPUs with AVX512-BF16 or AMX),
+# else fp32 | fp32 | bf16 | fp8 (experts) | int8 (CPU: int8 weights, faster, slightly less exact)
+precision = "auto"
 mode = "score"                     # score (one forward pass) | reason (grammar-constrained JSON)
+# Score mode stops at the sentiment head's layer and reads no event type (event_type "other").
+# true: run every layer and read the event type from the label words too (about 3x slower).
+events = false
+cache_dir = ""                     # converted models; "" = ~/.cache/quant-models (or
+                                   # $QUANT_MODEL_CACHE, $XDG_CACHE_HOME/quant-models)
 
 [models]
 # mymoe = "/models/Qwen3-30B-A3B"

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from quant import workspace
 from quant.errors import JobError
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -106,13 +107,14 @@ def extract_on_ray(wh, config, engine, mode: str, since=None, limit: int | None 
                          0.0, engine, mode) | {"engine": "ray"}
     spec = config.model.spec
     options = {"batch_size": engine.batch_size, "max_input_tokens": engine.max_input_tokens,
-               "max_new_tokens": engine.max_new_tokens, "min_label_mass": engine.min_label_mass}
+               "max_new_tokens": engine.max_new_tokens, "min_label_mass": engine.min_label_mass,
+               "events": engine.events}
     dataset = ray.data.from_arrow(work.to_arrow()).repartition(
         max(1, -(-work.height // batch_size)))
     scored = dataset.map_batches(
         ScoringActor, batch_format="pyarrow", batch_size=batch_size,
         fn_constructor_kwargs={"spec": spec, "precision": config.model.precision,
-                               "cache_dir": str(config.cache_dir / "models"),
+                               "cache_dir": workspace.model_cache(config),
                                "names": dict(config.models), "engine_options": options,
                                "mode": mode, "fail_once_marker": fail_once_marker},
         compute=ActorPoolStrategy(size=workers),

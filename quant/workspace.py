@@ -35,14 +35,21 @@ def load_model(config: Config, spec: str | None = None, precision: str | None = 
     import llm
 
     return llm.load(spec or config.model.spec, precision or config.model.precision,
-                    cache_dir=config.cache_dir / "models", names=config.models,
+                    cache_dir=model_cache(config), names=config.models,
                     adapter=config.model.adapter or None)
+
+
+def model_cache(config: Config) -> Path | None:
+    """Where converted models live: quant.toml's [model] cache_dir, else the user's cache."""
+    if not config.model.cache_dir:
+        return None
+    return config.root / Path(config.model.cache_dir).expanduser()  # absolute paths stay
 
 
 def make_engine(config: Config, loaded):
     from llm.engine import Engine
 
-    return Engine(loaded, batch_size=config.model.batch_size,
+    return Engine(loaded, batch_size=config.model.batch_size, events=config.model.events,
                   max_input_tokens=config.model.max_input_tokens,
                   max_new_tokens=config.model.max_new_tokens)
 

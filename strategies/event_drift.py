@@ -1,6 +1,7 @@
 """Trade the drift after strong, confident news of one event type.
 
-On a session with fresh news of `event` (e.g. earnings; `any` for every type) whose confidence-
+On a session with fresh news of `event` (`any` for every type, the default; a type such as
+`earnings` needs signals that read the event type: `[model] events = true`) whose confidence-
 weighted tone is at least `min_sentiment` in size with confidence at least `min_confidence`,
 take a position in the tone's direction and hold it `hold` sessions; an opposite strong signal
 of any type closes it early. Each open position gets an equal slot of the book (1 / `slots`).
@@ -16,11 +17,11 @@ import polars as pl
 class EventDrift:
     name = "event_drift"
     description = "enter on a strong confident event signal, hold H sessions, exit on reversal"
-    defaults = {"event": "earnings", "min_sentiment": 0.3, "min_confidence": 0.3, "hold": 5,
+    defaults = {"event": "any", "min_sentiment": 0.3, "min_confidence": 0.3, "hold": 5,
                 "slots": 4}
     grid = {"hold": [1, 3, 5, 10], "min_sentiment": [0.2, 0.5], "event": ["earnings", "any"]}
 
-    def weights(self, panel: pl.DataFrame, event: str = "earnings", min_sentiment: float = 0.3,
+    def weights(self, panel: pl.DataFrame, event: str = "any", min_sentiment: float = 0.3,
                 min_confidence: float = 0.3, hold: int = 5, slots: int = 4) -> pl.DataFrame:
         frame = panel.sort("ticker", "session").with_columns(
             strong=pl.col("sentiment_today").abs() >= min_sentiment,

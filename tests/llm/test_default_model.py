@@ -10,14 +10,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def default(tmp_path_factory):
-    return llm.load("default", "bf16", cache_dir=tmp_path_factory.mktemp("models"))
+    return llm.load("default", "auto", cache_dir=tmp_path_factory.mktemp("models"))
 
 
 def test_default_loads_offline_and_converts_once(default, tmp_path_factory):
     info = llm.describe(default)
     assert info["model_id"].startswith("SmolLM2-135M-Instruct") and info["parameters"] > 1e8
     assert info["experts"] == 4 and info["experts_per_token"] == 1  # the upcycled MoE default
-    again = llm.load("default", "bf16", cache_dir=default.path.parent)
+    again = llm.load("default", "auto", cache_dir=default.path.parent)
     assert again.fingerprint == default.fingerprint and again.path == default.path
 
 
@@ -58,3 +58,33 @@ def test_default_scores_and_reasons(default):
             assert -1 <= result.fields.sentiment <= 1 and result.fields.rationale is not None
         else:
             assert result.reason
+
+
+def test_fast_path_reads_what_the_models_own_forward_reads(default):
+    """Sentiment after the cached opening, stopped at the head's layer == the head on a plain
+    forward pass of the whole prompt."""
+    import torch
+
+    from llm.adapter import LABELS, decoder_layers
+
+    engine = Engine(default)
+    docs = [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),
+            DocInput("", "Microsoft profit plunges, badly missing estimates"),
+            DocInput("BRK-A", "Berkshire holds its annual meeting in Omaha")]
+    results = engine.score(docs)
+    opening = engine._opening().prefix_ids[0].tolist()
+    captured = []
+    layer = decoder_layers(default.model)[default.head_layer - 1]
+    hook = layer.register_forward_hook(
+        lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
+    tolerance = 1e-4 if default.precision == "fp32" else 2e-2
+    try:
+        for (ids, _, (a, b)), result in zip(engine._score_inputs(docs), results, strict=True):
+            with torch.no_grad():
+                default.model(input_ids=torch.tensor([opening + ids]))
+            hidden = captured[-1][0, len(opening) + a:len(opening) + b].float().mean(0)
+            probs = default.head(hidden).softmax(-1)
+            for i, label in enumerate(LABELS):
+                assert result.probs[label] == pytest.approx(float(probs[i]), abs=tolerance)
+    finally:
+        hook.remove()

@@ -149,3 +149,17 @@ def test_finetune_command_writes_an_adapter(tiny_qwen, tmp_path):
     meta = json.loads(result.output)
     assert meta["start"] == 0 and meta["stop"] == 2 and meta["report"]["best_epoch"] == 1
     assert (tmp_path / "adapter" / adapters.TENSORS).exists()
+
+
+def test_early_exit_reads_the_same_sentiment_as_the_full_pass(trained, tiny_qwen):
+    _, _, _, _, out = trained
+    adapted = llm.load(str(tiny_qwen), "fp32", adapter=out)
+    docs = [DocInput("AAPL", t) for t in TEXTS["bullish"] + TEXTS["bearish"]]
+    fast = Engine(adapted, batch_size=3)
+    full = Engine(adapted, batch_size=3, events=True)
+    assert not fast.full_depth and full.full_depth
+    assert fast.prompt_version("score") != full.prompt_version("score")
+    for a, b in zip(fast.score(docs), full.score(docs), strict=True):
+        assert a.fields.sentiment == pytest.approx(b.fields.sentiment, abs=1e-5)
+        assert a.fields.event_type.value == "other" and a.decoding["event_from"] == "not read"
+        assert b.decoding["event_from"] == "label words"

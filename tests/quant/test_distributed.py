@@ -44,7 +44,7 @@ def tiny(tmp_path_factory):
 def _workspace(root, tiny):
     init_workspace(root)
     toml = (root / "quant.toml").read_text().replace('spec = "default"', f'spec = "{tiny}"')
-    (root / "quant.toml").write_text(toml.replace('precision = "bf16"', 'precision = "fp32"'))
+    (root / "quant.toml").write_text(toml.replace('precision = "auto"', 'precision = "fp32"'))
     config = load_config(root)
     news = root / "news.jsonl"
     start = datetime(2024, 1, 2, 12, tzinfo=timezone.utc)

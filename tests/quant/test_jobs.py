@@ -26,7 +26,7 @@ def make_workspace(root, tiny, stories: int = 120, schedule: str = "") -> object
     init_workspace(root)
     toml = (root / "quant.toml").read_text()
     toml = toml.replace('spec = "default"', f'spec = "{tiny}"').replace(
-        'precision = "bf16"', 'precision = "fp32"')
+        'precision = "auto"', 'precision = "fp32"')
     toml = toml.split("[schedule.daily]")[0] + schedule
     toml = toml.replace("[pipeline]\n", "[pipeline]\nmin_history = 5\n")
     (root / "quant.toml").write_text(toml)
