@@ -1,12 +1,14 @@
 """The inference engine: batched score mode and grammar-constrained reason mode.
 
-Score mode (the fast path) is one forward pass per document and no generation: the prompt ends
-at two cues, `Event type:` and then `Sentiment:`, and the next-token probabilities of the label
-words at each cue give the event type and the sentiment (P(bullish) - P(bearish), confidence =
-the margin between the two most likely labels). Documents are sorted by length and left-padded
-in batches, and only the logits at the cues are computed. A model with a domain adapter
-(llm/adapter.py) reads the sentiment from its trained head instead, in the same forward pass:
-the mean of the document's own tokens at the head's layer.
+Score mode is one forward pass per document and no generation, and it computes only what it
+reads. The prompt's opening (everything before the ticker) is the same for every document: it
+runs once per engine and the documents attend to its cached keys and values (llm/prefix.py).
+A model with a domain adapter (llm/adapter.py) reads the sentiment from its trained head, the
+mean of the document's own tokens at the head's layer, so the pass stops there. Otherwise, or
+with `events=True`, the prompt goes on to two cues, `Event type:` and `Sentiment:`, through
+every layer, and the next-token probabilities of the label words at each cue give the event
+type and (without a head) the sentiment: P(bullish) - P(bearish), confidence = the margin
+between the two most likely labels. Documents are sorted by length and batched.
 
 Reason mode writes a one-line reasoning trace, then JSON constrained to the signal schema.
 
@@ -53,7 +55,7 @@ class Scored:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel, batch_size: int = 16, max_input_tokens: int = 384,
+    def __init__(self, loaded: LoadedModel, batch_size: int = 64, max_input_tokens: int = 384,
                  max_new_tokens: int = 160, min_label_mass: float = 0.002,
                  calibrate: bool = True, events: bool = False) -> None:
         self.loaded = loaded
