@@ -67,7 +67,7 @@ def test_event_drift_holds_and_exits_on_reversal():
          "event_type": "analyst"},
     ])
     panel = _panel(signals)
-    weights = get_strategy("event_drift").weights(panel, hold=3, slots=2)
+    weights = get_strategy("event_drift").weights(panel, event="earnings", hold=3, slots=2)
     aaa = weights.filter(pl.col("ticker") == "AAA").sort("session")
     bbb = weights.filter(pl.col("ticker") == "BBB").sort("session")
     start = aaa["session"].to_list().index(date(2024, 2, 5))
