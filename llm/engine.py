@@ -101,27 +101,32 @@ class Engine:
 
     # ------------------------------------------------------------ prompts
 
-    def _build(self, docs: Sequence[DocInput], user: str, cues: list[str]
-               ) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
+    def _build(self, docs: Sequence[DocInput], user: str, cues: list[str], opening: str = "",
+               ending: bool = True) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
         """Token ids per document (None when it cannot fit), whether the text was cut, and
-        where the document's own tokens are (start, end)."""
+        where the document's own tokens are (start, end). Ids start after `opening`, a text
+        every prompt begins with (its tokens count toward the budget); without `ending`, the
+        text and cues after the document are left off but still budgeted, so a document reads
+        the same text either way."""
         heads, tails = [], []
         for doc in docs:
             head, tail = prompts.around_document(self.tokenizer, user, doc.ticker)
-            heads.append(head)
+            heads.append(head[len(opening):])
             tails.append(tail)
         head_ids = self._encode_many(heads)
         tail_ids = self._encode_many(tails)
         body_ids = self._encode_many([prompts.normalise(d.text) for d in docs])
         cue_ids = [tok for cue in cues for tok in self._encode(cue)]
+        fixed = len(self._encode(opening)) + len(cue_ids) if opening else len(cue_ids)
         built = []
         for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
-            budget = self.max_input_tokens - len(head) - len(tail) - len(cue_ids)
+            budget = self.max_input_tokens - fixed - len(head) - len(tail)
             if budget < 8 or not body:
                 built.append((None, False, (0, 0)))
                 continue
             span = (len(head), len(head) + min(len(body), budget))
-            built.append((head + body[:budget] + tail + cue_ids, len(body) > budget, span))
+            ids = head + body[:budget] + (tail + cue_ids if ending else [])
+            built.append((ids, len(body) > budget, span))
         return built
 
     def _batches(self, built: list[tuple[list[int] | None, bool, tuple[int, int]]]):
@@ -159,31 +164,12 @@ class Engine:
 
     def _score_inputs(self, docs: Sequence[DocInput]
                       ) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
-        """Per document, the token ids after the shared opening (None when the document does
-        not fit), whether its text was cut, and where its own tokens are in them. The
-        document gets the same token budget whether or not the pass reads the event type, so
-        both read the same text."""
-        opening = prompts.opening(self.tokenizer, prompts.SCORE_USER)
-        heads, tails = [], []
-        for doc in docs:
-            head, tail = prompts.around_document(self.tokenizer, prompts.SCORE_USER, doc.ticker)
-            heads.append(head[len(opening):])
-            tails.append(tail)
-        head_ids = self._encode_many(heads)
-        body_ids = self._encode_many([prompts.normalise(d.text) for d in docs])
-        tail_ids = self._encode_many(tails)
-        cues = self._encode(prompts.SCORE_EVENT_CUE) + self._encode(prompts.SCORE_SENTIMENT_CUE)
-        fixed = self._opening().length + len(cues)
-        built = []
-        for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
-            budget = self.max_input_tokens - fixed - len(head) - len(tail)
-            if budget < 8 or not body:
-                built.append((None, False, (0, 0)))
-                continue
-            span = (len(head), len(head) + min(len(body), budget))
-            ids = head + body[:budget] + (tail + cues if self.full_depth else [])
-            built.append((ids, len(body) > budget, span))
-        return built
+        """The score prompt per document after the shared opening; the question and cues after
+        the document only when the pass reads them."""
+        return self._build(docs, prompts.SCORE_USER,
+                           [prompts.SCORE_EVENT_CUE, prompts.SCORE_SENTIMENT_CUE],
+                           opening=prompts.opening(self.tokenizer, prompts.SCORE_USER),
+                           ending=self.full_depth)
 
     @torch.inference_mode()
     def score(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
