@@ -21,70 +21,77 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def main(docs: int = 2000, configs: int = 1000) -> None:
+def score_timings(root: Path, docs: int) -> dict:
     import llm
     from data.ingest import ingest_news
     from data.warehouse import Warehouse
     from llm.engine import Engine
-    from llm.extract import extract
     from quant import distributed
-    from quant.backtest import Settings, sweep
     from quant.config import load_config
-    from quant.pipeline import PanelParams, build_panel
+    from quant.scoring import score_pending
     from quant.workspace import init_workspace
-    from strategies import get_strategy
     from tests.llm.tiny import build_tiny_model
+
+    tiny = build_tiny_model(root / "tiny")
+    timings = {}
+    for engine_name in ("local", "ray"):
+        ws = root / engine_name
+        init_workspace(ws)
+        toml = (ws / "quant.toml").read_text().replace('spec = "default"', f'spec = "{tiny}"')
+        (ws / "quant.toml").write_text(toml.replace('"auto"', '"fp32"'))
+        config = load_config(ws)
+        start = datetime(2024, 1, 2, tzinfo=timezone.utc)
+        (ws / "news.jsonl").write_text("\n".join(json.dumps({
+            "published_at": (start + timedelta(minutes=37 * i)).isoformat(),
+            "body": f"Story {i}: results {'beat' if i % 2 else 'missed'} estimates.",
+            "tickers": [f"T{i % 50}"]}) for i in range(docs)))
+        with Warehouse(config.warehouse_path) as wh:
+            ingest_news(wh, ws / "news.jsonl")
+            engine = Engine(llm.load(str(tiny), "fp32"))
+            scorer = None
+            if engine_name == "ray":
+                distributed.init(num_cpus=2)
+                scorer = distributed.ray_scorer(config, engine, "score", workers=2)
+            started = time.perf_counter()
+            score_pending(wh, engine, scorer=scorer)
+            timings[engine_name] = time.perf_counter() - started
+    return timings
+
+
+def sweep_timings(configs: int) -> dict:
+    from quant import distributed
+    from quant.backtest import Settings, local_map, sweep
+    from quant.pipeline import PanelParams, build_panel
+    from strategies import get_strategy
     from tests.quant.helpers import calendar_prices, signals_frame
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        tiny = build_tiny_model(root / "tiny")
-        timings = {}
-        for engine_name in ("local", "ray"):
-            ws = root / engine_name
-            init_workspace(ws)
-            toml = (ws / "quant.toml").read_text().replace('spec = "default"', f'spec = "{tiny}"')
-            (ws / "quant.toml").write_text(toml.replace('"bf16"', '"fp32"'))
-            config = load_config(ws)
-            start = datetime(2024, 1, 2, tzinfo=timezone.utc)
-            (ws / "news.jsonl").write_text("\n".join(json.dumps({
-                "published_at": (start + timedelta(minutes=37 * i)).isoformat(),
-                "body": f"Story {i}: results {'beat' if i % 2 else 'missed'} estimates.",
-                "tickers": [f"T{i % 50}"]}) for i in range(docs)))
-            with Warehouse(config.warehouse_path) as wh:
-                ingest_news(wh, ws / "news.jsonl")
-                engine = Engine(llm.load(str(tiny), "fp32"))
-                if engine_name == "ray":
-                    distributed.init(num_cpus=2)
-                started = time.perf_counter()
-                if engine_name == "ray":
-                    distributed.extract_on_ray(wh, config, engine, "score", workers=2)
-                else:
-                    extract(wh, engine)
-                timings[f"score {engine_name}"] = time.perf_counter() - started
-        print(f"scoring {docs} docs: local {timings['score local']:.1f} s, ray (2 workers) "
-              f"{timings['score ray']:.1f} s -> local/ray = "
-              f"{timings['score local'] / timings['score ray']:.2f}")
+    prices = calendar_prices([f"T{i}" for i in range(50)], date(2014, 1, 2), date(2023, 12, 29))
+    rng = np.random.default_rng(0)
+    signals = signals_frame([{"ticker": f"T{rng.integers(50)}",
+                              "sentiment": float(rng.uniform(-1, 1)),
+                              "published_at": datetime(2014, 1, 2, tzinfo=timezone.utc)
+                              + timedelta(hours=int(h))}
+                             for h in rng.integers(0, 87000, 50_000)])
+    panel = build_panel(signals, prices, PanelParams(min_history=0))
+    grid = [{"quantile": float(q), "rebalance": r, "signal": "sentiment_z", "gross": 1.0}
+            for q in np.linspace(0.1, 0.5, 10) for r in range(1, 101)][:configs]
+    strategy = get_strategy("sentiment_long_short")
+    timings = {}
+    for name, chunk_map in (("local", local_map), ("ray", distributed.ray_map())):
+        started = time.perf_counter()
+        sweep(panel, strategy, Settings(), grid=grid, chunk_map=chunk_map)
+        timings[name] = time.perf_counter() - started
+    return timings
 
-        prices = calendar_prices([f"T{i}" for i in range(50)], date(2014, 1, 2),
-                                 date(2023, 12, 29))
-        rng = np.random.default_rng(0)
-        signals = signals_frame([{"ticker": f"T{rng.integers(50)}",
-                                  "sentiment": float(rng.uniform(-1, 1)),
-                                  "published_at": datetime(2014, 1, 2, tzinfo=timezone.utc)
-                                  + timedelta(hours=int(h))}
-                                 for h in rng.integers(0, 87000, 50_000)])
-        panel = build_panel(signals, prices, PanelParams(min_history=0))
-        grid = [{"quantile": float(q), "rebalance": r, "signal": "sentiment_z", "gross": 1.0}
-                for q in np.linspace(0.1, 0.5, 10) for r in range(1, 101)][:configs]
-        strategy = get_strategy("sentiment_long_short")
-        for engine_name in ("local", "ray"):
-            started = time.perf_counter()
-            sweep(panel, strategy, Settings(), grid=grid, engine=engine_name)
-            timings[f"sweep {engine_name}"] = time.perf_counter() - started
-        print(f"sweep of {configs} configurations: local {timings['sweep local']:.1f} s, ray "
-              f"{timings['sweep ray']:.1f} s -> local/ray = "
-              f"{timings['sweep local'] / timings['sweep ray']:.2f}")
+
+def main(docs: int = 2000, configs: int = 1000) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        score = score_timings(Path(tmp), docs)
+    print(f"scoring {docs} docs: local {score['local']:.1f} s, ray (2 workers) "
+          f"{score['ray']:.1f} s -> local/ray = {score['local'] / score['ray']:.2f}")
+    swept = sweep_timings(configs)
+    print(f"sweep of {configs} configurations: local {swept['local']:.1f} s, ray "
+          f"{swept['ray']:.1f} s -> local/ray = {swept['local'] / swept['ray']:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The warehouse: DuckDB schema and migrations, ingestion, trading calendar, samples, search."""
 
-from data.errors import DataError, QuantError
+from data.errors import DataError, FrameworkError
 from data.warehouse import Warehouse
 
-__all__ = ["DataError", "QuantError", "Warehouse"]
+__all__ = ["DataError", "FrameworkError", "Warehouse"]

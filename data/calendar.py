@@ -1,6 +1,6 @@
 """Trading calendar: when can a timestamp first be acted on?
 
-The rule (DESIGN.md, time semantics): a document published strictly before a session's open is
+The rule (ARCHITECTURE.md, time semantics): a document published strictly before a session's open is
 tradable at that session's open; one published at or after an open (during the session, at the
 close, after it, on a weekend or a holiday) is tradable at the next session's open. With daily
 bars that is one rule: *the first session whose open is strictly after the timestamp*. An

@@ -1,14 +1,14 @@
 """The error hierarchy's base, at the bottom of the dependency order.
 
-Every package derives its own subclass from `QuantError` (`llm` has ModelError, `quant` has
+Every package derives its own subclass from `FrameworkError` (`llm` has ModelError, `quant` has
 ConfigError, BacktestError, JobError). Messages say what went wrong, where, and how to fix it;
 the CLI prints them without a traceback and exits non-zero.
 """
 
 
-class QuantError(Exception):
+class FrameworkError(Exception):
     """Base of every error the framework raises on purpose."""
 
 
-class DataError(QuantError):
+class DataError(FrameworkError):
     """Bad input data, a warehouse that cannot be opened, or a schema mismatch."""

@@ -1,4 +1,4 @@
-"""Local models: loading, the MoE block and its kernels, the inference engine, extraction."""
+"""Local models: loading, the MoE block and its kernels, the inference engine, fine-tuning."""
 
 from llm.errors import ModelError
 from llm.load import LoadedModel, describe, load

@@ -156,6 +156,15 @@ def save(directory: Path, tensors: dict[str, torch.Tensor], meta: dict) -> Adapt
     return Adapter(meta, tensors, directory)
 
 
+def save_with_head(source: str | Path, head: SentimentHead, out: Path, meta: dict) -> Adapter:
+    """A copy of the adapter at `source` with `head` in place of its own, `meta` added."""
+    adapter = read(source)
+    tensors = {k: v for k, v in adapter.tensors.items() if not k.startswith("head.")}
+    tensors |= {f"head.{k}": v.detach().float() for k, v in head.state_dict().items()}
+    kept = {k: v for k, v in adapter.meta.items() if k not in ("sha256", "format")}
+    return save(Path(out), tensors, kept | meta)
+
+
 def read(directory: str | Path) -> Adapter:
     """Load an adapter, refusing a missing, corrupted or unknown-format one."""
     from safetensors.torch import load_file

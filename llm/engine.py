@@ -155,6 +155,21 @@ class Engine:
     def prompt_version(self, mode: str) -> str:
         return prompts.prompt_version(mode, events=mode != "score" or self.full_depth)
 
+    def settings(self, mode: str) -> dict:
+        """How `mode` decodes, recorded with every result so a run can be reproduced."""
+        settings = {"precision": self.loaded.precision, "batch_size": self.batch_size,
+                    "max_input_tokens": self.max_input_tokens}
+        if mode == "score":
+            return settings | {"events": self.full_depth}
+        return settings | {"max_new_tokens": self.max_new_tokens, "greedy": True}
+
+    def run(self, docs: Sequence[DocInput], mode: str, progress: Progress | None = None
+            ) -> list[Scored]:
+        """`score` or `reason` the documents, by name."""
+        if mode not in ("score", "reason"):
+            raise ValueError(f"mode must be score or reason, not {mode!r}")
+        return (self.score if mode == "score" else self.reason)(docs, progress)
+
     def _opening(self) -> SharedPrefix:
         """The score prompt's opening, run once per engine (its keys and values are kept)."""
         if self._runner is None:

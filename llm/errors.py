@@ -1,7 +1,7 @@
 """Errors of the model layer."""
 
-from data.errors import QuantError
+from data.errors import FrameworkError
 
 
-class ModelError(QuantError):
+class ModelError(FrameworkError):
     """A model that cannot be found, loaded, or run as asked."""

@@ -3,36 +3,37 @@
 Execution: a weight at session t is traded at t's open (the panel's decision time, after the
 signal became public), so prices are adjusted opens and portfolios are marked at the open.
 Fees and slippage are in basis points of traded value; gross exposure is capped at
-`max_leverage`. A sweep is one vectorbt call over every parameter combination (columns grouped
-by combination, cash shared within a group), in chunks to bound memory.
+`max_leverage`. A sweep is one vectorbt call per chunk of parameter combinations (columns
+grouped by combination, cash shared within a group); the chunks go through a `ChunkMap` — a
+local loop, or `quant.distributed.ray_map` — and come back in grid order. Pure computation:
+storing a run is `quant.run_store`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import polars as pl
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "numba"))
-
-from quant import stats  # noqa: E402
-from quant.errors import BacktestError  # noqa: E402
-from strategies.base import Strategy, check_params, combinations  # noqa: E402
+from quant import stats
+from quant.errors import BacktestError
+from strategies.base import Strategy, check_params, combinations
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Costs, sizing and walk-forward windows (quant.toml's [backtest] section)."""
+
     fees_bps: float = 5.0
     slippage_bps: float = 5.0
     init_cash: float = 1_000_000.0
     max_leverage: float = 1.0
+    walk_forward_train: int = 252     # sessions a window chooses its parameters on
+    walk_forward_test: int = 63       # sessions it then trades them
+    metric: str = "sharpe"            # what the walk-forward chooses by
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Result:
     kind: str
     params: list[dict]
     returns: pd.DataFrame                     # sessions x configurations
-    turnover: np.ndarray
+    turnover: pd.DataFrame                    # share of the book traded, sessions x configs
     exposure: np.ndarray
     metrics: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
@@ -51,6 +52,17 @@ class Result:
     @property
     def best(self) -> int:
         return int(np.argmax([m["sharpe"] for m in self.metrics]))
+
+
+def measure(returns: pd.DataFrame, turnover: pd.DataFrame | None = None,
+            exposure: np.ndarray | None = None) -> list[dict]:
+    """Per configuration: the performance statistics, annual turnover and mean exposure."""
+    rows = stats.performance(returns).to_dict("records")
+    if turnover is not None:
+        yearly = (turnover.mean() * stats.PERIODS).to_numpy()
+        for row, t, e in zip(rows, yearly, exposure, strict=True):
+            row |= {"turnover": float(t), "exposure": float(e)}
+    return rows
 
 
 def price_frame(panel: pl.DataFrame) -> pd.DataFrame:
@@ -87,9 +99,11 @@ def _tradable(panel: pl.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
 
 
 def simulate(prices: pd.DataFrame, weights: list[pd.DataFrame], settings: Settings
-             ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """One vectorbt run for all weight sets: (returns per set, turnover, exposure)."""
-    import vectorbt as vbt
+             ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """One vectorbt run for all weight sets: (returns, daily turnover, mean exposure)."""
+    from quant import vbt as loader
+
+    vbt = loader.load()
 
     n = len(weights)
     columns = pd.MultiIndex.from_tuples([(c, t) for c in range(n) for t in prices.columns],
@@ -106,36 +120,50 @@ def simulate(prices: pd.DataFrame, weights: list[pd.DataFrame], settings: Settin
     # The first session's return is against the starting cash, so its costs count.
     returns = value.div(value.shift(1).fillna(settings.init_cash)) - 1
     returns.columns = range(n)
-    held = [w.ffill().fillna(0.0).to_numpy() for w in weights]
-    turnover = np.array([np.abs(np.diff(h, axis=0)).sum(1).mean() / 2 * stats.PERIODS
-                         for h in held])
-    exposure = np.array([np.abs(h).sum(1).mean() for h in held])
+    held = [w.ffill().fillna(0.0) for w in weights]
+    # The traded share of the book each session (the first session has no "before").
+    turnover = pd.concat([h.diff().abs().sum(axis=1, min_count=1) / 2 for h in held], axis=1)
+    turnover.columns = range(n)
+    exposure = np.array([h.abs().sum(axis=1).mean() for h in held])
     return returns, turnover, exposure
 
 
-def _run(panel: pl.DataFrame, strategy: Strategy, param_sets: list[dict], settings: Settings,
-         kind: str, chunk: int = 50) -> Result:
-    prices = price_frame(panel)
-    tradable = _tradable(panel, prices)
-    returns, turnover, exposure = [], [], []
-    for start in range(0, len(param_sets), chunk):
-        batch = param_sets[start:start + chunk]
-        weights = [weight_frame(strategy.weights(panel, **p), prices, tradable,
-                                settings.max_leverage) for p in batch]
-        r, t, e = simulate(prices, weights, settings)
-        returns.append(r)
-        turnover.append(t)
-        exposure.append(e)
-    frame = pd.concat(returns, axis=1)
-    frame.columns = range(frame.shape[1])
-    result = Result(strategy.name, kind, param_sets, frame, np.concatenate(turnover),
-                    np.concatenate(exposure))
-    result.metrics = [stats.summary(frame[i].to_numpy(), float(result.turnover[i]),
-                                    float(result.exposure[i])) for i in frame.columns]
-    if len(param_sets) == 1:  # the daily traded share of the book, for the report
-        held = weights[0].ffill().fillna(0.0)
-        result.extra["daily_turnover"] = (held.diff().abs().sum(axis=1) / 2).fillna(0.0)
-    return result
+Outcome = tuple[pd.DataFrame, pd.DataFrame, np.ndarray]
+ChunkMap = Callable[[Callable[[list[dict]], Outcome], list[list[dict]]], list[Outcome]]
+
+
+def local_map(fn: Callable[[list[dict]], Outcome], chunks: list[list[dict]]) -> list[Outcome]:
+    return [fn(chunk) for chunk in chunks]
+
+
+@dataclass
+class Simulation:
+    """A panel's prices made ready for vectorbt, and a strategy to simulate on them."""
+
+    panel: pl.DataFrame
+    strategy: Strategy
+    settings: Settings
+
+    def __post_init__(self) -> None:
+        self.prices = price_frame(self.panel)
+        self.tradable = _tradable(self.panel, self.prices)
+
+    def __call__(self, param_sets: list[dict]) -> Outcome:
+        weights = [weight_frame(self.strategy.weights(self.panel, **p), self.prices,
+                                self.tradable, self.settings.max_leverage) for p in param_sets]
+        return simulate(self.prices, weights, self.settings)
+
+
+def run(panel: pl.DataFrame, strategy: Strategy, param_sets: list[dict], settings: Settings,
+        kind: str, chunk: int = 50, chunk_map: ChunkMap = local_map) -> Result:
+    """Every parameter set, `chunk` of them per vectorbt call, mapped by `chunk_map`."""
+    chunks = [param_sets[i:i + chunk] for i in range(0, len(param_sets), chunk)]
+    outcomes = chunk_map(Simulation(panel, strategy, settings), chunks)
+    returns, turnover = (pd.concat([o[k] for o in outcomes], axis=1) for k in (0, 1))
+    returns.columns = turnover.columns = range(returns.shape[1])
+    exposure = np.concatenate([o[2] for o in outcomes])
+    return Result(strategy.name, kind, param_sets, returns, turnover, exposure,
+                  measure(returns, turnover, exposure))
 
 
 def backtest(panel: pl.DataFrame, strategy: Strategy, params: dict | None = None,
@@ -145,43 +173,35 @@ def backtest(panel: pl.DataFrame, strategy: Strategy, params: dict | None = None
         chosen = check_params(strategy, params or {})
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
-    return _run(panel, strategy, [chosen], settings, "single")
+    return run(panel, strategy, [chosen], settings, "single")
 
 
 def sweep(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
-          grid: list[dict] | None = None, chunk: int = 50, engine: str = "local",
-          ray_address: str | None = None) -> Result:
-    """Every grid point in vectorised vectorbt runs; adds the deflated Sharpe of the best
-    configuration given the number tried, and the PBO by CSCV."""
+          grid: list[dict] | None = None, chunk: int = 50, chunk_map: ChunkMap = local_map
+          ) -> Result:
+    """Every grid point in vectorised vectorbt runs, with the honest statistics of a sweep:
+    the deflated Sharpe of the best configuration given how many were tried, and the PBO by
+    CSCV."""
     param_sets = grid or combinations(strategy)
     if len(param_sets) < 2:
         raise BacktestError(f"{strategy.name} has no parameter grid to sweep")
-    if engine == "ray":
-        from quant.distributed import sweep_on_ray
-
-        return sweep_on_ray(panel, strategy.name, settings, param_sets, address=ray_address)
-    return finish_sweep(_run(panel, strategy, param_sets, settings, "sweep", chunk))
-
-
-def finish_sweep(result: Result) -> Result:
-    """The honest statistics of a sweep: the deflated Sharpe of the best configuration given
-    how many were tried, and the PBO by CSCV."""
-    per_period = np.array([m["sharpe"] for m in result.metrics]) / np.sqrt(stats.PERIODS)
+    result = run(panel, strategy, param_sets, settings, "sweep", chunk, chunk_map)
     best = result.best
     result.extra["deflated_sharpe"] = stats.deflated_sharpe(
-        result.returns[best].to_numpy(), per_period)
+        result.returns[best], np.array([m["sharpe"] for m in result.metrics]))
     result.extra["pbo"] = stats.probability_of_backtest_overfitting(result.returns.to_numpy())
     result.extra["best_params"] = result.params[best]
     return result
 
 
 def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
-                 train: int = 252, test: int = 63, metric: str = "sharpe",
-                 grid: list[dict] | None = None, engine: str = "local",
-                 ray_address: str | None = None) -> Result:
-    """Rolling windows: the best parameters on each train window by `metric`, then their
-    returns on the next test window; the stitched out-of-sample returns are the headline."""
-    swept = sweep(panel, strategy, settings, grid, engine=engine, ray_address=ray_address)
+                 grid: list[dict] | None = None, chunk_map: ChunkMap = local_map) -> Result:
+    """Rolling windows: the best parameters on each train window by `settings.metric`, then
+    their returns on the next test window; the stitched out-of-sample returns are the
+    headline."""
+    train, test, metric = (settings.walk_forward_train, settings.walk_forward_test,
+                           settings.metric)
+    swept = sweep(panel, strategy, settings, grid, chunk_map=chunk_map)
     returns = swept.returns
     if len(returns) < train + test:
         raise BacktestError(f"walk-forward needs at least {train + test} sessions, the panel "
@@ -189,7 +209,7 @@ def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = S
     stitched, windows = [], []
     for start in range(0, len(returns) - train - test + 1, test):
         in_sample = returns.iloc[start:start + train]
-        scores = [stats.summary(in_sample[c].to_numpy())[metric] for c in returns.columns]
+        scores = stats.performance(in_sample)[metric].to_numpy()
         best = int(np.nanargmax(scores))
         out = returns.iloc[start + train:start + train + test][best]
         stitched.append(out)
@@ -197,48 +217,13 @@ def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = S
             "train_start": in_sample.index[0].date(), "train_end": in_sample.index[-1].date(),
             "test_start": out.index[0].date(), "test_end": out.index[-1].date(),
             "params": swept.params[best], f"train_{metric}": float(scores[best]),
-            f"test_{metric}": stats.summary(out.to_numpy())[metric]})
-    oos = pd.concat(stitched)
-    result = Result(strategy.name, "walk_forward", [windows[-1]["params"]],
-                    oos.to_frame(0), np.array([np.nan]), np.array([np.nan]))
-    result.metrics = [stats.summary(oos.to_numpy())]
+            f"test_{metric}": float(stats.performance(out)[metric].iloc[0])})
+    oos = pd.concat(stitched).to_frame(0)
+    result = Result(strategy.name, "walk_forward", [windows[-1]["params"]], oos,
+                    pd.DataFrame(np.nan, index=oos.index, columns=[0]), np.array([np.nan]),
+                    measure(oos))
     result.extra = {"windows": windows, "sweep": {"configurations": len(swept.params),
                                                   "pbo": swept.extra["pbo"],
                                                   "deflated_sharpe": swept.extra[
                                                       "deflated_sharpe"]}}
     return result
-
-
-def run_id(strategy: str, kind: str, key: object) -> str:
-    """Deterministic: the same strategy, parameters, period, signals and costs give the same id,
-    so running a backtest again reuses its stored result."""
-    digest = hashlib.sha256(json.dumps([strategy, kind, key], default=str, sort_keys=True)
-                            .encode()).hexdigest()[:10]
-    return f"{strategy}-{kind}-{digest}"
-
-
-def save(wh, result: Result, settings: Settings, rid: str, signals: dict | None = None) -> str:
-    """Record the run in `backtests` under `rid`."""
-    index = result.returns.index
-    period = (index[0].date(), index[-1].date())
-    chosen = result.best if result.kind == "sweep" else 0
-    params = result.params[chosen]
-    metrics = dict(result.metrics[chosen])
-    metrics |= {k: v for k, v in result.extra.items() if k in ("deflated_sharpe", "pbo")}
-    if result.kind == "sweep":
-        metrics["configurations"] = len(result.params)
-    if result.kind == "walk_forward":
-        metrics["windows"] = len(result.extra["windows"])
-        metrics |= result.extra["sweep"]
-    wh.con.execute(
-        "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [rid, result.strategy, result.kind, json.dumps(params, default=str), period[0],
-         period[1], json.dumps(metrics, default=_jsonable), json.dumps(signals or {}),
-         json.dumps(asdict(settings)), datetime.now(timezone.utc)])
-    return rid
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return str(value)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from data.errors import QuantError
+from data.errors import FrameworkError
+from quant import jsonable
 from quant.config import Config, load_config
 from quant.tables import fmt, print_evaluation, table_of
 from quant.workspace import (
@@ -31,16 +31,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, (date, datetime, Path)):
-        return value.isoformat() if not isinstance(value, Path) else str(value)
-    return str(value)
-
-
 def emit(data: object, as_json: bool, render=None) -> None:
     """Print `data` as JSON, or through `render` (rich) for people."""
     if as_json:
-        click.echo(json.dumps(data, default=_json_default, indent=2))
+        click.echo(json.dumps(data, default=jsonable.default, indent=2))
     elif render is not None:
         render(data)
     else:
@@ -341,11 +335,13 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
 @click.pass_context
 def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
     """GRPO-style reward stage: the head learns from realised returns (out-of-sample IC)."""
-    from llm.reward import RewardSettings, train_reward_adapter
+    from llm.grpo import GrpoSettings
+    from quant.reward import RewardSettings, train_reward_adapter
 
     config = config_of(ctx)
     loaded = load_model(config, spec, "fp32")
-    settings = RewardSettings(split=split.date(), steps=steps, horizon=horizon)
+    settings = RewardSettings(split=split.date(), horizon=horizon,
+                              grpo=GrpoSettings(steps=steps))
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_reward_adapter(loaded, posts, prices, out, settings,
                                 command=_command_line(), log=log)
@@ -380,7 +376,8 @@ def evaluate_cmd(ctx, signal, horizons, since, until, as_json):
     with open_warehouse(config, read_only=True) as wh:
         report = evaluate_report(config, wh, signal, _horizons(horizons),
                                  since.date() if since else None, until.date() if until else None)
-    emit(report, as_json, lambda r: print_evaluation(r, console))
+    emit(report.to_json() if as_json else report, as_json,
+         lambda r: print_evaluation(r, console))
 
 
 # ------------------------------------------------------------------ backtests
@@ -536,7 +533,7 @@ def demo(directory: str, as_json: bool) -> None:
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
-    except QuantError as exc:
+    except FrameworkError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(2)
     except click.exceptions.Abort:

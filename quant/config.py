@@ -1,4 +1,6 @@
-"""The workspace's `quant.toml`, read into frozen dataclasses.
+"""The workspace's `quant.toml`, read into frozen dataclasses: the sections are the settings
+objects the code itself takes (`[pipeline]` is `quant.pipeline.PanelParams`, `[backtest]`
+extends `quant.backtest.Settings`), so a default is written once.
 
 Every section is optional and has defaults; an unknown key is an error naming the key and the
 file, because a misspelt setting silently ignored is a wrong backtest nobody notices.
@@ -8,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quant.backtest import Settings
 from quant.errors import ConfigError
+from quant.pipeline import PanelParams
 
 CONFIG_NAME = "quant.toml"
 
@@ -38,33 +43,18 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
-    execution_lag: int = 0          # extra sessions between the first tradable open and the trade
-    half_life: float = 2.0          # sessions; decay of sentiment carried across sessions
-    horizons: tuple[int, ...] = (1, 5, 10, 20)
-    winsorize: float = 3.0          # clip z-scores at +-this many sigma (0 = off)
-    min_history: int = 20           # sessions of prices before a ticker enters the universe
-    min_price: float = 1.0
-
-
-@dataclass(frozen=True)
 class EvaluateConfig:
     signal: str = "sentiment_z"
     quantiles: int = 5
 
 
 @dataclass(frozen=True)
-class BacktestConfig:
+class BacktestConfig(Settings):
+    """The backtest module's own settings, plus what the jobs run and compare against."""
+
     strategies: tuple[str, ...] = ("sentiment_long_short", "event_drift", "sentiment_momentum",
                                    "buy_and_hold")
-    fees_bps: float = 5.0
-    slippage_bps: float = 5.0
-    init_cash: float = 1_000_000.0
-    max_leverage: float = 1.0
     benchmark: str = "buy_and_hold"
-    walk_forward_train: int = 252
-    walk_forward_test: int = 63
-    metric: str = "sharpe"
 
 
 @dataclass(frozen=True)
@@ -87,7 +77,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     models: dict[str, str] = field(default_factory=dict)      # name -> spec
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    pipeline: PanelParams = field(default_factory=PanelParams)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     schedule: dict[str, ScheduleEntry] = field(default_factory=dict)
@@ -140,6 +130,8 @@ def _build(cls: type, table: dict, path: Path, prefix: str):
 
 
 def _convert(hint, value, path: Path, key: str):
+    if isinstance(hint, types.UnionType):  # `int | None`: TOML has no null, so the int
+        hint = next(h for h in typing.get_args(hint) if h is not type(None))
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path, key + ".")

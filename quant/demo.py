@@ -76,10 +76,10 @@ def run_demo(root: Path, quiet: bool = False) -> dict:
         evaluation = evaluate_report(config, wh)
         if not quiet:
             print_evaluation(evaluation, console)
-        first = next(iter(evaluation["horizons"].values()))
-        summary["evaluate"] = {"rank_ic": first["rank_ic"]["mean"],
-                               "rank_ic_t": first["rank_ic"]["t_stat"],
-                               "pooled_ic": first["pooled_ic"], "rows": first["rows"]}
+        first = evaluation.first
+        summary["evaluate"] = {"rank_ic": first.rank_ic["mean"],
+                               "rank_ic_t": first.rank_ic["t_stat"],
+                               "pooled_ic": first.pooled_ic, "rows": first.rows}
         step("evaluate", t0)
 
         t0 = time.perf_counter()

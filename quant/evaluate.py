@@ -10,6 +10,7 @@ reason, never dropped silently.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import polars as pl
@@ -126,35 +127,99 @@ def calibration(rows: pl.DataFrame, ret: str, bins: int = 5) -> list[dict]:
     return table.drop("bin").to_dicts()
 
 
+@dataclass(frozen=True)
+class HorizonResult:
+    """The evaluation at one horizon (sessions of forward return)."""
+
+    horizon: int
+    ic: dict                      # daily Pearson IC: mean, std, t_stat, icir, n
+    rank_ic: dict                 # daily Spearman IC, the same summary
+    pooled_ic: dict               # ic, low, high (95%), n
+    hit_rate: float | None
+    rows: int
+    dropped: dict                 # rows left out, by reason
+    mean_return_by_quantile: dict = field(default_factory=dict)
+    top_minus_bottom: dict = field(default_factory=dict)
+    turnover: dict = field(default_factory=dict)
+    calibration: list = field(default_factory=list)
+
+    def headline(self) -> dict:
+        """The figures a summary table shows."""
+        return {"rank_ic_mean": self.rank_ic["mean"], "rank_ic_t": self.rank_ic["t_stat"],
+                "sessions": self.rank_ic["n"], "pooled_ic": self.pooled_ic["ic"],
+                "pooled_ic_95": [self.pooled_ic["low"], self.pooled_ic["high"]],
+                "rows": self.rows}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A signal's evaluation: one result per horizon, the daily IC series, coverage, and
+    (when it came from the warehouse) which signals were read."""
+
+    signal: str
+    horizons: dict[int, HorizonResult]
+    daily_ic: pl.DataFrame        # session, ic, rank_ic at the first horizon
+    coverage: dict
+    signals: dict = field(default_factory=dict)
+
+    @property
+    def first(self) -> HorizonResult:
+        return next(iter(self.horizons.values()))
+
+    def horizon(self, h: int) -> HorizonResult:
+        return self.horizons[h]
+
+    @property
+    def decay(self) -> dict[int, float | None]:
+        return {h: r.rank_ic["mean"] for h, r in self.horizons.items()}
+
+    def to_json(self) -> dict:
+        """Plain JSON types (what `quant evaluate --json` prints and a run stores)."""
+        out = {"signal": self.signal,
+               "horizons": {h: {k: v for k, v in asdict(r).items() if k != "horizon"}
+                            for h, r in self.horizons.items()},
+               "decay": self.decay, "daily_ic": self.daily_ic.to_dicts(),
+               "coverage": self.coverage}
+        return out | ({"signals": self.signals} if self.signals else {})
+
+    @classmethod
+    def from_json(cls, data: dict) -> Evaluation:
+        horizons = {int(h): HorizonResult(int(h), **r) for h, r in data["horizons"].items()}
+        daily = pl.DataFrame(data.get("daily_ic") or None, schema={
+            "session": pl.String, "ic": pl.Float64, "rank_ic": pl.Float64}, strict=False)
+        daily = daily.with_columns(pl.col("session").str.to_date())
+        return cls(data["signal"], horizons, daily, data["coverage"], data.get("signals", {}))
+
+
 def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
-                    horizons: tuple[int, ...] = (1, 5, 10, 20), quantiles: int = 5) -> dict:
-    """The full evaluation of one signal column; JSON-ready."""
+                    horizons: tuple[int, ...] = (1, 5, 10, 20), quantiles: int = 5
+                    ) -> Evaluation:
+    """The full evaluation of one signal column."""
     horizons = tuple(h for h in horizons if f"fwd_ret_{h}" in panel.columns) or horizons
-    report: dict = {"signal": signal, "horizons": {}, "decay": {}}
+    results, daily = {}, None
     for h in horizons:
         ret = f"fwd_ret_{h}"
         rows, dropped = usable(panel, signal, h)
         ics = daily_ic(rows, signal, ret)
-        entry = {
-            "ic": _summary(ics["ic"]), "rank_ic": _summary(ics["rank_ic"]),
-            "pooled_ic": pooled_ic(rows, signal, ret),
-            "hit_rate": float((rows[signal].sign() == rows[ret].sign()).mean())
-            if rows.height else None,
-            "rows": rows.height, "dropped": dropped,
-        }
-        entry |= quantile_returns(rows, signal, ret, quantiles) if rows.height else {}
-        if h == horizons[0]:
-            entry["calibration"] = calibration(rows, ret)
-            report["daily_ic"] = ics.select("session", "ic", "rank_ic").to_dicts()
-        report["horizons"][h] = entry
-        report["decay"][h] = entry["rank_ic"]["mean"]
+        extra = quantile_returns(rows, signal, ret, quantiles) if rows.height else {}
+        if daily is None:
+            daily = ics.select("session", "ic", "rank_ic")
+            extra["calibration"] = calibration(rows, ret)
+        results[h] = HorizonResult(
+            h, _summary(ics["ic"]), _summary(ics["rank_ic"]), pooled_ic(rows, signal, ret),
+            float((rows[signal].sign() == rows[ret].sign()).mean()) if rows.height else None,
+            rows.height, dropped, **extra)
+    return Evaluation(signal, results, daily, coverage(panel, signal))
+
+
+def coverage(panel: pl.DataFrame, signal: str) -> dict:
+    """How much of the universe (tickers, sessions, rows) the signal covers."""
     in_universe = panel.filter(pl.col("in_universe"))
     with_signal = in_universe.filter(pl.col(signal).is_not_null())
-    report["coverage"] = {
+    return {
         "tickers": with_signal["ticker"].n_unique(),
         "universe_tickers": in_universe["ticker"].n_unique(),
         "sessions": with_signal["session"].n_unique(),
         "universe_sessions": in_universe["session"].n_unique(),
         "row_share": with_signal.height / in_universe.height if in_universe.height else 0.0,
     }
-    return report

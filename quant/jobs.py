@@ -191,13 +191,13 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
 def evaluate(config: Config, as_of: date, wh: Warehouse) -> dict:
     from quant.workspace import evaluate_report
 
-    report = evaluate_report(config, wh, until=as_of)
+    evaluation = evaluate_report(config, wh, until=as_of)
     path = config.reports_dir / "evaluations" / f"{as_of}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, default=str, indent=1))
-    first = next(iter(report["horizons"].values()))
-    return {"path": str(path), "rank_ic": first["rank_ic"]["mean"],
-            "pooled_ic": first["pooled_ic"]["ic"], "rows": first["rows"]}
+    path.write_text(json.dumps(evaluation.to_json(), default=str, indent=1))
+    first = evaluation.first
+    return {"path": str(path), "rank_ic": first.rank_ic["mean"],
+            "pooled_ic": first.pooled_ic["ic"], "rows": first.rows}
 
 
 def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
@@ -213,19 +213,12 @@ def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 def report(config: Config, as_of: date, wh: Warehouse) -> dict:
     """An index page of the runs written up to `as_of`, newest first."""
+    from quant.report import write_index
+
     runs_table = wh.query("SELECT run_id, strategy, kind, period_start, period_end, "
                           "metrics->>'sharpe' AS sharpe, created_at FROM backtests "
                           "WHERE period_end <= ? ORDER BY created_at DESC", [as_of])
-    lines = "".join(
-        f"<tr><td><a href='{r['run_id']}/report.html'>{r['run_id']}</a></td><td>{r['strategy']}"
-        f"</td><td>{r['kind']}</td><td>{r['period_start']} .. {r['period_end']}</td>"
-        f"<td>{float(r['sharpe'] or 0):.3f}</td></tr>" for r in runs_table.to_dicts())
-    path = config.reports_dir / "index.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
-                    f"</head><body><h1>Backtest reports (as of {as_of})</h1><table border=1>"
-                    f"<tr><th>run</th><th>strategy</th><th>kind</th><th>period</th>"
-                    f"<th>Sharpe</th></tr>{lines}</table></body></html>")
+    path = write_index(config.reports_dir / "index.html", runs_table.to_dicts(), as_of)
     return {"index": str(path), "runs": runs_table.height}
 
 

@@ -2,7 +2,7 @@
 aggregated per (ticker, session), carried with exponential decay, standardised across tickers,
 and joined to forward returns measured from that session's execution price.
 
-Time rules (DESIGN.md): a signal is tradable at the open of the first session whose open is
+Time rules (ARCHITECTURE.md): a signal is tradable at the open of the first session whose open is
 strictly after its `published_at`, plus `execution_lag` sessions. Every panel row carries the
 latest `published_at` it used and its decision time (that session's open); `build_panel` fails
 loudly if any row used a document published at or after its decision time.
@@ -48,6 +48,10 @@ class SignalSet:
     prompt_version: str
     mode: str
     model_id: str = ""
+
+    def provenance(self) -> dict:
+        return {"model_id": self.model_id, "fingerprint": self.model_fingerprint,
+                "prompt_version": self.prompt_version, "mode": self.mode}
 
 
 def available_signal_sets(wh: Warehouse) -> pl.DataFrame:

@@ -12,12 +12,13 @@ import html
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from quant import stats
+from quant import jsonable, stats
+from quant.evaluate import Evaluation
+from quant.run_store import StoredRun
 
 ROLLING = 63
 
@@ -37,15 +38,13 @@ def equity_figure(returns: pd.Series, benchmark: pd.Series | None) -> go.Figure:
 
 
 def drawdown_figure(returns: pd.Series) -> go.Figure:
-    curve = (1 + returns).cumprod()
-    drawdown = curve / curve.cummax() - 1
+    drawdown = stats.drawdown(returns)
     return go.Figure(go.Scatter(x=drawdown.index, y=drawdown, fill="tozeroy",
                                 name="drawdown")).update_layout(title="Drawdown")
 
 
 def rolling_sharpe_figure(returns: pd.Series) -> go.Figure:
-    roll = returns.rolling(ROLLING)
-    sharpe = roll.mean() / roll.std() * np.sqrt(stats.PERIODS)
+    sharpe = stats.rolling_sharpe(returns, ROLLING)
     return go.Figure(go.Scatter(x=sharpe.index, y=sharpe, name="rolling Sharpe")).update_layout(
         title=f"Rolling Sharpe ({ROLLING} sessions)")
 
@@ -59,9 +58,9 @@ def monthly_figure(returns: pd.Series) -> go.Figure:
         title="Monthly returns (%)", xaxis_title="month")
 
 
-def ic_figures(evaluation: dict) -> list[tuple[str, go.Figure]]:
+def ic_figures(evaluation: Evaluation) -> list[tuple[str, go.Figure]]:
     figures = []
-    daily = pd.DataFrame(evaluation.get("daily_ic", []))
+    daily = evaluation.daily_ic.to_pandas()
     if not daily.empty:
         daily["session"] = pd.to_datetime(daily["session"])
         rolling = daily.set_index("session")["rank_ic"].rolling(21, min_periods=5).mean()
@@ -69,12 +68,11 @@ def ic_figures(evaluation: dict) -> list[tuple[str, go.Figure]]:
         fig.add_bar(x=daily["session"], y=daily["rank_ic"], name="daily rank IC", opacity=0.35)
         fig.add_scatter(x=rolling.index, y=rolling, name="21-session mean")
         figures.append(("ic_series", fig.update_layout(title="Rank IC (horizon 1)")))
-    decay = {str(h): v for h, v in evaluation.get("decay", {}).items() if v is not None}
+    decay = {str(h): v for h, v in evaluation.decay.items() if v is not None}
     if decay:
         figures.append(("ic_decay", go.Figure(go.Bar(x=list(decay), y=list(decay.values())))
                         .update_layout(title="IC decay: mean rank IC by horizon (sessions)")))
-    first = next(iter(evaluation.get("horizons", {}).values()), {})
-    quantiles = first.get("mean_return_by_quantile")
+    quantiles = evaluation.first.mean_return_by_quantile
     if quantiles:
         figures.append(("quantiles", go.Figure(go.Bar(
             x=[f"Q{q}" for q in quantiles], y=[v * 1e4 for v in quantiles.values()]))
@@ -82,14 +80,14 @@ def ic_figures(evaluation: dict) -> list[tuple[str, go.Figure]]:
     return figures
 
 
-def turnover_figure(daily_turnover: pd.Series | None, evaluation: dict) -> go.Figure | None:
+def turnover_figure(daily_turnover: pd.Series | None, evaluation: Evaluation
+                    ) -> go.Figure | None:
     if daily_turnover is None or daily_turnover.empty:
         return None
     fig = go.Figure(go.Scatter(x=daily_turnover.index,
                                y=daily_turnover.rolling(21, min_periods=1).mean(),
                                name="strategy (21-session mean)"))
-    first = next(iter(evaluation.get("horizons", {}).values()), {})
-    for side, value in (first.get("turnover") or {}).items():
+    for side, value in evaluation.first.turnover.items():
         if value is not None:
             fig.add_hline(y=value, line_dash="dot", annotation_text=f"signal {side} quantile")
     return fig.update_layout(title="Turnover (share of the book traded per session)")
@@ -149,64 +147,82 @@ font-size:13px;text-align:left}h1{font-size:22px}h2{font-size:17px;margin-top:28
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}"""
 
 
-def write_report(directory: Path, run: dict, returns: pd.Series, benchmark: pd.Series | None,
-                 evaluation: dict, daily_turnover: pd.Series | None = None,
-                 sweep: pd.DataFrame | None = None, windows: list[dict] | None = None) -> Path:
-    """Write report.html, metrics.json and equity.png for one run; returns the HTML path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    figures: list[tuple[str, go.Figure]] = [
-        ("equity", equity_figure(returns, benchmark)),
-        ("drawdown", drawdown_figure(returns)),
-        ("rolling_sharpe", rolling_sharpe_figure(returns)),
-        ("monthly", monthly_figure(returns)),
-        *ic_figures(evaluation),
-    ]
-    for name, fig in (("turnover", turnover_figure(daily_turnover, evaluation)),
-                      ("sweep", sweep_figure(sweep)), ("walk_forward",
-                                                       walk_forward_figure(windows))):
+def _provenance(run: StoredRun, warehouse: str) -> dict:
+    return {"period": f"{run.period[0]} .. {run.period[1]}", "strategy": run.strategy,
+            "kind": run.kind, "params": json.dumps(run.params, default=str), **run.signals,
+            "settings": json.dumps(run.settings), "created_at": str(run.created_at),
+            "warehouse": warehouse}
+
+
+def _figures(run: StoredRun) -> list[tuple[str, go.Figure]]:
+    returns, benchmark = run.returns["strategy"], run.returns["benchmark"]
+    figures = [("equity", equity_figure(returns, benchmark)),
+               ("drawdown", drawdown_figure(returns)),
+               ("rolling_sharpe", rolling_sharpe_figure(returns)),
+               ("monthly", monthly_figure(returns)), *ic_figures(run.evaluation)]
+    for name, fig in (("turnover", turnover_figure(run.turnover, run.evaluation)),
+                      ("sweep", sweep_figure(run.sweep)),
+                      ("walk_forward", walk_forward_figure(run.windows))):
         if fig is not None:
             figures.append((name, fig))
+    return figures
+
+
+def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
+    """Write report.html, metrics.json and equity.png for one run; returns the HTML path."""
+    directory.mkdir(parents=True, exist_ok=True)
     charts = "".join(f'<div class="chart">{_figure_html(fig, name)}</div>'
-                     for name, fig in figures)
-    metrics = run["metrics"]
-    bench = stats.summary(benchmark.to_numpy()) if benchmark is not None else {}
-    comparison = [{"metric": k, "strategy": metrics.get(k), "benchmark": bench.get(k)}
+                     for name, fig in _figures(run))
+    bench = stats.performance(run.returns["benchmark"]).iloc[0].to_dict()
+    comparison = [{"metric": k, "strategy": run.metrics.get(k), "benchmark": bench.get(k)}
                   for k in ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate",
                             "total_return", "volatility", "turnover", "exposure")]
-    honest = {k: metrics[k] for k in ("deflated_sharpe", "pbo", "configurations", "windows")
-              if k in metrics}
-    first = next(iter(evaluation.get("horizons", {}).values()), {})
+    honest = {k: run.metrics[k] for k in ("deflated_sharpe", "pbo", "configurations",
+                                          "windows") if k in run.metrics}
+    provenance = _provenance(run, warehouse)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{html.escape(run['run_id'])}</title><style>{_STYLE}</style>
+<title>{html.escape(run.run_id)}</title><style>{_STYLE}</style>
 <script>window.__errors=[];window.addEventListener('error',function(e){{
 window.__errors.push(String(e.message))}});</script>
 <script type="text/javascript">{get_plotlyjs()}</script></head><body>
-<h1>{html.escape(run['strategy'])} — {html.escape(run['kind'])} — {html.escape(run['run_id'])}</h1>
+<h1>{html.escape(run.strategy)} — {html.escape(run.kind)} — {html.escape(run.run_id)}</h1>
 {_table(comparison, "Performance (strategy vs benchmark)")}
 {_table(honest, "Overfitting checks") if honest else ""}
 <div class="grid">{charts}</div>
-{_table(evaluation.get('coverage', {}), "Signal coverage")}
-{_table(first.get('dropped', {}), "Rows left out of the evaluation, by reason")}
-{_table(windows or [], "Walk-forward windows")}
-{_table(run['provenance'], "Provenance")}
+{_table(run.evaluation.coverage, "Signal coverage")}
+{_table(run.evaluation.first.dropped, "Rows left out of the evaluation, by reason")}
+{_table(run.windows, "Walk-forward windows")}
+{_table(provenance, "Provenance")}
 <div id="render-status"></div>
 <script>document.getElementById('render-status').textContent=
 'charts:'+document.querySelectorAll('.js-plotly-plot').length+';errors:'+window.__errors.length;
 </script></body></html>"""
     path = directory / "report.html"
     path.write_text(page)
+    evaluation = {k: v for k, v in run.evaluation.to_json().items() if k != "daily_ic"}
     (directory / "metrics.json").write_text(json.dumps(
-        {**run, "benchmark": bench, "evaluation": {k: v for k, v in evaluation.items()
-                                                   if k != "daily_ic"}},
-        indent=2, default=_json_default))
-    _equity_png(directory / "equity.png", returns, benchmark, run["strategy"])
+        {"run_id": run.run_id, "strategy": run.strategy, "kind": run.kind,
+         "params": run.params, "metrics": run.metrics, "provenance": provenance,
+         "benchmark": bench, "evaluation": evaluation}, indent=2, default=jsonable.default))
+    _equity_png(directory / "equity.png", run.returns["strategy"], run.returns["benchmark"],
+                run.strategy)
     return path
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return str(value)
+def write_index(path: Path, runs: list[dict], as_of) -> Path:
+    """An index page linking the runs' reports, newest first."""
+    rows = "".join(
+        f"<tr><td><a href='{html.escape(r['run_id'])}/report.html'>{html.escape(r['run_id'])}"
+        f"</a></td><td>{html.escape(str(r['strategy']))}</td><td>{html.escape(r['kind'])}</td>"
+        f"<td>{r['period_start']} .. {r['period_end']}</td>"
+        f"<td>{float(r['sharpe'] or 0):.3f}</td></tr>" for r in runs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
+                    f"<style>{_STYLE}</style></head><body><h1>Backtest reports (as of "
+                    f"{html.escape(str(as_of))})</h1><table><tr><th>run</th><th>strategy</th>"
+                    f"<th>kind</th><th>period</th><th>Sharpe</th></tr>{rows}</table>"
+                    "</body></html>")
+    return path
 
 
 def _equity_png(path: Path, returns: pd.Series, benchmark: pd.Series | None,

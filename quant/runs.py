@@ -1,17 +1,15 @@
-"""A backtest run from end to end: panel -> strategy -> vectorbt -> stored row -> report.
+"""A backtest run from end to end: panel -> strategy -> vectorbt -> run store -> report.
 
 The period defaults to the sessions the signals cover (a backtest over years with no signal
-says nothing about the signal). Each run keeps its artifacts (daily returns, the sweep table,
-the walk-forward windows, the evaluation) beside its report so `quant report RUN_ID` can
-render it again.
+says nothing about the signal). A run is stored under a deterministic id, so running the same
+backtest again renders the stored one.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict, fields
 from datetime import date
 
-import pandas as pd
 import polars as pl
 
 from quant import backtest as bt
@@ -20,13 +18,10 @@ from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
 from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from quant.report import write_report
+from quant.run_store import RunStore, StoredRun, run_id
 from strategies import get_strategy
 
-
-def settings_of(config: Config) -> bt.Settings:
-    b = config.backtest
-    return bt.Settings(fees_bps=b.fees_bps, slippage_bps=b.slippage_bps, init_cash=b.init_cash,
-                       max_leverage=b.max_leverage)
+MODES = ("single", "sweep", "walk_forward")
 
 
 def signal_period(panel: pl.DataFrame) -> tuple[date, date]:
@@ -37,114 +32,83 @@ def signal_period(panel: pl.DataFrame) -> tuple[date, date]:
     return live["session"].min(), live["session"].max()
 
 
+def store_of(config: Config, wh) -> RunStore:
+    return RunStore(wh, config.reports_dir)
+
+
+def chunk_map(config: Config, engine: str | None) -> bt.ChunkMap:
+    """Where a sweep's chunks run: here, or as Ray tasks."""
+    if (engine or config.engine) != "ray":
+        return bt.local_map
+    from quant.distributed import ray_map
+
+    return ray_map(config.ray_address or None)
+
+
+def compute(config: Config, panel: pl.DataFrame, strategy_name: str, params: dict | None,
+            mode: str, engine: str | None = None) -> bt.Result:
+    """The backtest itself, on a panel already cut to its period."""
+    if mode not in MODES:
+        raise BacktestError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    strategy = get_strategy_or_fail(strategy_name)
+    if mode == "sweep":
+        return bt.sweep(panel, strategy, config.backtest, chunk_map=chunk_map(config, engine))
+    if mode == "walk_forward":
+        return bt.walk_forward(panel, strategy, config.backtest,
+                               chunk_map=chunk_map(config, engine))
+    return bt.backtest(panel, strategy, params, config.backtest)
+
+
 def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         mode: str = "single", since: date | None = None, until: date | None = None,
         params_panel: PanelParams | None = None, which: SignalSet | None = None,
         engine: str | None = None) -> dict:
     """Run, store and report one backtest; returns the run summary."""
-    try:
-        strategy = get_strategy(strategy_name)
-    except KeyError as exc:
-        raise BacktestError(str(exc.args[0])) from None
-    from quant.workspace import panel_params
-
-    params_panel = params_panel or panel_params(config)
+    get_strategy_or_fail(strategy_name)
+    params_panel = params_panel or config.pipeline
     panel, which = panel_from_warehouse(wh, params_panel, which, calendar=config.data.calendar)
     start, end = signal_period(panel)
     start, end = max(since, start) if since else start, min(until, end) if until else end
     panel = panel.filter(pl.col("session").is_between(start, end))
-    settings = settings_of(config)
-    signals = {"model_id": which.model_id, "fingerprint": which.model_fingerprint,
-               "prompt_version": which.prompt_version, "mode": which.mode,
-               "ok_signals": int(panel["n_docs"].sum())}
+    signals = which.provenance() | {"ok_signals": int(panel["n_docs"].sum())}
+    settings = config.backtest
     key = {"params": params or {}, "period": [start, end], "signals": signals,
-           "settings": settings, "panel": params_panel,
-           "walk_forward": [config.backtest.walk_forward_train, config.backtest.walk_forward_test,
-                            config.backtest.metric] if mode == "walk_forward" else None,
-           "evaluate": [config.evaluate.signal, config.evaluate.quantiles]}
-    run_id = bt.run_id(strategy.name, mode, key)
-    if (config.reports_dir / run_id / "returns.parquet").exists() and wh.scalar(
-            "SELECT count(*) FROM backtests WHERE run_id = ?", [run_id]):
-        return {**render(config, wh, run_id), "cached": True}
-    distributed = {"engine": engine or config.engine,
-                   "ray_address": config.ray_address or None}
-    if mode == "sweep":
-        result = bt.sweep(panel, strategy, settings, **distributed)
-    elif mode == "walk_forward":
-        result = bt.walk_forward(panel, strategy, settings, config.backtest.walk_forward_train,
-                                 config.backtest.walk_forward_test, config.backtest.metric,
-                                 **distributed)
-    else:
-        result = bt.backtest(panel, strategy, params, settings)
-    benchmark = bt.backtest(panel, get_strategy(config.backtest.benchmark), {}, settings)
+           "settings": {f.name: getattr(settings, f.name) for f in fields(bt.Settings)},
+           "panel": params_panel, "evaluate": asdict(config.evaluate)}
+    rid = run_id(strategy_name, mode, key)
+    store = store_of(config, wh)
+    if store.has(rid):
+        return {**render(config, wh, rid), "cached": True}
+    result = compute(config, panel, strategy_name, params, mode, engine)
+    benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
     evaluation = evaluate_signal(panel, config.evaluate.signal, params_panel.horizons,
                                  config.evaluate.quantiles)
-    best = result.best if result.kind == "sweep" else 0
-    directory = config.reports_dir / run_id
-    directory.mkdir(parents=True, exist_ok=True)
-    returns = result.returns[best].rename("strategy")
-    bench = benchmark.returns[0].reindex(returns.index).fillna(0.0).rename("benchmark")
-    pd.concat([returns, bench], axis=1).rename_axis("session").reset_index().to_parquet(
-        directory / "returns.parquet")
-    if "daily_turnover" in result.extra:
-        result.extra["daily_turnover"].rename("turnover").rename_axis(
-            "session").reset_index().to_parquet(directory / "turnover.parquet")
-    if result.kind == "sweep":
-        pd.DataFrame([{**p, "sharpe": m["sharpe"]} for p, m in
-                      zip(result.params, result.metrics, strict=True)]).to_parquet(
-            directory / "sweep.parquet")
-    (directory / "evaluation.json").write_text(json.dumps(evaluation, default=str))
-    (directory / "windows.json").write_text(json.dumps(result.extra.get("windows", []),
-                                                       default=str))
-    bt.save(wh, result, settings, run_id, signals)  # last: the artifacts exist once it is stored
-    return {**render(config, wh, run_id), "cached": False}
+    store.write(rid, result, benchmark, evaluation, settings, signals)
+    return {**render(config, wh, rid), "cached": False}
 
 
-def render(config: Config, wh, run_id: str) -> dict:
+def get_strategy_or_fail(name: str):
+    try:
+        return get_strategy(name)
+    except KeyError as exc:
+        raise BacktestError(str(exc.args[0])) from None
+
+
+def render(config: Config, wh, rid: str) -> dict:
     """(Re)write the report of a stored run; `latest` picks the newest."""
-    if run_id == "latest":
-        run_id = wh.scalar("SELECT run_id FROM backtests ORDER BY created_at DESC LIMIT 1")
-        if run_id is None:
-            raise BacktestError("no backtest has been run yet: run `quant backtest` first")
-    row = wh.con.execute("SELECT * FROM backtests WHERE run_id = ?", [run_id]).fetchone()
-    if row is None:
-        raise BacktestError(f"no backtest run {run_id!r}: see the backtests table "
-                            "(`quant db status`)")
-    columns = [d[0] for d in wh.con.description]
-    record = dict(zip(columns, row, strict=True))
-    directory = config.reports_dir / run_id
-    if not (directory / "returns.parquet").exists():
-        raise BacktestError(f"the artifacts of {run_id} are missing from {directory}: "
-                            "run the backtest again")
-    frame = pd.read_parquet(directory / "returns.parquet").set_index("session")
-    frame.index = pd.DatetimeIndex(frame.index)
-    turnover = None
-    if (directory / "turnover.parquet").exists():
-        turnover = pd.read_parquet(directory / "turnover.parquet").set_index("session")[
-            "turnover"]
-        turnover.index = pd.DatetimeIndex(turnover.index)
-    sweep = pd.read_parquet(directory / "sweep.parquet") if (
-        directory / "sweep.parquet").exists() else None
-    windows = json.loads((directory / "windows.json").read_text())
-    evaluation = json.loads((directory / "evaluation.json").read_text())
-    metrics = json.loads(record["metrics"])
-    run = {
-        "run_id": run_id, "strategy": record["strategy"], "kind": record["kind"],
-        "params": json.loads(record["params"]), "metrics": metrics,
-        "provenance": {
-            "period": f"{record['period_start']} .. {record['period_end']}",
-            "strategy": record["strategy"], "kind": record["kind"],
-            "params": record["params"], **json.loads(record["signals"] or "{}"),
-            "settings": record["settings"], "created_at": str(record["created_at"]),
-            "warehouse": str(config.warehouse_path),
-        },
-    }
-    path = write_report(directory, run, frame["strategy"], frame["benchmark"], evaluation,
-                        turnover, sweep, windows)
-    return {"run_id": run_id, "report": str(path), "metrics_json": str(
-        directory / "metrics.json"), "strategy": record["strategy"], "kind": record["kind"],
-        "params": run["params"], "period": run["provenance"]["period"],
-        "sharpe": metrics.get("sharpe"), "cagr": metrics.get("cagr"),
-        "max_drawdown": metrics.get("max_drawdown"),
-        "deflated_sharpe": (metrics.get("deflated_sharpe") or {}).get("dsr"),
-        "pbo": (metrics.get("pbo") or {}).get("pbo")}
+    store = store_of(config, wh)
+    stored = store.read(store.latest() if rid == "latest" else rid)
+    path = write_report(store.folder(stored.run_id), stored, str(config.warehouse_path))
+    return summary(stored, path, store)
+
+
+def summary(stored: StoredRun, report_path, store: RunStore) -> dict:
+    m = stored.metrics
+    return {"run_id": stored.run_id, "report": str(report_path),
+            "metrics_json": str(store.folder(stored.run_id) / "metrics.json"),
+            "strategy": stored.strategy, "kind": stored.kind, "params": stored.params,
+            "period": f"{stored.period[0]} .. {stored.period[1]}",
+            "sharpe": m.get("sharpe"), "cagr": m.get("cagr"),
+            "max_drawdown": m.get("max_drawdown"),
+            "deflated_sharpe": (m.get("deflated_sharpe") or {}).get("dsr"),
+            "pbo": (m.get("pbo") or {}).get("pbo")}

@@ -1,6 +1,15 @@
-"""Performance statistics on daily returns, and the honest ones for sweeps: the deflated Sharpe
-ratio (Bailey and Lopez de Prado, 2014) and the probability of backtest overfitting by
-combinatorially symmetric cross-validation (Bailey, Borwein, Lopez de Prado and Zhu, 2015).
+"""Performance statistics of daily returns, computed once on a whole frame (sessions x
+configurations) through vectorbt's returns accessor, and the one statistic no kept library
+has: the probability of backtest overfitting by combinatorially symmetric cross-validation
+(Bailey, Borwein, Lopez de Prado and Zhu, 2015).
+
+Conventions (checked against empyrical-reloaded in the tests): 252 sessions a year; Sharpe and
+volatility with ddof=1; Sortino's downside deviation is the root mean square of the negative
+returns; CAGR compounds over the sessions present. The maximum drawdown is measured from the
+starting capital (equity starts at 1 before the first return), as empyrical does; vectorbt's own
+drawdown starts at the first session's equity and would miss a loss on day one. The deflated
+Sharpe (Bailey and Lopez de Prado, 2014) is vectorbt's, which uses the non-excess (Pearson)
+kurtosis in (kurtosis - 1) / 4, as the paper's formula needs.
 """
 
 from __future__ import annotations
@@ -9,80 +18,69 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 PERIODS = 252
-EULER = 0.5772156649015329
+METRICS = ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate", "total_return",
+           "volatility", "days")
 
 
-def sharpe(returns: np.ndarray, periods: int = PERIODS) -> float:
-    r = returns[~np.isnan(returns)]
-    if len(r) < 2 or r.std(ddof=1) == 0:
-        return 0.0
-    return float(r.mean() / r.std(ddof=1) * math.sqrt(periods))
+def _accessor(returns: pd.DataFrame):
+    """vectorbt's returns accessor with our annualisation (sessions, not calendar days)."""
+    from quant import vbt
+
+    vbt.load()  # registers the .vbt accessor
+    return returns.vbt.returns(freq="1D", year_freq=f"{PERIODS}D")
 
 
-def sortino(returns: np.ndarray, periods: int = PERIODS) -> float:
-    r = returns[~np.isnan(returns)]
-    downside = np.sqrt(np.mean(np.minimum(r, 0) ** 2)) if len(r) else 0.0
-    return float(r.mean() / downside * math.sqrt(periods)) if downside > 0 else 0.0
+def _frame(returns: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    frame = returns.to_frame() if isinstance(returns, pd.Series) else returns
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.set_axis(pd.date_range("2000-01-01", periods=len(frame), freq="D"))
+    return frame.astype(float)
 
 
-def equity(returns: np.ndarray) -> np.ndarray:
-    return np.cumprod(1 + np.nan_to_num(returns))
+def drawdown(returns: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
+    """Equity over its running peak minus one, the starting capital counting as a peak."""
+    equity = (1 + returns.fillna(0.0)).cumprod()
+    return equity / equity.cummax().clip(lower=1.0) - 1
 
 
-def max_drawdown(returns: np.ndarray) -> float:
-    curve = equity(returns)
-    peaks = np.maximum.accumulate(curve)
-    return float((curve / peaks - 1).min()) if len(curve) else 0.0
+def performance(returns: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    """One row per configuration (column) of daily returns: the `METRICS`."""
+    frame = _frame(returns)
+    if frame.empty:
+        return pd.DataFrame(0.0, index=frame.columns, columns=list(METRICS))
+    acc = _accessor(frame)
+    active = frame.where(frame != 0)
+    out = pd.DataFrame({
+        "sharpe": acc.sharpe_ratio(), "sortino": acc.sortino_ratio(),
+        "cagr": acc.annualized(), "max_drawdown": drawdown(frame).min().clip(upper=0.0),
+        "hit_rate": (active > 0).sum() / active.count().replace(0, np.nan),
+        "total_return": acc.total(), "volatility": acc.annualized_volatility(),
+        "days": frame.count()}, index=frame.columns)
+    out["calmar"] = (out["cagr"] / out["max_drawdown"].abs()).where(out["max_drawdown"] < 0)
+    return out[list(METRICS)].replace([np.inf, -np.inf], np.nan).fillna(0.0)
 
 
-def cagr(returns: np.ndarray, periods: int = PERIODS) -> float:
-    n = int((~np.isnan(returns)).sum())
-    if n == 0:
-        return 0.0
-    final = equity(returns)[-1]
-    return float(final ** (periods / n) - 1) if final > 0 else -1.0
+def rolling_sharpe(returns: pd.Series, window: int) -> pd.Series:
+    return _accessor(_frame(returns)).rolling_sharpe_ratio(window).iloc[:, 0]
 
 
-def summary(returns: np.ndarray, turnover: float | None = None,
-            exposure: float | None = None) -> dict:
-    """Sharpe, Sortino, CAGR, max drawdown, Calmar, hit rate, total return, turnover,
-    exposure."""
-    r = np.asarray(returns, dtype=float)
-    dd = max_drawdown(r)
-    growth = cagr(r)
-    active = r[~np.isnan(r) & (r != 0)]
-    return {
-        "sharpe": sharpe(r), "sortino": sortino(r), "cagr": growth, "max_drawdown": dd,
-        "calmar": growth / abs(dd) if dd < 0 else 0.0,
-        "hit_rate": float((active > 0).mean()) if len(active) else 0.0,
-        "total_return": float(equity(r)[-1] - 1) if len(r) else 0.0,
-        "volatility": float(np.nanstd(r, ddof=1) * math.sqrt(PERIODS)) if len(r) > 1 else 0.0,
-        "turnover": turnover, "exposure": exposure, "days": int((~np.isnan(r)).sum()),
-    }
+def deflated_sharpe(returns: pd.Series, trial_sharpes: np.ndarray) -> dict:
+    """Probability that the true Sharpe of `returns` exceeds what the best of the trials
+    (their annualised Sharpes) would show by luck alone."""
+    from vectorbt.returns.metrics import approx_exp_max_sharpe
 
-
-def deflated_sharpe(returns: np.ndarray, trial_sharpes: np.ndarray) -> dict:
-    """Probability that the true Sharpe of `returns` exceeds what the best of N trials would
-    show by luck alone. Sharpes here are per period (not annualised)."""
-    r = returns[~np.isnan(returns)]
-    n_trials = len(trial_sharpes)
-    if len(r) < 3 or r.std(ddof=1) == 0:
-        return {"dsr": 0.0, "sr0": None, "trials": n_trials}
-    sr = r.mean() / r.std(ddof=1)
-    var_trials = float(np.var(trial_sharpes, ddof=1)) if n_trials > 1 else 0.0
-    if n_trials > 1:
-        sr0 = math.sqrt(var_trials) * ((1 - EULER) * sps.norm.ppf(1 - 1 / n_trials)
-                                      + EULER * sps.norm.ppf(1 - 1 / (n_trials * math.e)))
-    else:
-        sr0 = 0.0
-    skew, kurt = float(sps.skew(r)), float(sps.kurtosis(r, fisher=False))
-    denominator = math.sqrt(max(1 - skew * sr + (kurt - 1) / 4 * sr**2, 1e-12))
-    dsr = float(sps.norm.cdf((sr - sr0) * math.sqrt(len(r) - 1) / denominator))
-    return {"dsr": dsr, "sr0_annualised": sr0 * math.sqrt(PERIODS), "trials": n_trials,
-            "sharpe_annualised": sr * math.sqrt(PERIODS)}
+    trials = len(trial_sharpes)
+    variance = float(np.var(trial_sharpes, ddof=1)) if trials > 1 else 0.0
+    acc = _accessor(_frame(returns))
+    dsr = acc.deflated_sharpe_ratio(var_sharpe=variance, nb_trials=max(trials, 1))
+    sr0 = approx_exp_max_sharpe(0.0, variance / PERIODS, trials) if trials > 1 else 0.0
+    return {"dsr": float(np.nan_to_num(np.asarray(dsr)[0])),
+            "sr0_annualised": float(sr0) * math.sqrt(PERIODS), "trials": trials,
+            "sharpe_annualised": float(np.nan_to_num(np.asarray(acc.sharpe_ratio())[0]))}
 
 
 def probability_of_backtest_overfitting(returns: np.ndarray, splits: int = 10) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from quant.evaluate import Evaluation
+
 
 def fmt(value, digits: int = 4):
     """A float rounded for reading; None as blank; anything else as it is."""
@@ -20,23 +22,22 @@ def table_of(rows: list[dict], title: str | None = None) -> Table:
     return table
 
 
-def print_evaluation(report: dict, console: Console) -> None:
-    """An evaluation report (`quant.workspace.evaluate_report`): one row per horizon, then
-    coverage and the rows dropped, so nothing is dropped silently."""
+def print_evaluation(evaluation: Evaluation, console: Console) -> None:
+    """An evaluation: one row per horizon, then coverage and the rows dropped, so nothing is
+    dropped silently."""
     rows = []
-    for h, e in report["horizons"].items():
-        rows.append({"horizon": h, "IC": fmt(e["ic"]["mean"]), "IC t": fmt(e["ic"]["t_stat"], 2),
-                     "rank IC": fmt(e["rank_ic"]["mean"]), "ICIR": fmt(e["rank_ic"]["icir"], 3),
-                     "pooled IC [95%]": f"{fmt(e['pooled_ic']['ic'], 3)} "
-                     f"[{fmt(e['pooled_ic']['low'], 3)}, {fmt(e['pooled_ic']['high'], 3)}]",
-                     "top-bottom": fmt(e.get("top_minus_bottom", {}).get("mean"), 5),
-                     "hit rate": fmt(e["hit_rate"], 3), "rows": e["rows"]})
-    s = report["signals"]
-    console.print(table_of(rows, title=f"{report['signal']} — {s['model_id']} "
-                                       f"{s['fingerprint']} {s['prompt_version']}"))
-    c = report["coverage"]
+    for h, e in evaluation.horizons.items():
+        rows.append({"horizon": h, "IC": fmt(e.ic["mean"]), "IC t": fmt(e.ic["t_stat"], 2),
+                     "rank IC": fmt(e.rank_ic["mean"]), "ICIR": fmt(e.rank_ic["icir"], 3),
+                     "pooled IC [95%]": f"{fmt(e.pooled_ic['ic'], 3)} "
+                     f"[{fmt(e.pooled_ic['low'], 3)}, {fmt(e.pooled_ic['high'], 3)}]",
+                     "top-bottom": fmt(e.top_minus_bottom.get("mean"), 5),
+                     "hit rate": fmt(e.hit_rate, 3), "rows": e.rows})
+    s = evaluation.signals
+    console.print(table_of(rows, title=f"{evaluation.signal} — {s.get('model_id', '')} "
+                                       f"{s.get('fingerprint', '')} {s.get('prompt_version', '')}"))
+    c = evaluation.coverage
     console.print(f"coverage: {c['tickers']}/{c['universe_tickers']} tickers, "
                   f"{c['sessions']}/{c['universe_sessions']} sessions, "
                   f"{c['row_share']:.1%} of universe rows")
-    first = next(iter(report["horizons"].values()))
-    console.print(f"dropped rows: {first['dropped']}")
+    console.print(f"dropped rows: {evaluation.first.dropped}")

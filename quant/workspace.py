@@ -1,8 +1,9 @@
 """A workspace's moving parts, shared by the command line, the jobs and the demo: open its
-warehouse, load its model and engine, score what is pending, build the evaluation report."""
+warehouse, load its model and engine, score what is pending, evaluate the signal."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from rich.console import Console
@@ -74,50 +75,39 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
                     since=None, limit: int | None = None, quiet: bool = False,
                     on_progress=None, engine_name: str | None = None,
                     sample: bool = False) -> dict:
-    """Load the model and score what is pending, with a progress bar."""
-    from llm.extract import extract, pending
+    """Load the model and score what is pending (here or on Ray), with a progress bar."""
+    from quant.scoring import score_pending
 
     mode = mode or config.model.mode
-    loaded = load_model(config, spec)
-    engine = make_engine(config, loaded)
+    engine = make_engine(config, load_model(config, spec))
+    scorer, extra = None, {}
     if (engine_name or config.engine) == "ray":
-        from quant.distributed import extract_on_ray
+        from quant.distributed import ray_scorer
 
-        return extract_on_ray(wh, config, engine, mode, since, limit,
-                              workers=config.ray_workers, address=config.ray_address or None)
-    total = pending(wh, engine, mode, since, limit, sample).height
+        scorer = ray_scorer(config, engine, mode, workers=config.ray_workers,
+                            address=config.ray_address or None)
+        extra = {"engine": "ray", "workers": config.ray_workers}
     with progress_bar(f"scoring ({mode})", quiet) as bar:
-        task = bar.add_task("score", total=total)
-        def progress(done: int, total_: int) -> None:
-            bar.update(task, completed=done)
+        task = bar.add_task("score", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
             if on_progress:
-                on_progress(done, total_)
+                on_progress(done, total)
 
-        summary = extract(wh, engine, mode=mode, since=since, limit=limit, progress=progress,
-                          sample=sample)
-        bar.update(task, completed=total)
-    return summary
-
-
-def panel_params(config: Config, horizons: tuple[int, ...] | None = None):
-    from quant.pipeline import PanelParams
-
-    p = config.pipeline
-    return PanelParams(execution_lag=p.execution_lag, half_life=p.half_life,
-                       horizons=horizons or p.horizons, winsorize=p.winsorize,
-                       min_history=p.min_history, min_price=p.min_price)
+        summary = score_pending(wh, engine, mode, since, limit, progress=progress,
+                                sample=sample, scorer=scorer)
+    return summary | extra
 
 
 def evaluate_report(config: Config, wh, signal: str | None = None, horizons=None, since=None,
-                    until=None) -> dict:
+                    until=None):
     from quant.evaluate import evaluate_signal
     from quant.pipeline import panel_from_warehouse
 
-    params = panel_params(config, horizons)
+    params = dataclasses.replace(config.pipeline, horizons=horizons or config.pipeline.horizons)
     panel, which = panel_from_warehouse(wh, params, since=since, until=until,
                                         calendar=config.data.calendar)
-    report = evaluate_signal(panel, signal or config.evaluate.signal, params.horizons,
-                             config.evaluate.quantiles)
-    report["signals"] = {"model_id": which.model_id, "fingerprint": which.model_fingerprint,
-                         "prompt_version": which.prompt_version, "mode": which.mode}
-    return report
+    evaluation = evaluate_signal(panel, signal or config.evaluate.signal, params.horizons,
+                                 config.evaluate.quantiles)
+    return dataclasses.replace(evaluation, signals=which.provenance())

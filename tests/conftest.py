@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover
 import pytest
 
 from data.warehouse import Warehouse
+from tests.llm.tiny import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -36,3 +37,13 @@ def wh(tmp_path: Path):
     warehouse = Warehouse(tmp_path / "w.duckdb")
     yield warehouse
     warehouse.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen3_moe"), "qwen3_moe")
+
+
+@pytest.fixture(scope="session")
+def tiny_deepseek(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_deepseek_v3"), "deepseek_v3")

@@ -1,6 +1,8 @@
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -70,7 +72,8 @@ def test_a_sweep_is_one_run_that_matches_separate_runs():
 
 
 def test_walk_forward_uses_only_out_of_sample_windows():
-    result = walk_forward(PANEL, Fixed(), FREE, train=120, test=60)
+    result = walk_forward(PANEL, Fixed(), replace(FREE, walk_forward_train=120,
+                                                  walk_forward_test=60))
     windows = result.extra["windows"]
     assert len(windows) >= 4
     for previous, window in zip(windows, windows[1:], strict=False):
@@ -79,7 +82,8 @@ def test_walk_forward_uses_only_out_of_sample_windows():
         assert window["train_end"] < window["test_start"]
     assert len(result.returns) == 60 * len(windows)
     with pytest.raises(BacktestError, match="walk-forward needs"):
-        walk_forward(PANEL, Fixed(), FREE, train=400, test=200)
+        walk_forward(PANEL, Fixed(), replace(FREE, walk_forward_train=400,
+                                             walk_forward_test=200))
 
 
 def test_unknown_parameters_are_refused():
@@ -89,9 +93,9 @@ def test_unknown_parameters_are_refused():
 
 def test_statistics_on_known_series():
     r = np.array([0.01, -0.02, 0.03, 0.0])
-    assert stats.sharpe(r) == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252))
-    assert stats.max_drawdown(np.array([0.1, -0.5, 0.2])) == pytest.approx(-0.5)
-    assert stats.cagr(np.full(252, 0.001)) == pytest.approx(1.001**252 - 1)
+    assert _stat(r, "sharpe") == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252))
+    assert _stat(np.array([0.1, -0.5, 0.2]), "max_drawdown") == pytest.approx(-0.5)
+    assert _stat(np.full(252, 0.001), "cagr") == pytest.approx(1.001**252 - 1)
     # Pure noise: the in-sample winner is a coin flip out of sample (PBO about 1/2 on average;
     # a single matrix varies a lot, so average a few).
     pbos = [stats.probability_of_backtest_overfitting(
@@ -101,7 +105,12 @@ def test_statistics_on_known_series():
     edge = noise.copy()
     edge[:, 3] += 0.004  # one configuration is truly better
     assert stats.probability_of_backtest_overfitting(edge)["pbo"] < 0.1
-    best = noise[:, int(np.argmax(noise.mean(0)))]
-    few = stats.deflated_sharpe(best, np.array([0.0, 0.01]))
-    many = stats.deflated_sharpe(best, noise.mean(0) / noise.std(0))
+    best = pd.Series(noise[:, int(np.argmax(noise.mean(0)))])
+    annual = np.sqrt(252)
+    few = stats.deflated_sharpe(best, np.array([0.0, 0.01]) * annual)
+    many = stats.deflated_sharpe(best, noise.mean(0) / noise.std(0) * annual)
     assert many["dsr"] <= few["dsr"]  # more trials, less impressive
+
+
+def _stat(returns: np.ndarray, name: str) -> float:
+    return float(stats.performance(pd.Series(returns))[name].iloc[0])

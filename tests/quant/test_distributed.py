@@ -13,12 +13,12 @@ import llm  # noqa: E402
 from data.ingest import ingest_news  # noqa: E402
 from data.warehouse import Warehouse  # noqa: E402
 from llm.engine import Engine  # noqa: E402
-from llm.extract import extract  # noqa: E402
 from quant import distributed  # noqa: E402
 from quant.backtest import Settings, sweep  # noqa: E402
 from quant.config import load_config  # noqa: E402
 from quant.errors import JobError  # noqa: E402
 from quant.pipeline import PanelParams, build_panel  # noqa: E402
+from quant.scoring import score_pending  # noqa: E402
 from quant.workspace import init_workspace  # noqa: E402
 from strategies import get_strategy  # noqa: E402
 from tests.llm.tiny import build_tiny_model  # noqa: E402
@@ -61,10 +61,11 @@ def _signals(config, engine_name, tiny, marker=None):
     with Warehouse(config.warehouse_path) as wh:
         engine = Engine(llm.load(str(tiny), "fp32"))
         if engine_name == "ray":
-            summary = distributed.extract_on_ray(wh, config, engine, "score", workers=2,
-                                                 batch_size=16, fail_once_marker=marker)
+            scorer = distributed.ray_scorer(config, engine, "score", workers=2, batch_size=16,
+                                            fail_once_marker=marker)
+            summary = score_pending(wh, engine, scorer=scorer)
         else:
-            summary = extract(wh, engine)
+            summary = score_pending(wh, engine)
         rows = wh.query("SELECT * FROM signals").sort("doc_id", "ticker")
     return summary, rows
 
@@ -102,7 +103,7 @@ def test_ray_sweep_equals_local(ray_local):
     panel = build_panel(signals, prices, PanelParams(min_history=0))
     strategy = get_strategy("sentiment_long_short")
     local = sweep(panel, strategy, Settings())
-    remote = sweep(panel, strategy, Settings(), engine="ray")
+    remote = sweep(panel, strategy, Settings(), chunk=4, chunk_map=distributed.ray_map())
     assert [m["sharpe"] for m in local.metrics] == pytest.approx(
         [m["sharpe"] for m in remote.metrics], abs=1e-12)
     assert local.extra["pbo"] == remote.extra["pbo"]

@@ -6,7 +6,7 @@ import pytest
 
 from data.ingest import ingest_files
 from data.samples import sample_prices_path, write_sample_news
-from quant.evaluate import evaluate_signal, pooled_ic, quantile_returns
+from quant.evaluate import Evaluation, evaluate_signal, pooled_ic, quantile_returns
 from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from tests.quant.helpers import write_signals
 
@@ -35,7 +35,7 @@ def planted(tmp_path_factory):
     wh.close()
 
 
-def _evaluate(wh, lag: int) -> dict:
+def _evaluate(wh, lag: int) -> Evaluation:
     params = PanelParams(execution_lag=lag, half_life=0, horizons=(1, 5), min_history=20)
     panel, _ = panel_from_warehouse(wh, params, SignalSet("fixture", "fixture-v1", "score"))
     return evaluate_signal(panel, "sentiment", params.horizons)
@@ -43,29 +43,29 @@ def _evaluate(wh, lag: int) -> dict:
 
 def test_the_planted_strength_is_recovered_within_its_interval(planted):
     report = _evaluate(planted, lag=0)
-    pooled = report["horizons"][1]["pooled_ic"]
+    pooled = report.horizons[1].pooled_ic
     assert pooled["n"] > 1000
     assert pooled["low"] <= STRENGTH <= pooled["high"], pooled
-    daily = report["horizons"][1]["ic"]
+    daily = report.horizons[1].ic
     assert daily["mean"] > 0.15 and daily["t_stat"] > 5
-    spread = report["horizons"][1]["top_minus_bottom"]
+    spread = report.horizons[1].top_minus_bottom
     assert spread["mean"] > 0 and spread["t_stat"] > 3
     # The effect is planted on the next session only: the decay table shows it fading.
-    assert abs(report["horizons"][5]["pooled_ic"]["ic"]) < pooled["ic"] / 2
+    assert abs(report.horizons[5].pooled_ic["ic"]) < pooled["ic"] / 2
 
 
 def test_a_one_session_misalignment_destroys_it(planted):
-    shifted = _evaluate(planted, lag=1)["horizons"][1]["pooled_ic"]
+    shifted = _evaluate(planted, lag=1).horizons[1].pooled_ic
     assert abs(shifted["ic"]) < 0.08 and shifted["low"] < 0 < shifted["high"]
 
 
 def test_dropped_rows_are_counted(planted):
     report = _evaluate(planted, lag=0)
-    entry = report["horizons"][1]
-    dropped = entry["dropped"]
+    entry = report.horizons[1]
+    dropped = entry.dropped
     total = planted.scalar("SELECT count(*) FROM prices")
-    assert entry["rows"] + sum(dropped.values()) == total
-    assert dropped["no_signal"] > 0 and report["coverage"]["tickers"] == 4
+    assert entry.rows + sum(dropped.values()) == total
+    assert dropped["no_signal"] > 0 and report.coverage["tickers"] == 4
 
 
 def test_pooled_ic_and_quantiles_on_a_constructed_panel():

@@ -30,6 +30,6 @@ def test_stocknet_sample_scores_aligns_and_evaluates(tmp_path):
         panel, which = panel_from_warehouse(wh, PanelParams(horizons=(1, 5)))
     assert which.model_id.startswith("SmolLM2")
     report = evaluate_signal(panel, "sentiment_z", (1, 5))
-    entry = report["horizons"][1]
-    assert entry["rows"] > 0 and entry["rank_ic"]["n"] > 0
-    assert sum(entry["dropped"].values()) + entry["rows"] == panel.height
+    entry = report.horizons[1]
+    assert entry.rows > 0 and entry.rank_ic["n"] > 0
+    assert sum(entry.dropped.values()) + entry.rows == panel.height

@@ -3,15 +3,19 @@
 Work is one row per (document, section, ticker): a news item per ticker it names; a filing per
 section that carries news (risk factors, MD&A, 8-K items other than exhibits) per ticker. Rows
 already in `signals` for the same model fingerprint, prompt version and mode are skipped, so
-running twice writes nothing. Results are committed batch by batch: a killed run keeps what it
-finished and the next run does the rest, never a row twice.
+running twice writes nothing.
+
+One driver serves every engine: the pending work is cut into parts and a *scorer* turns parts
+into signal rows — `local_scorer` in this process, `quant.distributed.ray_scorer` on a Ray
+actor pool. The driver alone writes the warehouse (DuckDB has one writer), part by part: a
+killed run keeps what it finished and the next run does the rest, never a row twice.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import polars as pl
@@ -22,6 +26,9 @@ from llm.engine import DocInput, Engine, Scored
 # Filing items worth reading for a trading signal (10-K, 10-Q, 8-K).
 SIGNAL_ITEMS = ("1A", "7", "7A", "I-2", "II-1A", "1.01", "1.02", "1.03", "2.01", "2.02", "2.03",
                 "2.05", "2.06", "3.01", "4.01", "4.02", "5.01", "5.02", "5.07", "7.01", "8.01")
+
+# parts of pending work, a callback taking how many documents were just done -> signal rows
+Scorer = Callable[[list[pl.DataFrame], Callable[[int], None]], Iterator[pl.DataFrame]]
 
 _PENDING = """
 WITH work AS (
@@ -56,10 +63,11 @@ def pending(wh: Warehouse, engine: Engine, mode: str, since: datetime | None = N
         "limit": limit if limit is not None else 2**62}).pl()
 
 
-def _rows(work: pl.DataFrame, results: list[Scored], engine: Engine, mode: str,
-          decoding: dict) -> pl.DataFrame:
-    now = datetime.now(timezone.utc)
-    loaded = engine.loaded
+def signal_rows(work: pl.DataFrame, results: list[Scored], engine: Engine, mode: str
+                ) -> pl.DataFrame:
+    """`signals` rows: each result with the work row it answers and its provenance."""
+    now, loaded = datetime.now(timezone.utc), engine.loaded
+    settings = engine.settings(mode)
     records = []
     for row, result in zip(work.iter_rows(named=True), results, strict=True):
         fields = result.fields
@@ -75,28 +83,25 @@ def _rows(work: pl.DataFrame, results: list[Scored], engine: Engine, mode: str,
             "rationale": fields.rationale if fields else None,
             "published_at": row["published_at"], "created_at": now,
             "latency_ms": result.latency_ms, "tokens": result.tokens,
-            "decoding": json.dumps({**decoding, **result.decoding}),
+            "decoding": json.dumps({**settings, **result.decoding}),
         })
     return pl.DataFrame(records, schema_overrides={"horizon_days": pl.Int32,
                                                    "tokens": pl.Int32})
 
 
-def score_part(engine: Engine, part: pl.DataFrame, mode: str, decoding: dict,
+def score_part(engine: Engine, part: pl.DataFrame, mode: str,
                progress: Callable[[int], None] | None = None) -> pl.DataFrame:
-    """Signal rows for a slice of pending work (what a local loop or a remote worker runs)."""
+    """Signal rows for a part of the pending work (what every scorer runs)."""
     docs = [DocInput(t, x) for t, x in zip(part["ticker"], part["text"], strict=True)]
-    results = engine.score(docs, progress) if mode == "score" else engine.reason(docs, progress)
-    return _rows(part, results, engine, mode, decoding)
+    return signal_rows(part, engine.run(docs, mode, progress), engine, mode)
 
 
-def decoding_settings(engine: Engine, mode: str) -> dict:
-    settings = {"precision": engine.loaded.precision, "batch_size": engine.batch_size,
-                "max_input_tokens": engine.max_input_tokens}
-    if mode == "score":
-        settings["events"] = engine.full_depth
-    if mode == "reason":
-        settings |= {"max_new_tokens": engine.max_new_tokens, "greedy": True}
-    return settings
+def local_scorer(engine: Engine, mode: str) -> Scorer:
+    """Score the parts one after another in this process."""
+    def run(parts: list[pl.DataFrame], done: Callable[[int], None]) -> Iterator[pl.DataFrame]:
+        for part in parts:
+            yield score_part(engine, part, mode, done)
+    return run
 
 
 def write_signals(wh: Warehouse, rows: pl.DataFrame) -> int:
@@ -110,37 +115,41 @@ def write_signals(wh: Warehouse, rows: pl.DataFrame) -> int:
         return con.execute("SELECT count(*) FROM signals").fetchone()[0] - before
 
 
-def summarise(rows: pl.DataFrame, pending_rows: int, written: int, seconds: float,
+def summarise(statuses: pl.DataFrame, pending_rows: int, written: int, seconds: float,
               engine: Engine, mode: str) -> dict:
+    """Counts by status, throughput and what scored them."""
     counts = {"pending": pending_rows, "ok": 0, "abstain": 0, "failed": 0, "written": written}
-    if rows.height:
-        for status, n in rows.group_by("status").len().iter_rows():
-            counts[status] = n
-    tokens = int(rows["tokens"].sum() or 0) if rows.height else 0
-    counts |= {"tokens": tokens, "seconds": round(seconds, 2),
-               "docs_per_s": round(pending_rows / seconds, 2) if seconds else 0,
-               "tokens_per_s": round(tokens / seconds, 1) if seconds else 0,
-               "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint,
-               "prompt_version": engine.prompt_version(mode), "mode": mode}
-    return counts
+    counts |= dict(statuses.group_by("status").len().iter_rows())
+    tokens = int(statuses["tokens"].sum() or 0)
+    return counts | {
+        "tokens": tokens, "seconds": round(seconds, 2),
+        "docs_per_s": round(pending_rows / seconds, 2) if seconds else 0,
+        "tokens_per_s": round(tokens / seconds, 1) if seconds else 0,
+        "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint,
+        "prompt_version": engine.prompt_version(mode), "mode": mode}
 
 
-def extract(wh: Warehouse, engine: Engine, mode: str = "score", since: datetime | None = None,
-            limit: int | None = None, chunk: int = 256,
-            progress: Callable[[int, int], None] | None = None, sample: bool = False) -> dict:
-    """Score pending work and write signals; returns counts and throughput."""
+def score_pending(wh: Warehouse, engine: Engine, mode: str = "score",
+                  since: datetime | None = None, limit: int | None = None, chunk: int = 256,
+                  progress: Callable[[int, int], None] | None = None, sample: bool = False,
+                  scorer: Scorer | None = None) -> dict:
+    """Score pending work and write signals part by part; returns counts and throughput."""
     if mode not in ("score", "reason"):
         raise ValueError(f"mode must be score or reason, not {mode!r}")
     work = pending(wh, engine, mode, since, limit, sample)
-    decoding = decoding_settings(engine, mode)
-    started, written, done, parts = time.perf_counter(), 0, 0, []
-    for start in range(0, work.height, chunk):
-        part = work.slice(start, chunk)
-        step = (lambda n, base=done: progress(base + n, work.height)) if progress else None
-        rows = score_part(engine, part, mode, decoding, step)
+    scorer = scorer or local_scorer(engine, mode)
+    started, written, done = time.perf_counter(), 0, [0]
+    statuses = [pl.DataFrame(schema={"status": pl.String, "tokens": pl.Int32})]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(min(done[0], work.height), work.height)
+
+    parts = [work.slice(start, chunk) for start in range(0, work.height, chunk)]
+    for rows in scorer(parts, advance):
+        rows = rows.unique(["doc_id", "section", "ticker"], keep="first")  # a retried batch
         written += write_signals(wh, rows)
-        parts.append(rows.select("status", "tokens"))
-        done += part.height
-    rows = pl.concat(parts) if parts else pl.DataFrame(schema={"status": pl.String,
-                                                              "tokens": pl.Int32})
-    return summarise(rows, work.height, written, time.perf_counter() - started, engine, mode)
+        statuses.append(rows.select("status", pl.col("tokens").cast(pl.Int32)))
+    return summarise(pl.concat(statuses), work.height, written, time.perf_counter() - started,
+                     engine, mode)

@@ -5,8 +5,8 @@ import pytest
 import llm
 from data.ingest import ingest_files, ingest_news
 from llm.engine import Engine
-from llm.extract import extract
 from llm.prompts import SCORE_VERSION
+from quant.scoring import score_pending
 from tests.conftest import dataset
 
 
@@ -29,7 +29,7 @@ def _news(wh, tmp_path):
 def test_every_document_ticker_pair_gets_one_row_and_rerun_writes_nothing(wh, tmp_path, engine):
     _news(wh, tmp_path)
     pairs = wh.scalar("SELECT sum(len(tickers)) FROM documents")
-    first = extract(wh, engine, chunk=3)
+    first = score_pending(wh, engine, chunk=3)
     assert first["pending"] == pairs and first["written"] == pairs
     rows = wh.query("SELECT * FROM signals")
     assert rows.height == pairs
@@ -40,19 +40,19 @@ def test_every_document_ticker_pair_gets_one_row_and_rerun_writes_nothing(wh, tm
     joined = wh.scalar("SELECT count(*) FROM signals s JOIN documents d USING (doc_id) "
                        "WHERE s.published_at = d.published_at")
     assert joined == pairs
-    again = extract(wh, engine)
+    again = score_pending(wh, engine)
     assert again["pending"] == 0 and again["written"] == 0
     assert wh.scalar("SELECT count(*) FROM signals") == pairs
 
 
 def test_another_mode_or_model_is_scored_separately(wh, tmp_path, engine, tiny_deepseek):
     _news(wh, tmp_path)
-    extract(wh, engine, limit=2)
+    score_pending(wh, engine, limit=2)
     assert wh.scalar("SELECT count(*) FROM signals") == 2
     other = Engine(llm.load(str(tiny_deepseek), "fp32"), min_label_mass=0.0)
-    assert extract(wh, other, limit=2)["written"] == 2
+    assert score_pending(wh, other, limit=2)["written"] == 2
     reason = Engine(engine.loaded, max_new_tokens=4)
-    summary = extract(wh, reason, mode="reason", limit=2)
+    summary = score_pending(wh, reason, mode="reason", limit=2)
     assert summary["failed"] == 2 and summary["written"] == 2  # failures are rows
     failed = wh.query("SELECT reason, sentiment FROM signals WHERE status = 'failed'")
     assert failed["sentiment"].is_null().all() and failed["reason"].str.contains("cap").all()
@@ -60,7 +60,7 @@ def test_another_mode_or_model_is_scored_separately(wh, tmp_path, engine, tiny_d
 
 def test_filing_sections_that_matter_are_scored(wh, engine):
     ingest_files(wh, "filings", [dataset("edgar")])
-    summary = extract(wh, engine, limit=40)
+    summary = score_pending(wh, engine, limit=40)
     sections = wh.query("SELECT DISTINCT section FROM signals")["section"].to_list()
     assert summary["written"] > 0 and "9.01" not in sections
     assert set(sections) <= {"1A", "7", "7A", "I-2", "II-1A", "2.02", "4.02", "5.02", "5.07",

@@ -1,0 +1,141 @@
+"""Stored backtest runs: a `backtests` row and the run's artifacts in `reports/<run_id>/`,
+written and read back by one pair of methods so the two never drift apart.
+
+A run id is deterministic (strategy, kind and everything that shaped the result), so running
+the same backtest again finds the stored one. The row is written last: a run whose row exists
+has its artifacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from data.warehouse import Warehouse
+from quant import jsonable
+from quant.backtest import Result, Settings
+from quant.errors import BacktestError
+from quant.evaluate import Evaluation
+
+
+def run_id(strategy: str, kind: str, key: object) -> str:
+    """Deterministic: the same strategy, parameters, period, signals and costs give the same
+    id."""
+    digest = hashlib.sha256(json.dumps([strategy, kind, key], default=str, sort_keys=True)
+                            .encode()).hexdigest()[:10]
+    return f"{strategy}-{kind}-{digest}"
+
+
+@dataclass
+class StoredRun:
+    """What a report is made of."""
+
+    run_id: str
+    strategy: str
+    kind: str
+    params: dict
+    metrics: dict
+    period: tuple[date, date]
+    signals: dict
+    settings: dict
+    created_at: datetime
+    returns: pd.DataFrame            # session index; strategy, benchmark
+    turnover: pd.Series | None       # the traded share of the book per session
+    sweep: pd.DataFrame | None       # one row per configuration: its parameters and Sharpe
+    windows: list[dict]              # walk-forward windows
+    evaluation: Evaluation
+
+
+def headline(result: Result) -> dict:
+    """The row's metrics: the chosen configuration's, with the sweep's honest statistics."""
+    chosen = result.best if result.kind == "sweep" else 0
+    metrics = dict(result.metrics[chosen])
+    metrics |= {k: v for k, v in result.extra.items() if k in ("deflated_sharpe", "pbo")}
+    if result.kind == "sweep":
+        metrics["configurations"] = len(result.params)
+    if result.kind == "walk_forward":
+        metrics["windows"] = len(result.extra["windows"])
+        metrics |= result.extra["sweep"]
+    return metrics
+
+
+class RunStore:
+    def __init__(self, wh: Warehouse, directory: Path) -> None:
+        self.wh, self.directory = wh, directory
+
+    def folder(self, rid: str) -> Path:
+        return self.directory / rid
+
+    def has(self, rid: str) -> bool:
+        return (self.folder(rid) / "returns.parquet").exists() and bool(self.wh.scalar(
+            "SELECT count(*) FROM backtests WHERE run_id = ?", [rid]))
+
+    def latest(self) -> str:
+        rid = self.wh.scalar("SELECT run_id FROM backtests ORDER BY created_at DESC LIMIT 1")
+        if rid is None:
+            raise BacktestError("no backtest has been run yet: run `quant backtest` first")
+        return rid
+
+    def write(self, rid: str, result: Result, benchmark: Result, evaluation: Evaluation,
+              settings: Settings, signals: dict) -> None:
+        folder = self.folder(rid)
+        folder.mkdir(parents=True, exist_ok=True)
+        chosen = result.best if result.kind == "sweep" else 0
+        returns = result.returns[chosen].rename("strategy")
+        bench = benchmark.returns[0].reindex(returns.index).fillna(0.0).rename("benchmark")
+        pd.concat([returns, bench], axis=1).rename_axis("session").reset_index().to_parquet(
+            folder / "returns.parquet")
+        if result.kind != "walk_forward":
+            result.turnover[chosen].fillna(0.0).rename("turnover").rename_axis(
+                "session").reset_index().to_parquet(folder / "turnover.parquet")
+        if result.kind == "sweep":
+            pd.DataFrame([{**p, "sharpe": m["sharpe"]} for p, m in
+                          zip(result.params, result.metrics, strict=True)]).to_parquet(
+                folder / "sweep.parquet")
+        (folder / "evaluation.json").write_text(json.dumps(evaluation.to_json(),
+                                                           default=jsonable.default))
+        (folder / "windows.json").write_text(json.dumps(result.extra.get("windows", []),
+                                                        default=jsonable.default))
+        index = result.returns.index
+        self.wh.con.execute(
+            "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [rid, result.strategy, result.kind,
+             json.dumps(result.params[chosen], default=str), index[0].date(),
+             index[-1].date(), json.dumps(headline(result), default=jsonable.default),
+             json.dumps(signals), json.dumps(asdict(settings)), datetime.now(timezone.utc)])
+
+    def read(self, rid: str) -> StoredRun:
+        row = self.wh.con.execute("SELECT * FROM backtests WHERE run_id = ?", [rid]).fetchone()
+        if row is None:
+            raise BacktestError(f"no backtest run {rid!r}: see the backtests table "
+                                "(`quant db status`)")
+        record = dict(zip([d[0] for d in self.wh.con.description], row, strict=True))
+        folder = self.folder(rid)
+        if not (folder / "returns.parquet").exists():
+            raise BacktestError(f"the artifacts of {rid} are missing from {folder}: "
+                                "run the backtest again")
+        turnover = _series(folder / "turnover.parquet", "turnover")
+        sweep = pd.read_parquet(folder / "sweep.parquet") if (
+            folder / "sweep.parquet").exists() else None
+        return StoredRun(
+            rid, record["strategy"], record["kind"], json.loads(record["params"]),
+            json.loads(record["metrics"]), (record["period_start"], record["period_end"]),
+            json.loads(record["signals"] or "{}"), json.loads(record["settings"] or "{}"),
+            record["created_at"], _frame(folder / "returns.parquet"), turnover, sweep,
+            json.loads((folder / "windows.json").read_text()),
+            Evaluation.from_json(json.loads((folder / "evaluation.json").read_text())))
+
+
+def _frame(path: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(path).set_index("session")
+    frame.index = pd.DatetimeIndex(frame.index)
+    return frame
+
+
+def _series(path: Path, column: str) -> pd.Series | None:
+    return _frame(path)[column] if path.exists() else None
