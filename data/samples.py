@@ -126,13 +126,18 @@ def generate_news(prices: pl.DataFrame, strength: float = 0.3, seed: int = 7,
     frame = frame.with_columns(z=pl.col("z") / (pl.col("z") ** 2).mean().sqrt())
     tone = (strength * frame["z"] + math.sqrt(1 - strength**2) * frame["noise"]).to_numpy()
 
+    return _stories(frame.select("ticker", "session"), tone, calendar, rng)
+
+
+def _stories(frame: pl.DataFrame, tone: np.ndarray, calendar: TradingCalendar,
+             rng: np.random.Generator) -> pl.DataFrame:
+    """One story per (ticker, session) row, worded by its tone, published before the open."""
     opens = dict(zip(calendar.sessions.astype("datetime64[D]").astype(object).tolist(),
                      calendar.opens.tolist(), strict=True))
     sessions = list(opens)
     index_of = {s: i for i, s in enumerate(sessions)}
     rows = []
-    for (ticker, session), value in zip(frame.select("ticker", "session").iter_rows(), tone,
-                                        strict=True):
+    for (ticker, session), value in zip(frame.iter_rows(), tone, strict=True):
         i = index_of[session]
         # Published somewhere after the previous session's open and before this one's:
         # intraday, after the close, overnight, over a weekend or a holiday.

@@ -110,6 +110,64 @@ def cache_inputs(runner: SharedPrefix, data: list[Batch], start: int, log: Log) 
 # ---------------------------------------------------------------- training
 
 
+@dataclass
+class Band:
+    """What fine-tuning trains: low-rank deltas on the band's projections, its routers in
+    full, and a sentiment head on the band's output."""
+
+    names: list[str]
+    full: list[str]
+    deltas: dict
+    routers: list[torch.nn.Parameter]
+    head: adapters.SentimentHead
+    moe: list
+    low_rank: list[torch.nn.Parameter]
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return self.low_rank + self.routers + list(self.head.parameters())
+
+
+def attach_band(model: torch.nn.Module, settings: FinetuneSettings) -> Band:
+    """Freeze the model and add the trainable band (removed again by `remove_low_rank`)."""
+    for param in model.parameters():
+        param.requires_grad_(False)
+    names = adapters.band_targets(model, settings.start, settings.stop)
+    full = adapters.band_full(model, settings.start, settings.stop)
+    deltas = adapters.add_low_rank(model, names, settings.rank, settings.alpha)
+    routers = [p for n, p in model.named_parameters() if n in full]
+    for param in routers:
+        param.requires_grad_(True)
+    head = adapters.SentimentHead(model.config.hidden_size)
+    band_moe = [m for i in range(settings.start, settings.stop)
+                for m in moe_blocks(adapters.decoder_layers(model)[i])]
+    return Band(names, full, deltas, routers, head, band_moe,
+                [p for d in deltas.values() for p in (d.A, d.B)])
+
+
+def train_epoch(runner: SharedPrefix, band: Band, data: list[Batch], order: list[int],
+                step_fn: Callable[[torch.Tensor], None], weights: torch.Tensor,
+                settings: FinetuneSettings, epoch: int, log: Log) -> list[float]:
+    """One pass over the training batches in `order`; returns the losses."""
+    for moe in band.moe:
+        moe.balance = True
+        moe.reset_load()
+    losses, seen, began = [], 0, time.perf_counter()
+    for step, index in enumerate(order, 1):
+        batch = data[index]
+        logits = band.head(pooled(runner.run(batch.hidden, settings.start, settings.stop),
+                                  batch.mask))
+        loss = F.cross_entropy(logits, batch.labels, weight=weights)
+        step_fn(loss)
+        losses.append(float(loss.detach()))
+        seen += len(batch.labels)
+        if step % 50 == 0 or step == len(order):
+            log(f"epoch {epoch} step {step}/{len(order)} loss {np.mean(losses[-50:]):.4f} "
+                f"{seen / (time.perf_counter() - began):.1f} examples/s")
+    for moe in band.moe:
+        moe.balance = False
+    return losses
+
+
 def finetune(loaded: LoadedModel, train: pl.DataFrame, valid: dict[str, pl.DataFrame],
              settings: FinetuneSettings, base_id: str, log: Log = print
              ) -> tuple[dict[str, torch.Tensor], dict]:
@@ -126,86 +184,74 @@ def finetune(loaded: LoadedModel, train: pl.DataFrame, valid: dict[str, pl.DataF
     valid_batches = {name: batches(tokenizer, frame, settings) for name, frame in valid.items()}
     for data in [train_batches, *valid_batches.values()]:
         cache_inputs(runner, data, settings.start, log)
-    cache_seconds = time.perf_counter() - began
-
-    for param in model.parameters():
-        param.requires_grad_(False)
-    names = adapters.band_targets(model, settings.start, settings.stop)
-    full = adapters.band_full(model, settings.start, settings.stop)
-    deltas = adapters.add_low_rank(model, names, settings.rank, settings.alpha)
-    routers = [p for n, p in model.named_parameters() if n in full]
-    for param in routers:
-        param.requires_grad_(True)
-    head = adapters.SentimentHead(model.config.hidden_size)
-    band_moe = [m for i in range(settings.start, settings.stop)
-                for m in moe_blocks(adapters.decoder_layers(model)[i])]
-    low_rank = [p for d in deltas.values() for p in (d.A, d.B)]
+    timings = {"cache_seconds": round(time.perf_counter() - began, 1)}
+    band = attach_band(model, settings)
     optimiser = torch.optim.AdamW(
-        [{"params": low_rank + routers, "lr": settings.lr},
-         {"params": list(head.parameters()), "lr": settings.head_lr}],
+        [{"params": band.low_rank + band.routers, "lr": settings.lr},
+         {"params": list(band.head.parameters()), "lr": settings.head_lr}],
         weight_decay=settings.weight_decay)
-    total = settings.epochs * len(train_batches)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(total))
-    weights = _class_weights(train)
-    rng = random.Random(settings.seed)
-    history, best, best_score = [], None, -math.inf
-    train_began = time.perf_counter()
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, _warmup_cosine(settings.epochs * len(train_batches)))
+
+    def step(loss: torch.Tensor) -> None:
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(band.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+
+    weights, rng = _class_weights(train), random.Random(settings.seed)
+    history, best, best_score, train_began = [], None, -math.inf, time.perf_counter()
     try:
         for epoch in range(1, settings.epochs + 1):
             model.train()
-            for moe in band_moe:
-                moe.balance = True
-                moe.reset_load()
             order = list(range(len(train_batches)))
             rng.shuffle(order)
-            losses, seen, epoch_began = [], 0, time.perf_counter()
-            for step, index in enumerate(order, 1):
-                batch = train_batches[index]
-                logits = head(pooled(runner.run(batch.hidden, settings.start, settings.stop),
-                                     batch.mask))
-                loss = F.cross_entropy(logits, batch.labels, weight=weights)
-                optimiser.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(low_rank + routers + list(head.parameters()), 1.0)
-                optimiser.step()
-                schedule.step()
-                losses.append(float(loss.detach()))
-                seen += len(batch.labels)
-                if step % 50 == 0 or step == len(order):
-                    log(f"epoch {epoch} step {step}/{len(order)} loss "
-                        f"{np.mean(losses[-50:]):.4f} "
-                        f"{seen / (time.perf_counter() - epoch_began):.1f} examples/s")
-            entropy = {f"layer {settings.start + i}": round(load_entropy(m.expert_load()), 4)
-                       for i, m in enumerate(band_moe)}
-            for moe in band_moe:
-                moe.balance = False
+            epoch_began = time.perf_counter()
+            losses = train_epoch(runner, band, train_batches, order, step, weights, settings,
+                                 epoch, log)
             model.eval()
-            metrics = {name: _evaluate(runner, head, data, settings)
-                       for name, data in valid_batches.items()}
-            score = float(np.mean([goal_metric(m) for m in metrics.values()])) if metrics \
-                else -float(np.mean(losses))
-            history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4),
-                            "valid": metrics, "expert_load_entropy": entropy,
-                            "seconds": round(time.perf_counter() - epoch_began, 1)})
-            log(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation "
-                + ", ".join(f"{n} {goal_metric(m):.4f}" for n, m in metrics.items()))
-            if score > best_score:
-                best_score, best = score, adapters.collect(model, deltas, head, full)
-                best_epoch = epoch
+            entry = _epoch_entry(runner, band, valid_batches, settings, epoch, losses,
+                                 epoch_began, log)
+            history.append(entry)
+            if entry["score"] > best_score:
+                best_score, best = entry["score"], adapters.collect(model, band.deltas,
+                                                                    band.head, band.full)
     finally:
-        adapters.remove_low_rank(model, names)  # the loaded model is left as it came
-    report = {
+        adapters.remove_low_rank(model, band.names)  # the loaded model is left as it came
+    timings |= {"train_seconds": round(time.perf_counter() - train_began, 1),
+                "wall_seconds": round(time.perf_counter() - began, 1)}
+    return best, _report(train, settings, history, band, timings)
+
+
+def _epoch_entry(runner: SharedPrefix, band: Band, valid: dict[str, list[Batch]],
+                 settings: FinetuneSettings, epoch: int, losses: list[float], began: float,
+                 log: Log) -> dict:
+    """Validate after an epoch: the history entry, with the score that picks the best."""
+    entropy = {f"layer {settings.start + i}": round(load_entropy(m.expert_load()), 4)
+               for i, m in enumerate(band.moe)}
+    metrics = {name: _evaluate(runner, band.head, data, settings)
+               for name, data in valid.items()}
+    score = float(np.mean([goal_metric(m) for m in metrics.values()])) if metrics \
+        else -float(np.mean(losses))
+    log(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation "
+        + ", ".join(f"{n} {goal_metric(m):.4f}" for n, m in metrics.items()))
+    return {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), "valid": metrics,
+            "expert_load_entropy": entropy, "seconds": round(time.perf_counter() - began, 1),
+            "score": score}
+
+
+def _report(train: pl.DataFrame, settings: FinetuneSettings, history: list[dict], band: Band,
+            timings: dict) -> dict:
+    best = max(history, key=lambda e: e["score"])  # the first of equals, as training kept
+    history = [{k: v for k, v in e.items() if k != "score"} for e in history]
+    return {
         "settings": asdict(settings), "train_examples": train.height,
         "train_label_counts": dict(train["label"].value_counts().iter_rows()),
-        "history": history, "best_epoch": best_epoch, "valid": history[best_epoch - 1]["valid"],
-        "cache_seconds": round(cache_seconds, 1),
-        "train_seconds": round(time.perf_counter() - train_began, 1),
-        "wall_seconds": round(time.perf_counter() - began, 1),
-        "targets": len(names), "full": full,
-        "trainable_parameters": sum(p.numel() for p in low_rank + routers)
-        + sum(p.numel() for p in head.parameters()),
+        "history": history, "best_epoch": best["epoch"], "valid": best["valid"], **timings,
+        "targets": len(band.names), "full": band.full,
+        "trainable_parameters": sum(p.numel() for p in band.parameters()),
     }
-    return best, report
 
 
 def goal_metric(metrics: dict) -> float:

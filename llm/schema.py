@@ -8,7 +8,6 @@ bounds the shape of a number but not its length); provenance is added by `quant.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,9 +23,6 @@ class EventType(str, Enum):
     macro = "macro"
     capital_return = "capital_return"
     other = "other"
-
-
-Status = Literal["ok", "abstain", "failed"]
 
 
 class SignalFields(BaseModel):
@@ -70,8 +66,3 @@ def reason_json_schema() -> dict:
     schema.pop("title", None)
     schema["additionalProperties"] = False
     return schema
-
-
-def signal_json_schema() -> dict:
-    """The exported JSON schema of a signal (for users and other tools)."""
-    return SignalFields.model_json_schema()

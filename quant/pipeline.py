@@ -22,6 +22,7 @@ import polars as pl
 from data.calendar import TradingCalendar, get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
+from llm.schema import EventType
 
 
 class LookAheadError(DataError):
@@ -127,9 +128,7 @@ def _decay(half_life: float) -> float:
     return 0.0 if half_life <= 0 else 0.5 ** (1.0 / half_life)
 
 
-EVENT_BITS = {name: 1 << i for i, name in enumerate(
-    ("earnings", "guidance", "mna", "legal_regulatory", "product", "management", "analyst",
-     "macro", "capital_return", "other"))}
+EVENT_BITS = {event.value: 1 << i for i, event in enumerate(EventType)}
 
 
 def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
@@ -168,9 +167,6 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
                 calendar: TradingCalendar | None = None) -> pl.DataFrame:
     """The daily panel for every (ticker, session) with a price."""
     calendar = calendar or get_calendar("XNYS")
-    decay = _decay(params.half_life)
-    alpha = 1.0 - decay
-
     opens = pl.DataFrame({
         "session": pl.Series(calendar.sessions).cast(pl.Date),
         "decision_at": pl.Series(calendar.opens).dt.replace_time_zone("UTC"),
@@ -192,6 +188,15 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
         pl.col("n_docs").fill_null(0), pl.col("novelty").fill_null(0),
         row_in_ticker=pl.int_range(pl.len()).over("ticker"),
     )
+    panel = _cross_section(_forward_returns(_carry(panel, params), params), params)
+    out = panel.drop("weighted", "weight", "row_in_ticker", "flow", "age").collect()
+    check_no_lookahead(out)
+    return out
+
+
+def _carry(panel: pl.LazyFrame, params: PanelParams) -> pl.LazyFrame:
+    """Sentiment carried across sessions with exponential decay, null once stale."""
+    decay = _decay(params.half_life)
     stale_after = (params.stale_after if params.stale_after is not None
                    else round(4 * max(params.half_life, 0)))
     last_news = pl.when(pl.col("n_docs") > 0).then(pl.col("row_in_ticker"))
@@ -199,6 +204,7 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
         age=pl.col("row_in_ticker") - last_news.forward_fill().over("ticker"))
     # Exponentially decayed sums, exactly: ewm_mean * sum of the weights decay**k.
     norm = (1 - decay ** (pl.col("row_in_ticker") + 1)) / (1 - decay) if decay > 0 else 1.0
+    alpha = 1.0 - decay
     panel = panel.with_columns(
         flow=pl.col("weighted").ewm_mean(alpha=alpha, adjust=True).over("ticker") * norm,
         decayed_weight=pl.col("weight").ewm_mean(alpha=alpha, adjust=True).over("ticker") * norm,
@@ -213,34 +219,39 @@ def build_panel(signals: pl.DataFrame, prices: pl.DataFrame, params: PanelParams
     if decay > 0:  # a stale carried value still names the document it came from
         panel = panel.with_columns(latest_published_at=pl.when(pl.col("sentiment").is_not_null())
                                    .then("latest_published_at").otherwise(None))
-    # Forward returns, open to open, h sessions later on the exchange calendar.
+    return panel
+
+
+def _forward_returns(panel: pl.LazyFrame, params: PanelParams) -> pl.LazyFrame:
+    """Open to open, h sessions later on the exchange calendar (null across a gap)."""
     for h in params.horizons:
         later = pl.col("adj_open").shift(-h).over("ticker")
         contiguous = pl.col("session_idx").shift(-h).over("ticker") == pl.col("session_idx") + h
         panel = panel.with_columns(
             pl.when(contiguous).then(later / pl.col("adj_open") - 1).otherwise(None)
             .alias(f"fwd_ret_{h}"))
+    return panel
+
+
+def _cross_section(panel: pl.LazyFrame, params: PanelParams) -> pl.LazyFrame:
+    """The universe, and the signal standardised and ranked across its names each session."""
     # Universe: a price and volume today, enough history, not a penny stock.
     panel = panel.with_columns(
         in_universe=pl.col("adj_open").is_not_null() & pl.col("close").is_not_null()
         & (pl.col("volume").fill_null(0) > 0) & (pl.col("row_in_ticker") >= params.min_history)
         & (pl.col("close") >= params.min_price))
-    # Cross-sectional transforms over the universe names with a signal.
     live = pl.col("in_universe") & pl.col("sentiment").is_not_null()
     mean = pl.col("sentiment").filter(live).mean().over("session")
     std = pl.col("sentiment").filter(live).std().over("session")
     z = (pl.col("sentiment") - mean) / std
     if params.winsorize > 0:
         z = z.clip(-params.winsorize, params.winsorize)
-    panel = panel.with_columns(
+    return panel.with_columns(
         sentiment_z=pl.when(live & (std > 0)).then(z).otherwise(None),
         sentiment_rank=pl.when(live).then(
             (pl.col("sentiment").rank("average").over(pl.col("session"), live) - 1)
             / (live.sum().over("session") - 1).clip(lower_bound=1)).otherwise(None),
     )
-    out = panel.drop("weighted", "weight", "row_in_ticker", "flow", "age").collect()
-    check_no_lookahead(out)
-    return out
 
 
 def check_no_lookahead(panel: pl.DataFrame) -> None:

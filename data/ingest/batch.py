@@ -41,18 +41,18 @@ def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
         for candidate in [index_path] + [f / "index.csv" for f in folders]:
             if candidate and Path(candidate).exists():
                 index.update(read_index(Path(candidate)))
-    refresh = False
+    refresh = False  # the search index is rebuilt once, after the batch, if documents came
     results = []
     for path in files:
         try:
             if kind == "prices":
                 result = ingest_prices(wh, path, **options)  # type: ignore[arg-type]
             elif kind == "news":
-                result = ingest_news(wh, path, refresh_search=False, **options)  # type: ignore[arg-type]
+                result = ingest_news(wh, path, **options)  # type: ignore[arg-type]
             else:
                 meta = {**index.get(path.name, {}),
                         **{k: v for k, v in options.items() if v}}  # explicit options win
-                result = ingest_filings(wh, path, meta=meta, refresh_search=False)  # type: ignore[arg-type]
+                result = ingest_filings(wh, path, meta=meta)
         except DataError as exc:
             result = IngestResult(file=str(path), kind=kind, rejected=1, reasons={str(exc): 1})
             write_rejects(wh, str(path), rejects_frame([(None, str(exc), None)]))

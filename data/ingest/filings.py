@@ -25,14 +25,13 @@ from zoneinfo import ZoneInfo
 
 from data.ingest.source import (
     IngestResult,
-    already_ingested,
+    Parsed,
     doc_id_sql,
-    file_hash,
+    ingest_one,
+    inserted_rows,
     now_utc,
     read_bytes,
-    record_file,
     rejects_frame,
-    write_rejects,
 )
 from data.warehouse import Warehouse
 
@@ -261,41 +260,32 @@ def read_index(path: Path) -> dict[str, dict[str, str]]:
     return {row["file"]: {k: row.get(k) or "" for k in keep} for row in rows}
 
 
-def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None = None,
-                   refresh_search: bool = True) -> IngestResult:
+def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None = None
+                   ) -> IngestResult:
     """Ingest one filing (a document plus its sections) in one transaction."""
-    path = Path(path)
-    content = read_bytes(path)
-    digest = file_hash(content)
-    result = IngestResult(file=str(path), kind="filings", read=1)
-    if already_ingested(wh, digest, "filings"):
-        result.skipped_file = True
-        return result
-    filing = parse_filing(content, meta)
-    reason = None
+    def parse(path: Path, content: bytes) -> Parsed:
+        filing = parse_filing(content, meta)
+        reason = _unusable(filing)
+        rejects = rejects_frame([(None, reason, filing.text[:500])] if reason else [])
+        return Parsed(filing, 0 if reason else 1, rejects, 1)
+
+    def insert(con, filing: Filing) -> int:
+        return inserted_rows(con, "documents", lambda: _insert_filing(con, filing, Path(path)))
+
+    return ingest_one(wh, path, "filings", parse, insert)
+
+
+def _unusable(filing: Filing) -> str | None:
+    """Why a parsed filing cannot be stored (None when it can)."""
     if not filing.text.strip():
-        reason = "no text in the document"
-    elif filing.form_type is None:
-        reason = "form type unknown: pass --form-type or an --index CSV"
-    elif filing.published_at is None:
-        reason = "no acceptance time or filed date: pass --filed-date or an --index CSV"
-    elif not filing.sections:
-        reason = f"no {filing.form_type} item headings found (is this a filing?)"
-    with wh.transaction() as con:
-        if reason:
-            result.rejected = 1
-            result.reasons = {reason: 1}
-            write_rejects(wh, str(path), rejects_frame([(None, reason, filing.text[:500])]))
-        else:
-            before = con.execute("SELECT count(*) FROM documents").fetchone()[0]
-            _insert_filing(con, filing, path)
-            result.inserted = con.execute("SELECT count(*) FROM documents").fetchone()[0] - before
-            result.duplicate = 1 - result.inserted
-        record_file(wh, digest, result)
-    if refresh_search and not reason:
-        from data.search import refresh_index
-        refresh_index(wh)
-    return result
+        return "no text in the document"
+    if filing.form_type is None:
+        return "form type unknown: pass --form-type or an --index CSV"
+    if filing.published_at is None:
+        return "no acceptance time or filed date: pass --filed-date or an --index CSV"
+    if not filing.sections:
+        return f"no {filing.form_type} item headings found (is this a filing?)"
+    return None
 
 
 def _insert_filing(con, filing: Filing, path: Path) -> None:

@@ -21,17 +21,14 @@ from data.ingest.source import (
     DEFAULT_ZONE,
     REJECTS_SCHEMA,
     IngestResult,
-    already_ingested,
-    count_reasons,
+    Parsed,
     doc_id_sql,
-    file_hash,
+    ingest_one,
+    inserted_rows,
     logical_suffix,
     now_utc,
-    read_bytes,
-    record_file,
     rejects_frame,
     to_utc,
-    write_rejects,
 )
 from data.warehouse import Warehouse
 
@@ -263,41 +260,30 @@ WHERE NOT list_has_all(documents.tickers, excluded.tickers)
 
 
 def ingest_news(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None = None,
-                source: str | None = None, assume_zone: str = DEFAULT_ZONE,
-                refresh_search: bool = True) -> IngestResult:
-    """Ingest one news file in one transaction; bad rows go to `rejects`."""
-    path = Path(path)
-    content = read_bytes(path)
-    digest = file_hash(content)
-    result = IngestResult(file=str(path), kind="news")
-    if already_ingested(wh, digest, "news"):
-        result.skipped_file = True
-        return result
-    if not content.strip():
-        raise DataError(f"{path}: empty file")
-    table, read_rejects = read_news_table(path, content)
+                source: str | None = None, assume_zone: str = DEFAULT_ZONE) -> IngestResult:
+    """Ingest one news file in one transaction; bad rows go to `rejects`. (The search index
+    is rebuilt by `ingest_files`, once per batch.)"""
     known = set(wh.query("SELECT ticker FROM instruments")["ticker"].to_list())
-    if table.height:
-        checked = normalise_news(table, mapping, source or path.name.split(".")[0],
-                                 assume_zone, known, path)
-    else:  # every line was rejected while reading
-        checked = pl.DataFrame(schema=REJECTS_SCHEMA | _GOOD_SCHEMA)
-    good = checked.filter(pl.col("reason").is_null()).select(list(_GOOD_SCHEMA))
-    bad = pl.concat([read_rejects, checked.filter(pl.col("reason").is_not_null())
-                     .select(pl.col("line").cast(pl.Int64), "reason", "raw")])
-    result.read = checked.height + read_rejects.height
-    result.rejected = bad.height
-    result.reasons = count_reasons(bad)
-    with wh.transaction() as con:
-        before = con.execute("SELECT count(*) FROM documents").fetchone()[0]
-        con.register("_news_in", good.to_arrow())
-        con.execute(_UPSERT_DOCUMENTS, [now_utc()])
-        con.unregister("_news_in")
-        result.inserted = con.execute("SELECT count(*) FROM documents").fetchone()[0] - before
-        result.duplicate = good.height - result.inserted
-        write_rejects(wh, str(path), bad)
-        record_file(wh, digest, result)
-    if refresh_search and result.inserted:
-        from data.search import refresh_index
-        refresh_index(wh)
-    return result
+
+    def parse(path: Path, content: bytes) -> Parsed:
+        if not content.strip():
+            raise DataError(f"{path}: empty file")
+        table, read_rejects = read_news_table(path, content)
+        if table.height:
+            checked = normalise_news(table, mapping, source or path.name.split(".")[0],
+                                     assume_zone, known, path)
+        else:  # every line was rejected while reading
+            checked = pl.DataFrame(schema=REJECTS_SCHEMA | _GOOD_SCHEMA)
+        good = checked.filter(pl.col("reason").is_null()).select(list(_GOOD_SCHEMA))
+        bad = pl.concat([read_rejects, checked.filter(pl.col("reason").is_not_null())
+                         .select(pl.col("line").cast(pl.Int64), "reason", "raw")])
+        return Parsed(good, good.height, bad, checked.height + read_rejects.height)
+
+    def insert(con, good: pl.DataFrame) -> int:
+        def statements() -> None:
+            con.register("_news_in", good.to_arrow())
+            con.execute(_UPSERT_DOCUMENTS, [now_utc()])
+            con.unregister("_news_in")
+        return inserted_rows(con, "documents", statements)
+
+    return ingest_one(wh, path, "news", parse, insert)

@@ -11,13 +11,10 @@ import polars as pl
 from data.errors import DataError
 from data.ingest.source import (
     IngestResult,
-    already_ingested,
-    count_reasons,
-    file_hash,
+    Parsed,
+    ingest_one,
+    inserted_rows,
     logical_suffix,
-    read_bytes,
-    record_file,
-    write_rejects,
 )
 from data.warehouse import Warehouse
 
@@ -102,35 +99,27 @@ def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | Non
                   wide: bool = False, wide_field: str = "close",
                   source: str | None = None) -> IngestResult:
     """Ingest one price file in one transaction; bad rows go to `rejects`."""
-    path = Path(path)
-    content = read_bytes(path)
-    digest = file_hash(content)
-    result = IngestResult(file=str(path), kind="prices")
-    if already_ingested(wh, digest, "prices"):
-        result.skipped_file = True
-        return result
-    if not content.strip():
-        raise DataError(f"{path}: empty file")
-    table = normalise_prices(read_price_table(path, content), mapping, wide, wide_field, path)
-    checked = validate_prices(table)
-    if wide:  # an empty cell in a wide file is a ticker not yet listed, not an error
-        checked = checked.filter(pl.col("reason").ne_missing("no close price"))
-    valid = checked.filter(pl.col("reason").is_null())
-    good = valid.unique(
-        ["ticker", "session"], keep="first", maintain_order=True).select(
-        "ticker", "session", *PRICE_COLUMNS, source=pl.lit(source or path.name))
-    bad = checked.filter(pl.col("reason").is_not_null()).select("line", "reason", "raw")
-    result.read, result.rejected = len(checked), len(bad)
-    result.reasons = count_reasons(bad)
-    with wh.transaction() as con:
-        before = con.execute("SELECT count(*) FROM prices").fetchone()[0]
-        con.register("_prices_in", good.to_arrow())
-        con.execute("INSERT INTO prices SELECT * FROM _prices_in ON CONFLICT DO NOTHING")
-        con.execute("INSERT INTO instruments (ticker) SELECT DISTINCT ticker FROM _prices_in "
-                    "ON CONFLICT DO NOTHING")
-        con.unregister("_prices_in")
-        result.inserted = con.execute("SELECT count(*) FROM prices").fetchone()[0] - before
-        result.duplicate = len(valid) - result.inserted
-        write_rejects(wh, str(path), bad)
-        record_file(wh, digest, result)
-    return result
+    def parse(path: Path, content: bytes) -> Parsed:
+        if not content.strip():
+            raise DataError(f"{path}: empty file")
+        table = normalise_prices(read_price_table(path, content), mapping, wide, wide_field,
+                                 path)
+        checked = validate_prices(table)
+        if wide:  # an empty cell in a wide file is a ticker not yet listed, not an error
+            checked = checked.filter(pl.col("reason").ne_missing("no close price"))
+        valid = checked.filter(pl.col("reason").is_null())
+        good = valid.unique(["ticker", "session"], keep="first", maintain_order=True).select(
+            "ticker", "session", *PRICE_COLUMNS, source=pl.lit(source or path.name))
+        bad = checked.filter(pl.col("reason").is_not_null()).select("line", "reason", "raw")
+        return Parsed(good, len(valid), bad, len(checked))
+
+    def insert(con, good: pl.DataFrame) -> int:
+        def statements() -> None:
+            con.register("_prices_in", good.to_arrow())
+            con.execute("INSERT INTO prices SELECT * FROM _prices_in ON CONFLICT DO NOTHING")
+            con.execute("INSERT INTO instruments (ticker) SELECT DISTINCT ticker "
+                        "FROM _prices_in ON CONFLICT DO NOTHING")
+            con.unregister("_prices_in")
+        return inserted_rows(con, "prices", statements)
+
+    return ingest_one(wh, path, "prices", parse, insert)

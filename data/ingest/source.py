@@ -1,9 +1,11 @@
-"""What every loader shares: reading (gzip transparently), timestamps, rejects, the summary."""
+"""What every loader shares: the skeleton `ingest_one` (read, hash, skip, parse, one
+transaction), reading gzip transparently, timestamps, rejects and the summary."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -169,3 +171,46 @@ def record_file(wh: Warehouse, digest: str, result: IngestResult) -> None:
         "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [digest, result.kind, result.file, now_utc(), result.read, result.inserted,
          result.duplicate, result.rejected])
+
+
+@dataclass
+class Parsed:
+    """What a loader makes of one file before anything is written."""
+
+    rows: object              # what the loader's `insert` takes
+    valid: int                # rows that passed (each is then inserted or a duplicate)
+    rejects: pl.DataFrame     # line, reason, raw
+    read: int
+
+
+def ingest_one(wh: Warehouse, path: str | Path, kind: str,
+               parse: Callable[[Path, bytes], Parsed],
+               insert: Callable[[object, object], int]) -> IngestResult:
+    """Ingest one file: a file already ingested (by content hash) is skipped; otherwise it is
+    parsed, then its rows (`insert` returns how many were new), its rejects and its record
+    are written in one transaction, so a crash leaves nothing half-written."""
+    path = Path(path)
+    content = read_bytes(path)
+    digest = file_hash(content)
+    result = IngestResult(file=str(path), kind=kind)
+    if already_ingested(wh, digest, kind):
+        result.skipped_file = True
+        return result
+    parsed = parse(path, content)
+    result.read, result.rejected = parsed.read, parsed.rejects.height
+    result.reasons = count_reasons(parsed.rejects)
+    with wh.transaction() as con:
+        if parsed.valid:
+            result.inserted = insert(con, parsed.rows)
+            result.duplicate = parsed.valid - result.inserted
+        write_rejects(wh, str(path), parsed.rejects)
+        record_file(wh, digest, result)
+    return result
+
+
+def inserted_rows(con, table: str, statements: Callable[[], None]) -> int:
+    """Run `statements` and return how many rows `table` gained."""
+    before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    statements()
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+

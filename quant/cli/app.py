@@ -1,0 +1,44 @@
+"""The `quant` command group and what every command shares: the workspace option, `--json`
+output and the console."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from quant import jsonable
+from quant.config import Config, load_config
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def emit(data: object, as_json: bool, render=None) -> None:
+    """Print `data` as JSON, or through `render` (rich) for people."""
+    if as_json:
+        click.echo(json.dumps(data, default=jsonable.default, indent=2))
+    elif render is not None:
+        render(data)
+    else:
+        console.print(data)
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+
+
+def config_of(ctx: click.Context) -> Config:
+    return load_config(ctx.obj["workspace"])
+
+
+@click.group()
+@click.option("--workspace", "-w", type=click.Path(file_okay=False), default=".",
+              help="Workspace folder holding quant.toml and the warehouse (default: here).")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str) -> None:
+    """Point-in-time LLM signals, factor evaluation and honest backtests."""
+    ctx.obj = {"workspace": Path(workspace)}
+

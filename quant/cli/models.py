@@ -1,0 +1,173 @@
+"""Commands on the model and its signals: score, llm info/eval/finetune/reward."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from quant.cli.app import cli, config_of, console, emit, json_option
+from quant.tables import table_of
+from quant.workspace import (
+    load_model,
+    make_engine,
+    model_cache,
+    open_warehouse,
+    score_documents,
+)
+
+# ------------------------------------------------------------------ models and signals
+
+@cli.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
+@click.option("--mode", type=click.Choice(["score", "reason"]), default=None)
+@click.option("--limit", type=int, default=None)
+@click.option("--sample", is_flag=True, help="With --limit: a spread-out sample, not the oldest.")
+@click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default=None)
+@json_option
+@click.pass_context
+def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
+    """Score every document not yet scored by this model and prompt."""
+    from datetime import timezone
+
+    config = config_of(ctx)
+    with open_warehouse(config) as wh:
+        summary = score_documents(config, wh, mode, spec,
+                                  since.replace(tzinfo=timezone.utc) if since else None,
+                                  limit, quiet=as_json, engine_name=engine_name,
+                                  sample=sample)
+    emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
+
+
+@cli.group("llm")
+def llm_group() -> None:
+    """The local model: info, evaluation and fine-tuning."""
+
+
+@llm_group.command("info")
+@click.option("--model", "spec", default=None)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp8", "int8"]),
+              default=None)
+@json_option
+@click.pass_context
+def llm_info(ctx, spec, precision, as_json):
+    """Model, parameters, experts, precision and fingerprint."""
+    import llm
+
+    info = llm.describe(load_model(config_of(ctx), spec, precision))
+    emit(info, as_json, lambda d: console.print(table_of(
+        [{"key": k, "value": v} for k, v in d.items()], title="model")))
+
+
+@llm_group.command("eval")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", default="label", show_default=True)
+@click.option("--model", "spec", default=None)
+@click.option("--mode", type=click.Choice(["score", "reason"]), default="score")
+@click.option("--limit", type=int, default=None)
+@json_option
+@click.pass_context
+def llm_eval(ctx, data_path, text_col, label_col, spec, mode, limit, as_json):
+    """Accuracy, F1, confusion matrix and calibration on a labelled Parquet/CSV file."""
+    from llm.evaluate import evaluate, read_labelled
+
+    config = config_of(ctx)
+    frame = read_labelled(data_path, text_col, label_col, limit)
+    metrics = evaluate(make_engine(config, load_model(config, spec)), frame, mode)
+    metrics["data"] = str(data_path)
+
+    def render(m: dict) -> None:
+        console.print(table_of([{k: (round(v, 4) if isinstance(v, float) else v)
+                                 for k, v in m.items() if k not in ("confusion", "labels")}],
+                               title="evaluation"))
+        console.print(table_of([{"truth": label, **dict(zip(m["labels"], row, strict=True))}
+                                for label, row in zip(m["labels"], m["confusion"], strict=True)],
+                               title="confusion (rows: truth)"))
+
+    emit(metrics, as_json, render)
+
+
+def _command_line() -> str:
+    """This invocation, as a shell command (recorded in what it writes, to reproduce it)."""
+    import shlex
+
+    return shlex.join(["quant", *sys.argv[1:]])
+
+
+@llm_group.command("finetune")
+@click.option("--data", "train_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="labelled file (repeatable)")
+@click.option("--valid", "valid_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="validation file (repeatable): chooses the epoch, never trained on")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
+              show_default=True, help="label column; the first one a file has is used")
+@click.option("--base", default="default-base", show_default=True, help="model to adapt")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--lora-rank", type=int, default=8, show_default=True)
+@click.option("--layers", default="10:16", show_default=True,
+              help="trained band START:STOP; the head reads layer STOP's input")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="adapter directory to write")
+@json_option
+@click.pass_context
+def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epochs, lora_rank,
+                 layers, batch_size, out, as_json):
+    """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
+    from llm.finetune import FinetuneSettings, train_adapter
+
+    config = config_of(ctx)
+    try:
+        start, stop = (int(x) for x in layers.split(":"))
+    except ValueError:
+        raise click.BadParameter(f"--layers takes START:STOP like 10:16, not {layers!r}"
+                                 ) from None
+    settings = FinetuneSettings(start=start, stop=stop, rank=lora_rank, epochs=epochs,
+                                batch_size=batch_size)
+    log = (lambda line: None) if as_json else (lambda line: console.print(line))
+    meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
+                         out, settings, cache_dir=model_cache(config),
+                         names=config.models, command=_command_line(), log=log)
+    report = meta["report"]
+    summary = {"adapter": out, "best_epoch": report["best_epoch"],
+               "wall_seconds": report["wall_seconds"],
+               **{f"{name} {k}": m[k] for name, m in report["valid"].items()
+                  for k in ("accuracy", "weighted_f1")}}
+    emit(meta if as_json else summary, as_json,
+         lambda s: console.print(table_of([s], title="fine-tuning")))
+
+
+@llm_group.command("reward")
+@click.option("--posts", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Parquet of posts: ticker, created_at (UTC), text")
+@click.option("--prices", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Parquet of daily prices: ticker, date/session, open, close, adj_close, volume")
+@click.option("--split", type=click.DateTime(["%Y-%m-%d"]), default="2014-09-01",
+              show_default=True, help="train on sessions before, evaluate on posts from")
+@click.option("--model", "spec", default="default", show_default=True)
+@click.option("--steps", type=int, default=300, show_default=True)
+@click.option("--horizon", type=int, default=1, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@json_option
+@click.pass_context
+def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
+    """GRPO-style reward stage: the head learns from realised returns (out-of-sample IC)."""
+    from llm.grpo import GrpoSettings
+    from quant.reward import RewardSettings, train_reward_adapter
+
+    config = config_of(ctx)
+    loaded = load_model(config, spec, "fp32")
+    settings = RewardSettings(split=split.date(), horizon=horizon,
+                              grpo=GrpoSettings(steps=steps))
+    log = (lambda line: None) if as_json else (lambda line: console.print(line))
+    meta = train_reward_adapter(loaded, posts, prices, out, settings,
+                                command=_command_line(), log=log)
+    report = meta["reward_stage"]
+    rows = [{"head": name, "horizon": h, **{k: v for k, v in m.items() if k != "pooled_ic_95"}}
+            for name in ("supervised_ic", "rewarded_ic") for h, m in report[name].items()]
+    emit(meta if as_json else rows, as_json,
+         lambda r: console.print(table_of(r, title="out-of-sample rank IC")))

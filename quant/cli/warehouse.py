@@ -1,0 +1,151 @@
+"""Commands on the warehouse: init, ingest, db status, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from quant.cli.app import cli, config_of, console, emit, json_option
+from quant.tables import table_of
+from quant.workspace import (
+    init_workspace,
+    open_warehouse,
+)
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@json_option
+@click.pass_context
+def init(ctx: click.Context, directory: str | None, as_json: bool) -> None:
+    """Create a workspace: quant.toml, an empty migrated warehouse and inbox folders."""
+    root = Path(directory) if directory else ctx.obj["workspace"]
+    summary = init_workspace(root)
+    emit(summary, as_json, lambda d: console.print(
+        f"workspace ready at [bold]{d['workspace']}[/] (schema version {d['schema_version']})"))
+
+
+# ------------------------------------------------------------------ ingest
+
+@cli.group()
+def ingest() -> None:
+    """Load prices, news or SEC filings into the warehouse (idempotent, per-file transactions)."""
+
+
+def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        theirs, sep, ours = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"--map takes THEIRCOL=ourcol, got {pair!r}")
+        out[theirs] = ours
+    return out
+
+
+def _run_ingest(ctx: click.Context, kind: str, paths: tuple[str, ...], as_json: bool,
+                **options: object) -> None:
+    from data.ingest import ingest_files
+
+    config = config_of(ctx)
+    with open_warehouse(config) as wh:
+        results = [r.as_dict() for r in ingest_files(wh, kind, paths, **options)]
+    emit(results, as_json, lambda rows: console.print(table_of([
+        {"file": Path(r["file"]).name, "read": r["read"], "inserted": r["inserted"],
+         "duplicate": r["duplicate"], "rejected": r["rejected"],
+         "note": "already ingested" if r["skipped_file"] else "; ".join(
+             f"{k} ({v})" for k, v in list(r["reasons"].items())[:3])}
+        for r in rows], title=f"ingest {kind}")))
+
+
+@ingest.command("prices")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--map", "pairs", multiple=True, help="Rename a column: THEIRCOL=ourcol.")
+@click.option("--wide", is_flag=True, help="One column per ticker (plus a date column).")
+@click.option("--field", "wide_field", default="close", help="What a wide file's values are.")
+@click.option("--source", default=None)
+@json_option
+@click.pass_context
+def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json):
+    """Daily prices from CSV or Parquet (long or wide)."""
+    _run_ingest(ctx, "prices", paths, as_json, mapping=_mapping(pairs), wide=wide,
+                wide_field=wide_field, source=source)
+
+
+@ingest.command("news")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--map", "pairs", multiple=True, help="Rename a column: THEIRCOL=ourcol.")
+@click.option("--source", default=None, help="Source name when the file has no source column.")
+@json_option
+@click.pass_context
+def ingest_news_cmd(ctx, paths, pairs, source, as_json):
+    """News and posts from JSONL, CSV, Parquet or RSS/Atom (.gz read transparently)."""
+    config = config_of(ctx)
+    _run_ingest(ctx, "news", paths, as_json, mapping=_mapping(pairs), source=source,
+                assume_zone=config.data.assume_zone)
+
+
+@ingest.command("filings")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--index", type=click.Path(dir_okay=False),
+              help="CSV with file,form_type,filed_date,ticker,cik columns.")
+@click.option("--form-type", default=None)
+@click.option("--filed-date", default=None, help="YYYY-MM-DD, when the file carries none.")
+@click.option("--ticker", default=None)
+@click.option("--cik", default=None)
+@json_option
+@click.pass_context
+def ingest_filings_cmd(ctx, paths, index, form_type, filed_date, ticker, cik, as_json):
+    """SEC filings: EDGAR submission .txt or .htm(l) primary documents."""
+    _run_ingest(ctx, "filings", paths, as_json, index=index, form_type=form_type,
+                filed_date=filed_date, ticker=ticker, cik=cik)
+
+
+# ------------------------------------------------------------------ db, search
+
+@cli.group()
+def db() -> None:
+    """Inspect the warehouse."""
+
+
+@db.command("status")
+@json_option
+@click.pass_context
+def db_status(ctx: click.Context, as_json: bool) -> None:
+    """Tables, row counts, date ranges and rejects (opens the warehouse read-only)."""
+    from data.status import warehouse_status
+
+    config = config_of(ctx)
+    with open_warehouse(config, read_only=True) as wh:
+        status = warehouse_status(wh)
+
+    def render(s: dict) -> None:
+        console.print(f"warehouse [bold]{s['path']}[/], schema version {s['schema_version']}")
+        console.print(table_of(s["tables"], title="tables"))
+        if s["rejects_by_reason"]:
+            console.print(table_of(s["rejects_by_reason"], title="rejects"))
+
+    emit(status, as_json, render)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--ticker", default=None)
+@click.option("--kind", type=click.Choice(["news", "filing"]), default=None)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--limit", default=10, show_default=True)
+@json_option
+@click.pass_context
+def search(ctx, query, ticker, kind, since, limit, as_json):
+    """Rank news and filing sections by BM25."""
+    from data.search import search as run_search
+
+    config = config_of(ctx)
+    with open_warehouse(config, read_only=True) as wh:
+        hits = run_search(wh, query, ticker=ticker, kind=kind,
+                          since=since.date() if since else None, limit=limit).to_dicts()
+    emit(hits, as_json, lambda rows: console.print(table_of([
+        {"score": f"{r['score']:.2f}", "published": str(r["published_at"])[:16],
+         "tickers": ",".join(r["tickers"]), "title": (r["title"] or "")[:60],
+         "snippet": (r["snippet"] or "").replace("\n", " ")[:100]} for r in rows],
+        title=f"search: {query}")))
