@@ -25,22 +25,23 @@ PEAK = {"bf16": 989e12, "fp8": 1979e12, "bandwidth": 3.35e12}
 def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("no CUDA GPU here: this script only runs on a GPU machine")
-    from transformers import Qwen3MoeConfig
-    from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeExperts
-
-    from llm.kernels.fused_moe import act_quant, fused_experts
-    from llm.kernels.reference import (
-        act_quant_reference,
-        block_quant,
-        experts_fp8_reference,
-        experts_reference,
-    )
-
     card = torch.cuda.get_device_name()
     print(f"card: {card}")
     torch.manual_seed(0)
+    correctness()
+    speed(card)
+
+
+def correctness() -> None:
+    from llm.kernels.fused_moe import act_quant, fused_experts
+    from llm.kernels.reference import (
+        act_quant_reference,
+        experts_fp8_reference,
+        experts_reference,
+        fp8_weight,
+    )
+
     dev = "cuda"
-    # 1. correctness
     x = torch.randn(37, 256, device=dev)
     gate_up = torch.randn(8, 512, 256, device=dev) / 16
     down = torch.randn(8, 256, 256, device=dev) / 16
@@ -49,9 +50,9 @@ def main() -> None:
     out = fused_experts(x.bfloat16(), ids, w, gate_up.bfloat16(), down.bfloat16())
     print(f"bf16 fused vs reference: max rel err "
           f"{((out.float() - ref).abs().max() / ref.abs().max()).item():.2e}")
-    fp8 = {"gate_up": block_quant(gate_up), "down": block_quant(down)}
-    out8 = fused_experts(x, ids, w, fp8=fp8)
-    ref8 = experts_fp8_reference(x, fp8, ids, w)
+    w1, w2 = fp8_weight(gate_up), fp8_weight(down)
+    out8 = fused_experts(x, ids, w, w1, w2)
+    ref8 = experts_fp8_reference(x, w1, w2, ids, w)
     print(f"fp8 fused vs fp8 recipe: max rel err "
           f"{((out8 - ref8).abs().max() / ref8.abs().max()).item():.2e}")
     q, s = act_quant(x)
@@ -59,15 +60,22 @@ def main() -> None:
     print(f"act_quant identical to reference: {torch.equal(q.float(), qr.float())}, "
           f"scales identical: {torch.equal(s, sr)}")
 
-    # 2. speed
+
+def speed(card: str) -> None:
+    from transformers import Qwen3MoeConfig
+    from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeExperts
+
+    from llm.kernels.fused_moe import fused_experts
+    from llm.kernels.reference import fp8_weight
+
+    dev = "cuda"
     hidden, inter, experts, top_k = 2048, 1408, 64, 6
     config = Qwen3MoeConfig(hidden_size=hidden, moe_intermediate_size=inter,
                             num_experts=experts, num_experts_per_tok=top_k)
     module = Qwen3MoeExperts(config).to(dev, torch.bfloat16)
     for p in module.parameters():
         torch.nn.init.normal_(p, std=0.02)
-    q8 = {"gate_up": block_quant(module.gate_up_proj.data),
-          "down": block_quant(module.down_proj.data)}
+    q8 = (fp8_weight(module.gate_up_proj.data), fp8_weight(module.down_proj.data))
     router = torch.randn(experts, hidden, device=dev, dtype=torch.bfloat16)
     for tokens, label in ((4096, "prefill"), (8, "decode")):
         x = torch.randn(tokens, hidden, device=dev, dtype=torch.bfloat16)
@@ -78,7 +86,7 @@ def main() -> None:
         runs = {
             "ours bf16": lambda: fused_experts(x, ids, w, module.gate_up_proj.data,
                                                module.down_proj.data),
-            "ours fp8": lambda: fused_experts(x, ids, w, fp8=q8),
+            "ours fp8": lambda: fused_experts(x, ids, w, *q8),
         }
         config._experts_implementation = "grouped_mm"
         runs["transformers grouped_mm"] = lambda: module(x, ids, w.to(torch.bfloat16))

@@ -16,8 +16,8 @@ import torch
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
 from llm.int8 import quantise_experts
-from llm.kernels.cpu import experts_cpu
-from llm.kernels.reference import block_quant
+from llm.kernels.dispatch import run_experts
+from llm.kernels.reference import fp8_weight
 
 log = logging.getLogger(__name__)
 NAME = "quant_moe"
@@ -26,16 +26,8 @@ NAME = "quant_moe"
 def quant_moe_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
                       top_k_weights: torch.Tensor) -> torch.Tensor:
     """The experts function registered with transformers (same signature as theirs)."""
-    fp8 = getattr(self, "_fp8", None)
-    if hidden_states.is_cuda:
-        from llm.kernels.fused_moe import fused_experts
-
-        return fused_experts(hidden_states.contiguous(), top_k_index, top_k_weights,
-                             None if fp8 else self.gate_up_proj, None if fp8 else self.down_proj,
-                             fp8=fp8)
-    return experts_cpu(hidden_states, None if fp8 else self.gate_up_proj,
-                       None if fp8 else self.down_proj, top_k_index, top_k_weights, fp8=fp8,
-                       int8=getattr(self, "int8", None))
+    return run_experts(hidden_states, top_k_index, top_k_weights, self.gate_up_proj,
+                       self.down_proj, int8=getattr(self, "int8", None))
 
 
 ALL_EXPERTS_FUNCTIONS.register(NAME, quant_moe_forward)
@@ -69,12 +61,13 @@ def _servable(module: torch.nn.Module) -> str | None:
 
 
 def quantise_fp8(module: torch.nn.Module) -> None:
-    """Replace an experts module's weights by e4m3 values with 128 x 128 block scales."""
-    module._fp8 = {"gate_up": block_quant(module.gate_up_proj.data),
-                   "down": block_quant(module.down_proj.data)}
-    # The bf16 weights are no longer read: free them (keep the attributes for introspection).
-    module.gate_up_proj = torch.nn.Parameter(torch.empty(0), requires_grad=False)
-    module.down_proj = torch.nn.Parameter(torch.empty(0), requires_grad=False)
+    """Replace an experts module's weights by e4m3 values, each with its 128 x 128 block
+    scales as `.scale`."""
+    for name in ("gate_up_proj", "down_proj"):
+        q = fp8_weight(getattr(module, name).data)
+        weight = torch.nn.Parameter(q, requires_grad=False)
+        weight.scale = q.scale
+        setattr(module, name, weight)
 
 
 def attach_experts(loaded) -> list[str]:

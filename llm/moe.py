@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm.kernels.cpu import experts_cpu
+from llm.kernels.dispatch import run_experts
 
 
 @dataclass(frozen=True)
@@ -96,20 +96,11 @@ class MoE(nn.Module):
             with torch.no_grad():
                 self.bias += self.config.bias_update_speed * torch.sign(
                     counts.float().mean() - counts.float())
-        out = self._experts(x, ids, weights)
+        out = run_experts(x, ids, weights, self.gate_up, self.down, int8=self.int8)
         if self.config.shared_inter:
             gate, up = F.linear(x, self.shared_gate_up).chunk(2, dim=-1)
             out = out + F.linear(F.silu(gate) * up, self.shared_down)
         return out.reshape(shape)
-
-    def _experts(self, x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor):
-        if x.is_cuda and not torch.is_grad_enabled():
-            from llm.kernels.fused_moe import fused_experts
-
-            return fused_experts(x.contiguous(), ids, weights, self.gate_up, self.down)
-        if torch.is_grad_enabled():  # differentiable path for training
-            return _experts_autograd(x, self.gate_up, self.down, ids, weights)
-        return experts_cpu(x, self.gate_up, self.down, ids, weights, int8=self.int8)
 
     def expert_load(self) -> torch.Tensor:
         """Tokens routed to each expert since the last reset."""
@@ -117,16 +108,6 @@ class MoE(nn.Module):
 
     def reset_load(self) -> None:
         self.load.zero_()
-
-
-def _experts_autograd(x, gate_up, down, ids, weights):
-    out = torch.zeros_like(x)
-    for expert in ids.unique().tolist():
-        token, slot = (ids == expert).nonzero(as_tuple=True)
-        gate, up = F.linear(x[token], gate_up[expert]).chunk(2, dim=-1)
-        y = F.linear(F.silu(gate) * up, down[expert]) * weights[token, slot, None].to(x.dtype)
-        out = out.index_add(0, token, y)
-    return out
 
 
 def load_entropy(load: torch.Tensor) -> float:

@@ -10,7 +10,6 @@ Why: post-event drift, the slow absorption of earnings and guidance news.
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 
@@ -29,23 +28,22 @@ class EventDrift:
             has_event=(pl.col("n_docs") > 0) if event == "any"
             else pl.col("event_types").list.contains(event).fill_null(False),
         )
-        entry = (frame["strong"] & frame["sure"] & frame["has_event"] & frame["in_universe"]
-                 ).fill_null(False).to_numpy()
-        direction = np.sign(frame["sentiment_today"].fill_null(0).to_numpy())
-        strong = frame["strong"].fill_null(False).to_numpy()
-        tickers = frame["ticker"].to_numpy()
-        position = np.zeros(frame.height)
-        held, left = 0.0, 0
-        for i in range(frame.height):  # a short state machine per ticker, in session order
-            if i and tickers[i] != tickers[i - 1]:
-                held, left = 0.0, 0
-            if held and strong[i] and direction[i] == -held:
-                held, left = 0.0, 0          # an opposite strong signal closes it
-            if entry[i]:
-                held, left = direction[i], hold
-            position[i] = held
-            left -= 1
-            if left <= 0:
-                held = 0.0
-        return frame.select("session", "ticker").with_columns(
-            weight=pl.Series(position / slots))
+        entry = (pl.col("strong") & pl.col("sure") & pl.col("has_event")
+                 & pl.col("in_universe")).fill_null(False)
+        direction = pl.col("sentiment_today").fill_null(0).sign()
+        row = pl.int_range(pl.len()).over("ticker")
+        # Each row belongs to the latest entry of its ticker (or none yet): the position is
+        # that entry's direction for `hold` sessions, unless a strong signal of the opposite
+        # direction came after the entry and closed it.
+        frame = frame.with_columns(
+            since=pl.when(entry).then(row).forward_fill().over("ticker"),
+            entry_direction=pl.when(entry).then(direction).forward_fill().over("ticker"),
+            row=row, direction=direction)
+        opposite = (pl.col("strong").fill_null(False) & (pl.col("row") > pl.col("since"))
+                    & (pl.col("entry_direction") != 0)
+                    & (pl.col("direction") == -pl.col("entry_direction")))
+        frame = frame.with_columns(
+            closed=opposite.cast(pl.Int32).cum_sum().over("ticker", "since") > 0)
+        held = ((pl.col("row") - pl.col("since") < hold) & ~pl.col("closed")).fill_null(False)
+        return frame.select("session", "ticker", weight=pl.when(held).then(
+            pl.col("entry_direction") / slots).otherwise(0.0))

@@ -13,48 +13,43 @@ import torch
 import torch.nn.functional as F
 
 from llm.int8 import linear as int8_linear
-from llm.kernels.reference import block_dequant
+from llm.kernels.reference import FP8, block_dequant
 
 
 def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tensor | None,
-                topk_ids: torch.Tensor, topk_weights: torch.Tensor,
-                fp8: dict | None = None, int8=None) -> torch.Tensor:
-    """x (T, H) -> (T, H). `fp8` = {"gate_up": (q, s), "down": (q, s)} or `int8`
-    (llm.int8.Int8Experts) replaces the weights."""
+                topk_ids: torch.Tensor, topk_weights: torch.Tensor, int8=None) -> torch.Tensor:
+    """x (T, H) -> (T, H). Weights in x's dtype or e4m3 with `.scale` (`fp8_weight`), or
+    `int8` (llm.int8.Int8Experts) in their place. Differentiable (training takes the
+    per-expert loop)."""
     tokens, top_k = topk_ids.shape
     flat = topk_ids.reshape(-1)
     order = torch.argsort(flat, stable=True)
-    n_experts = len(int8) if int8 is not None else _experts(gate_up, fp8)
+    n_experts = len(int8) if int8 is not None else gate_up.shape[0]
     counts = torch.bincount(flat, minlength=n_experts).tolist()
     token_of = order // top_k
     gathered = x.index_select(0, token_of)
     weights = topk_weights.reshape(-1).index_select(0, order).to(x.dtype).unsqueeze(-1)
-    if fp8 is None and int8 is None and _grouped_mm_ok(x, gate_up):
+    if int8 is None and _grouped_mm_ok(x, gate_up):
         offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
         h = torch._grouped_mm(gathered, gate_up.transpose(1, 2), offs=offsets)
         gate, up = h.chunk(2, dim=-1)
         out = torch._grouped_mm(F.silu(gate) * up, down.transpose(1, 2), offs=offsets) * weights
-        result = torch.zeros_like(x)
-        result.index_add_(0, token_of, out.to(x.dtype))
-        return result
-    out = torch.empty_like(gathered)
-    start = 0
+        return torch.zeros_like(x).index_add(0, token_of, out.to(x.dtype))
+    parts, start = [], 0
     for expert, n in enumerate(counts):
         if n == 0:
             continue
-        rows = slice(start, start + n)
+        rows = gathered[start:start + n]
         if int8 is not None:
-            gate, up = int8_linear(gathered[rows], int8.gate_up[expert]).chunk(2, dim=-1)
+            gate, up = int8_linear(rows, int8.gate_up[expert]).chunk(2, dim=-1)
             down_out = int8_linear(F.silu(gate) * up, int8.down[expert])
         else:
-            w1, w2 = _weights(expert, gate_up, down, fp8, x.dtype)
-            gate, up = F.linear(gathered[rows], w1).chunk(2, dim=-1)
-            down_out = F.linear(F.silu(gate) * up, w2)
-        out[rows] = down_out.to(x.dtype) * weights[rows]
+            gate, up = F.linear(rows, _weight(gate_up, expert, x.dtype)).chunk(2, dim=-1)
+            down_out = F.linear(F.silu(gate) * up, _weight(down, expert, x.dtype))
+        parts.append(down_out.to(x.dtype))
         start += n
-    result = torch.zeros_like(x)
-    result.index_add_(0, token_of, out)
-    return result
+    out = torch.cat(parts) * weights if parts else gathered[:0]
+    return torch.zeros_like(x).index_add(0, token_of, out)
 
 
 def _grouped_mm_ok(x: torch.Tensor, gate_up: torch.Tensor) -> bool:
@@ -66,13 +61,8 @@ def _grouped_mm_ok(x: torch.Tensor, gate_up: torch.Tensor) -> bool:
             and not torch.is_grad_enabled())
 
 
-def _experts(gate_up: torch.Tensor | None, fp8: dict | None) -> int:
-    return (fp8["gate_up"][0] if fp8 else gate_up).shape[0]
-
-
-def _weights(expert: int, gate_up, down, fp8, dtype):
-    if fp8 is None:
-        return gate_up[expert], down[expert]
-    (gq, gs), (dq, ds) = fp8["gate_up"], fp8["down"]
-    return (block_dequant(gq[expert], gs[expert], dtype=dtype),
-            block_dequant(dq[expert], ds[expert], dtype=dtype))
+def _weight(w: torch.Tensor, expert: int, dtype: torch.dtype) -> torch.Tensor:
+    """One expert's weight; e4m3 ones are dequantised (only the experts a batch uses)."""
+    if w.dtype == FP8:
+        return block_dequant(w[expert], w.scale[expert], dtype=dtype)
+    return w[expert]

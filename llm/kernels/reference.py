@@ -45,6 +45,19 @@ def block_quant(w: torch.Tensor, block: int = BLOCK) -> tuple[torch.Tensor, torc
     return q, scale.squeeze(-1).squeeze(-2).contiguous()
 
 
+def fp8_weight(w: torch.Tensor) -> torch.Tensor:
+    """`w` in e4m3 with its block scales hanging on it as `.scale` (DeepSeek-V3's convention):
+    one tensor that every experts path reads, whatever the device."""
+    q, scale = block_quant(w)
+    q.scale = scale
+    return q
+
+
+def dequantise(w: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A weight as `dtype`, through its block scales when it is e4m3."""
+    return block_dequant(w, w.scale, dtype=dtype) if w.dtype == FP8 else w.to(dtype)
+
+
 def block_dequant(q: torch.Tensor, scale: torch.Tensor, block: int = BLOCK,
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Inverse of `block_quant` (up to rounding)."""
@@ -71,19 +84,21 @@ def fp8_linear_reference(xq: torch.Tensor, xs: torch.Tensor, wq: torch.Tensor,
     return x @ block_dequant(wq, ws, group).T
 
 
-def experts_fp8_reference(x: torch.Tensor, fp8: dict, topk_ids: torch.Tensor,
-                          topk_weights: torch.Tensor) -> torch.Tensor:
-    """The fp8 recipe step by step: quantised activations x quantised weights, fp32 sums,
-    the intermediate quantised again before the down projection."""
-    (gq, gs), (dq, ds) = fp8["gate_up"], fp8["down"]
-    inter = dq.shape[2]
-    out = torch.zeros(x.shape[0], dq.shape[1], dtype=torch.float32, device=x.device)
+def experts_fp8_reference(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
+                          topk_ids: torch.Tensor, topk_weights: torch.Tensor) -> torch.Tensor:
+    """The fp8 recipe step by step (weights from `fp8_weight`): quantised activations x
+    quantised weights, fp32 sums, the intermediate quantised again before the down
+    projection."""
+    inter = down.shape[2]
+    out = torch.zeros(x.shape[0], down.shape[1], dtype=torch.float32, device=x.device)
     xq, xs = act_quant_reference(x)
     for t in range(x.shape[0]):
         for j in range(topk_ids.shape[1]):
             e = int(topk_ids[t, j])
-            h = fp8_linear_reference(xq[t:t + 1], xs[t:t + 1], gq[e], gs[e])[0]
+            h = fp8_linear_reference(xq[t:t + 1], xs[t:t + 1], gate_up[e],
+                                     gate_up.scale[e])[0]
             act = (F.silu(h[:inter]) * h[inter:]).unsqueeze(0)
             aq, a_s = act_quant_reference(act)
-            out[t] += topk_weights[t, j].float() * fp8_linear_reference(aq, a_s, dq[e], ds[e])[0]
+            out[t] += topk_weights[t, j].float() * fp8_linear_reference(
+                aq, a_s, down[e], down.scale[e])[0]
     return out

@@ -10,10 +10,10 @@ from llm.kernels.cpu import experts_cpu
 from llm.kernels.reference import (
     FP8_MAX,
     act_quant_reference,
-    block_dequant,
-    block_quant,
+    dequantise,
     experts_fp8_reference,
     experts_reference,
+    fp8_weight,
 )
 
 triton = pytest.importorskip("triton", reason="triton is not installed (pip install .[kernels])")
@@ -40,11 +40,11 @@ def test_fused_experts_matches_the_reference(dtype, tol):
 
 def test_fused_fp8_matches_the_recipe_step_by_step():
     x, gate_up, down, ids, weights = problem(5, 128, 128, 4, 2)
-    fp8 = {"gate_up": block_quant(gate_up), "down": block_quant(down)}
+    w1, w2 = fp8_weight(gate_up), fp8_weight(down)
     # The interpreter rounds fp32 -> fp8 casts wrongly: quantise activations with the torch
     # reference here (the Triton act_quant has its own test with that tolerance).
-    out = fused_experts(x, ids, weights, fp8=fp8, quantize=act_quant_reference)
-    ref = experts_fp8_reference(x, fp8, ids, weights)
+    out = fused_experts(x, ids, weights, w1, w2, quantize=act_quant_reference)
+    ref = experts_fp8_reference(x, w1, w2, ids, weights)
     assert (out - ref).abs().max() < 1e-4
     exact = experts_reference(x, gate_up, down, ids, weights)
     assert (out - exact).abs().max() < 0.1 * exact.abs().max()  # fp8's own error, bounded
@@ -89,8 +89,7 @@ def test_the_wrapper_checks_its_inputs():
     with pytest.raises(ValueError, match="dtypes differ"):
         fused_experts(x, ids, weights, gate_up.bfloat16(), down.bfloat16())
     with pytest.raises(ValueError, match="multiples of 128"):
-        fused_experts(x, ids, weights, fp8={"gate_up": block_quant(gate_up),
-                                            "down": block_quant(down)})
+        fused_experts(x, ids, weights, fp8_weight(gate_up), fp8_weight(down))
 
 
 @settings(max_examples=12, deadline=None)
@@ -117,8 +116,7 @@ def test_cpu_path_at_a_realistic_shape(tokens):
 
 def test_cpu_path_with_fp8_weights_dequantises_per_block():
     x, gate_up, down, ids, weights = problem(8, 256, 256, 4, 2)
-    fp8 = {"gate_up": block_quant(gate_up), "down": block_quant(down)}
-    out = experts_cpu(x, None, None, ids, weights, fp8=fp8)
-    ref = experts_reference(x, block_dequant(*fp8["gate_up"]), block_dequant(*fp8["down"]),
-                            ids, weights)
+    w1, w2 = fp8_weight(gate_up), fp8_weight(down)
+    out = experts_cpu(x, w1, w2, ids, weights)
+    ref = experts_reference(x, dequantise(w1), dequantise(w2), ids, weights)
     assert torch.allclose(out, ref, atol=1e-4)

@@ -96,7 +96,7 @@ def test_fp8_on_load_quantises_the_experts(tiny_qwen):
     fp8 = llm.load(str(tiny_qwen), "fp8")
     assert "fp8 e4m3" in fp8.notes[-1] and fp8.fingerprint != dense.fingerprint
     experts = fp8.model.model.layers[0].mlp.experts
-    assert experts._fp8["gate_up"][0].dtype == torch.float8_e4m3fn
+    assert experts.gate_up_proj.dtype == torch.float8_e4m3fn
     ids = torch.tensor([[5, 17, 42, 8]])
     a, b = dense.model(ids).logits.float(), fp8.model(ids).logits.float()
     assert (a - b).abs().max() < 0.1 * a.abs().max()
