@@ -8,15 +8,8 @@ import click
 
 from quant.cli.app import cli, config_of, console, emit, json_option
 from quant.tables import table_of
-from quant.workspace import (
-    load_model,
-    make_engine,
-    model_cache,
-    open_warehouse,
-    score_documents,
-)
+from quant.workspace import load_model, make_engine, model_cache, open_warehouse, score_documents
 
-# ------------------------------------------------------------------ models and signals
 
 @cli.command()
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)

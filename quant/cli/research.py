@@ -9,10 +9,7 @@ import click
 
 from quant.cli.app import cli, config_of, console, emit, json_option
 from quant.tables import fmt, print_evaluation, table_of
-from quant.workspace import (
-    evaluate_report,
-    open_warehouse,
-)
+from quant.workspace import evaluate_report, open_warehouse
 
 # ------------------------------------------------------------------ research
 

@@ -10,7 +10,6 @@ import click
 from quant.cli.app import cli, config_of, console, emit, json_option
 from quant.tables import fmt, table_of
 
-# ------------------------------------------------------------------ schedule
 
 @cli.group()
 def schedule() -> None:

@@ -8,10 +8,7 @@ import click
 
 from quant.cli.app import cli, config_of, console, emit, json_option
 from quant.tables import table_of
-from quant.workspace import (
-    init_workspace,
-    open_warehouse,
-)
+from quant.workspace import init_workspace, open_warehouse
 
 
 @cli.command()
