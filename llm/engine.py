@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from pydantic import ValidationError
@@ -54,25 +54,41 @@ class Scored:
     decoding: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the engine batches and decodes (quant.toml's [model] section extends it)."""
+
+    batch_size: int = 64             # chosen by measurement: python bench/bench_score.py
+    max_input_tokens: int = 384
+    max_new_tokens: int = 160
+    min_label_mass: float = 0.002    # score mode: less mass on the label words is an abstain
+    calibrate: bool = True           # divide out the label words' content-free prior
+    events: bool = False             # score mode: also read the event type (a full pass)
+
+
 class Engine:
-    def __init__(self, loaded: LoadedModel, batch_size: int = 64, max_input_tokens: int = 384,
-                 max_new_tokens: int = 160, min_label_mass: float = 0.002,
-                 calibrate: bool = True, events: bool = False) -> None:
+    def __init__(self, loaded: LoadedModel, settings: EngineSettings | None = None,
+                 **overrides: object) -> None:
+        """`settings` (or any subclass of it, such as the [model] config), then `overrides`
+        by name: Engine(loaded, batch_size=8)."""
+        base = settings or EngineSettings()
+        self.options = EngineSettings(**{f.name: overrides.get(f.name, getattr(base, f.name))
+                                         for f in fields(EngineSettings)})
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
-        self.batch_size = batch_size
-        self.max_input_tokens = max_input_tokens
-        self.max_new_tokens = max_new_tokens
-        self.min_label_mass = min_label_mass
+        self.batch_size = self.options.batch_size
+        self.max_input_tokens = self.options.max_input_tokens
+        self.max_new_tokens = self.options.max_new_tokens
+        self.min_label_mass = self.options.min_label_mass
+        self.events = self.options.events
         self.device = next(self.model.parameters()).device
         self.sentiment_ids = self._first_tokens(prompts.SENTIMENT_WORDS)
         self.event_ids = self._first_tokens({e.value: w for e, w in prompts.EVENT_WORDS.items()})
-        self.events = events
         self.stats: dict[str, float] = {}
         self._runner: SharedPrefix | None = None
         self.prior: dict[str, dict[str, float]] | None = None
-        if calibrate and self.full_depth:  # the prior corrects label words, which only it reads
+        if self.options.calibrate and self.full_depth:  # the prior corrects label words only
             self.prior = self._content_free_prior()
 
     def _content_free_prior(self) -> dict[str, dict[str, float]]:

@@ -1,6 +1,7 @@
 """The workspace's `quant.toml`, read into frozen dataclasses: the sections are the settings
 objects the code itself takes (`[pipeline]` is `quant.pipeline.PanelParams`, `[backtest]`
-extends `quant.backtest.Settings`), so a default is written once.
+extends `quant.backtest.Settings`, `[model]` extends `llm.engine.EngineSettings`), so a
+default is written once.
 
 Every section is optional and has defaults; an unknown key is an error naming the key and the
 file, because a misspelt setting silently ignored is a wrong backtest nobody notices.
@@ -15,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llm.engine import EngineSettings
 from quant.backtest import Settings
 from quant.errors import ConfigError
 from quant.pipeline import PanelParams
@@ -30,16 +32,14 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(EngineSettings):
+    """Which model, how it is loaded, and the engine's own settings."""
+
     spec: str = "default"          # default | a local HF directory | a .gguf file | a [models] name
     adapter: str = ""              # a domain adapter directory (quant llm finetune --out)
     precision: str = "auto"        # auto | fp32 | bf16 | fp8 | int8
     mode: str = "score"            # score | reason
-    events: bool = False           # score mode: also read the event type (a full pass, slower)
     cache_dir: str = ""            # converted models; "" = the user's cache (llm.load)
-    batch_size: int = 64           # chosen by measurement: python bench/bench_score.py
-    max_input_tokens: int = 384
-    max_new_tokens: int = 160
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class ScoringActor:
     """One model replica; scores Arrow batches of pending work into signal rows."""
 
     def __init__(self, spec: str, precision: str, cache_dir: str, names: dict,
-                 engine_options: dict, mode: str, fail_once_marker: str | None = None) -> None:
+                 settings, mode: str, fail_once_marker: str | None = None) -> None:
         import torch
 
         import llm
@@ -71,7 +71,7 @@ class ScoringActor:
 
         torch.set_num_threads(max(1, int(os.environ.get("QUANT_WORKER_THREADS", "1"))))
         self.engine = Engine(llm.load(spec, precision, cache_dir=cache_dir, names=names),
-                             **engine_options)
+                             settings)
         self.mode = mode
         self.fail_once_marker = fail_once_marker  # tests: die once, mid-batch
 
@@ -96,9 +96,6 @@ def ray_scorer(config, engine, mode: str, workers: int = 2, batch_size: int = 64
         if work is None or work.is_empty():
             return
         init(address, num_cpus=None if address else max(workers, 2))
-        options = {"batch_size": engine.batch_size, "max_input_tokens": engine.max_input_tokens,
-                   "max_new_tokens": engine.max_new_tokens,
-                   "min_label_mass": engine.min_label_mass, "events": engine.events}
         dataset = ray.data.from_arrow(work.to_arrow()).repartition(
             max(1, -(-work.height // batch_size)))
         scored = dataset.map_batches(
@@ -106,7 +103,7 @@ def ray_scorer(config, engine, mode: str, workers: int = 2, batch_size: int = 64
             fn_constructor_kwargs={"spec": config.model.spec,
                                    "precision": config.model.precision,
                                    "cache_dir": workspace.model_cache(config),
-                                   "names": dict(config.models), "engine_options": options,
+                                   "names": dict(config.models), "settings": engine.options,
                                    "mode": mode, "fail_once_marker": fail_once_marker},
             compute=ActorPoolStrategy(size=workers),
             # On one small machine the actors must leave a CPU to Ray Data's own tasks, or

@@ -50,9 +50,7 @@ def model_cache(config: Config) -> Path | None:
 def make_engine(config: Config, loaded):
     from llm.engine import Engine
 
-    return Engine(loaded, batch_size=config.model.batch_size, events=config.model.events,
-                  max_input_tokens=config.model.max_input_tokens,
-                  max_new_tokens=config.model.max_new_tokens)
+    return Engine(loaded, config.model)
 
 
 def progress_bar(description: str, quiet: bool = False):
