@@ -174,12 +174,14 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every document not yet scored by the configured model and prompt."""
     from quant.workspace import score_documents
 
-    last = [0.0]
+    last = {"at": 0.0, "done": 0}
 
     def stop_point(done: int, total: int) -> None:
         check_stop()
-        if time.monotonic() - last[0] > 2:  # a heartbeat in the run log, for status and ops
-            last[0] = time.monotonic()
+        # A heartbeat in the run log, for status and ops: every 2 s, and at least every 256
+        # documents (a part), so a fast model's progress is visible too.
+        if time.monotonic() - last["at"] > 2 or done - last["done"] >= 256:
+            last.update(at=time.monotonic(), done=done)
             _log(config, {"job": "score", "as_of": as_of, "progress": done, "of": total,
                           "at": _now()})
 
