@@ -173,6 +173,31 @@ class Evaluation:
     def decay(self) -> dict[int, float | None]:
         return {h: r.rank_ic["mean"] for h, r in self.horizons.items()}
 
+    def table(self) -> pl.DataFrame:
+        """One row per horizon: IC, rank IC, ICIR, pooled IC and its interval, spread, rows."""
+        return pl.DataFrame([{
+            "horizon": h, "ic": r.ic["mean"], "ic_t": r.ic["t_stat"],
+            "rank_ic": r.rank_ic["mean"], "icir": r.rank_ic["icir"],
+            "pooled_ic": r.pooled_ic["ic"], "pooled_low": r.pooled_ic["low"],
+            "pooled_high": r.pooled_ic["high"], "top_minus_bottom": r.top_minus_bottom.get(
+                "mean"), "hit_rate": r.hit_rate, "rows": r.rows}
+            for h, r in self.horizons.items()], infer_schema_length=None)
+
+    def figures(self) -> dict:
+        """Plotly figures by name: the IC series, its decay, the quantile returns."""
+        from quant.report import ic_figures
+
+        return dict(ic_figures(self))
+
+    def __repr__(self) -> str:
+        first = self.first
+        return (f"Evaluation({self.signal!r}, horizons={list(self.horizons)}, "
+                f"rank_ic={first.rank_ic['mean']}, pooled_ic={first.pooled_ic['ic']}, "
+                f"rows={first.rows})")
+
+    def _repr_html_(self) -> str:
+        return f"<b>{self!r}</b>" + self.table()._repr_html_()
+
     def to_json(self) -> dict:
         """Plain JSON types (what `quant evaluate --json` prints and a run stores)."""
         out = {"signal": self.signal,

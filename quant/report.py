@@ -154,7 +154,7 @@ def _provenance(run: StoredRun, warehouse: str) -> dict:
             "warehouse": warehouse}
 
 
-def _figures(run: StoredRun) -> list[tuple[str, go.Figure]]:
+def figures(run: StoredRun) -> list[tuple[str, go.Figure]]:
     returns, benchmark = run.returns["strategy"], run.returns["benchmark"]
     figures = [("equity", equity_figure(returns, benchmark)),
                ("drawdown", drawdown_figure(returns)),
@@ -172,7 +172,7 @@ def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
     """Write report.html, metrics.json and equity.png for one run; returns the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
     charts = "".join(f'<div class="chart">{_figure_html(fig, name)}</div>'
-                     for name, fig in _figures(run))
+                     for name, fig in figures(run))
     bench = stats.performance(run.returns["benchmark"]).iloc[0].to_dict()
     comparison = [{"metric": k, "strategy": run.metrics.get(k), "benchmark": bench.get(k)}
                   for k in ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate",

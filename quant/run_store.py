@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 
 from data.warehouse import Warehouse
 from quant import jsonable
@@ -49,6 +50,30 @@ class StoredRun:
     sweep: pd.DataFrame | None       # one row per configuration: its parameters and Sharpe
     windows: list[dict]              # walk-forward windows
     evaluation: Evaluation
+    summary: dict = field(default_factory=dict)   # what `runs.run` said of it (cached, paths)
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (f"StoredRun({self.run_id!r}, {self.period[0]}..{self.period[1]}, "
+                f"sharpe={m.get('sharpe', 0):.3f}, cagr={m.get('cagr', 0):.3f}, "
+                f"max_drawdown={m.get('max_drawdown', 0):.3f})")
+
+    def metrics_frame(self) -> pl.DataFrame:
+        """The headline metrics, one row per metric (nested ones flattened)."""
+        rows = [{"metric": f"{k}.{k2}" if isinstance(v, dict) else k,
+                 "value": float(v2) if isinstance(v2, (int, float)) else None}
+                for k, v in self.metrics.items()
+                for k2, v2 in (v.items() if isinstance(v, dict) else [(k, v)])]
+        return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64})
+
+    def figures(self) -> dict:
+        """The report's plotly figures by name (equity, drawdown, ..., sweep, windows)."""
+        from quant.report import figures
+
+        return dict(figures(self))
+
+    def _repr_html_(self) -> str:
+        return f"<b>{self!r}</b>" + self.metrics_frame()._repr_html_()
 
 
 def headline(result: Result) -> dict:

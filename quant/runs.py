@@ -62,15 +62,23 @@ def compute(config: Config, panel: pl.DataFrame, strategy_name: str, params: dic
 def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         mode: str = "single", since: date | None = None, until: date | None = None,
         params_panel: PanelParams | None = None, which: SignalSet | None = None,
-        engine: str | None = None) -> dict:
-    """Run, store and report one backtest; returns the run summary."""
+        engine: str | None = None, panel: pl.DataFrame | None = None) -> dict:
+    """Run, store and report one backtest; returns the run summary. `panel` replaces the
+    warehouse's (a researcher's own signal columns); its content is part of the run's key."""
     get_strategy_or_fail(strategy_name)
     params_panel = params_panel or config.pipeline
-    panel, which = panel_from_warehouse(wh, params_panel, which, calendar=config.data.calendar)
-    start, end = signal_period(panel)
+    if panel is None:
+        panel, which = panel_from_warehouse(wh, params_panel, which,
+                                            calendar=config.data.calendar)
+        start, end = signal_period(panel)
+        signals = which.provenance()
+    else:
+        start, end = panel["session"].min(), panel["session"].max()
+        signals = {"panel": f"{panel.hash_rows().sum():x}-{panel.height}x{panel.width}"}
     start, end = max(since, start) if since else start, min(until, end) if until else end
     panel = panel.filter(pl.col("session").is_between(start, end))
-    signals = which.provenance() | {"ok_signals": int(panel["n_docs"].sum())}
+    if "n_docs" in panel.columns:
+        signals["ok_signals"] = int(panel["n_docs"].sum())
     settings = config.backtest
     key = {"params": params or {}, "period": [start, end], "signals": signals,
            "settings": {f.name: getattr(settings, f.name) for f in fields(bt.Settings)},
@@ -81,7 +89,9 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         return {**render(config, wh, rid), "cached": True}
     result = compute(config, panel, strategy_name, params, mode, engine)
     benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
-    evaluation = evaluate_signal(panel, config.evaluate.signal, params_panel.horizons,
+    signal = (params or {}).get("signal", config.evaluate.signal)
+    evaluation = evaluate_signal(panel, signal if signal in panel.columns
+                                 else config.evaluate.signal, params_panel.horizons,
                                  config.evaluate.quantiles)
     store.write(rid, result, benchmark, evaluation, settings, signals)
     return {**render(config, wh, rid), "cached": False}
@@ -99,13 +109,14 @@ def render(config: Config, wh, rid: str) -> dict:
     store = store_of(config, wh)
     stored = store.read(store.latest() if rid == "latest" else rid)
     path = write_report(store.folder(stored.run_id), stored, str(config.warehouse_path))
-    return summary(stored, path, store)
+    return summary(stored, path, store.folder(stored.run_id))
 
 
-def summary(stored: StoredRun, report_path, store: RunStore) -> dict:
+def summary(stored: StoredRun, report_path, folder) -> dict:
+    """What the CLI prints of a run: id, paths, period and the headline figures."""
     m = stored.metrics
     return {"run_id": stored.run_id, "report": str(report_path),
-            "metrics_json": str(store.folder(stored.run_id) / "metrics.json"),
+            "metrics_json": str(folder / "metrics.json"),
             "strategy": stored.strategy, "kind": stored.kind, "params": stored.params,
             "period": f"{stored.period[0]} .. {stored.period[1]}",
             "sharpe": m.get("sharpe"), "cagr": m.get("cagr"),

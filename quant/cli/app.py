@@ -34,6 +34,18 @@ def config_of(ctx: click.Context) -> Config:
     return load_config(ctx.obj["workspace"])
 
 
+def workspace_of(ctx: click.Context, write: bool = False):
+    """The Python API's workspace: every command below goes through it."""
+    from quant.api import Workspace
+
+    return Workspace(ctx.obj["workspace"], write=write)
+
+
+def day(value) -> str | None:
+    """A click DateTime as the API's YYYY-MM-DD."""
+    return value.date().isoformat() if value else None
+
+
 @click.group()
 @click.option("--workspace", "-w", type=click.Path(file_okay=False), default=".",
               help="Workspace folder holding quant.toml and the warehouse (default: here).")

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from quant.cli.app import cli, config_of, console, emit, json_option
+from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
 from quant.tables import table_of
-from quant.workspace import load_model, make_engine, model_cache, open_warehouse, score_documents
+from quant.workspace import load_model, make_engine, model_cache
 
 
 @cli.command()
@@ -22,14 +22,13 @@ from quant.workspace import load_model, make_engine, model_cache, open_warehouse
 @click.pass_context
 def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
     """Score every document not yet scored by this model and prompt."""
-    from datetime import timezone
+    from quant.workspace import progress_bar
 
-    config = config_of(ctx)
-    with open_warehouse(config) as wh:
-        summary = score_documents(config, wh, mode, spec,
-                                  since.replace(tzinfo=timezone.utc) if since else None,
-                                  limit, quiet=as_json, engine_name=engine_name,
-                                  sample=sample)
+    with progress_bar("scoring", quiet=as_json) as bar:
+        task = bar.add_task("score", total=None)
+        summary = workspace_of(ctx, write=True).score(
+            limit, mode, spec, day(since), sample, engine=engine_name,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from quant.cli.app import cli, config_of, console, emit, json_option
+from quant.cli.app import cli, console, day, emit, json_option, workspace_of
 from quant.tables import fmt, print_evaluation, table_of
-from quant.workspace import evaluate_report, open_warehouse
 
 # ------------------------------------------------------------------ research
 
@@ -31,10 +30,8 @@ def _horizons(text: str | None) -> tuple[int, ...] | None:
 @click.pass_context
 def evaluate_cmd(ctx, signal, horizons, since, until, as_json):
     """IC, rank IC, decay, quantile returns, turnover, coverage and calibration."""
-    config = config_of(ctx)
-    with open_warehouse(config, read_only=True) as wh:
-        report = evaluate_report(config, wh, signal, _horizons(horizons),
-                                 since.date() if since else None, until.date() if until else None)
+    report = workspace_of(ctx).evaluate(signal=signal, horizons=_horizons(horizons),
+                                        since=day(since), until=day(until))
     emit(report.to_json() if as_json else report, as_json,
          lambda r: print_evaluation(r, console))
 
@@ -67,17 +64,12 @@ def _params(pairs: tuple[str, ...]) -> dict:
 def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engine_name,
              as_json):
     """Backtest a strategy on the signal panel (vectorbt), store the run and write its report."""
-    from quant import runs
-
     if sweep and walk_forward:
         raise click.BadParameter("choose --sweep or --walk-forward, not both")
-    config = config_of(ctx)
-    mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
-    with open_warehouse(config) as wh:
-        summary = runs.run(config, wh, strategy_name, _params(pairs), mode,
-                           since.date() if since else None, until.date() if until else None,
-                           engine=engine_name)
-    emit(summary, as_json, lambda s: console.print(table_of(
+    run = workspace_of(ctx, write=True).backtest(
+        strategy_name, _params(pairs), sweep, walk_forward, day(since), day(until),
+        engine=engine_name)
+    emit(run.summary, as_json, lambda s: console.print(table_of(
         [{"": k, "value": fmt(v, 3)} for k, v in s.items()], title="backtest")))
 
 
@@ -87,12 +79,13 @@ def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engin
 @click.pass_context
 def report(ctx, run_id, as_json):
     """Write the HTML report of a stored run (RUN_ID or `latest`)."""
-    from quant import runs
+    from quant.runs import summary
 
-    config = config_of(ctx)
-    with open_warehouse(config, read_only=True) as wh:
-        summary = runs.render(config, wh, run_id)
-    emit(summary, as_json, lambda s: console.print(f"report: [bold]{s['report']}[/]"))
+    ws = workspace_of(ctx)
+    run = ws.run(run_id)
+    path = ws.report(run)
+    emit(summary(run, path, ws.config.reports_dir / run.run_id), as_json,
+         lambda s: console.print(f"report: [bold]{s['report']}[/]"))
 
 
 @cli.command("strategies")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from quant.cli.app import cli, config_of, console, emit, json_option
+from quant.cli.app import cli, console, day, emit, json_option, workspace_of
 from quant.tables import table_of
-from quant.workspace import init_workspace, open_warehouse
+from quant.workspace import init_workspace
 
 
 @cli.command()
@@ -42,11 +42,8 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _run_ingest(ctx: click.Context, kind: str, paths: tuple[str, ...], as_json: bool,
                 **options: object) -> None:
-    from data.ingest import ingest_files
-
-    config = config_of(ctx)
-    with open_warehouse(config) as wh:
-        results = [r.as_dict() for r in ingest_files(wh, kind, paths, **options)]
+    results = [r.as_dict() for r in workspace_of(ctx, write=True).ingest(kind, paths,
+                                                                         **options)]
     emit(results, as_json, lambda rows: console.print(table_of([
         {"file": Path(r["file"]).name, "read": r["read"], "inserted": r["inserted"],
          "duplicate": r["duplicate"], "rejected": r["rejected"],
@@ -77,9 +74,7 @@ def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json):
 @click.pass_context
 def ingest_news_cmd(ctx, paths, pairs, source, as_json):
     """News and posts from JSONL, CSV, Parquet or RSS/Atom (.gz read transparently)."""
-    config = config_of(ctx)
-    _run_ingest(ctx, "news", paths, as_json, mapping=_mapping(pairs), source=source,
-                assume_zone=config.data.assume_zone)
+    _run_ingest(ctx, "news", paths, as_json, mapping=_mapping(pairs), source=source)
 
 
 @ingest.command("filings")
@@ -110,11 +105,7 @@ def db() -> None:
 @click.pass_context
 def db_status(ctx: click.Context, as_json: bool) -> None:
     """Tables, row counts, date ranges and rejects (opens the warehouse read-only)."""
-    from data.status import warehouse_status
-
-    config = config_of(ctx)
-    with open_warehouse(config, read_only=True) as wh:
-        status = warehouse_status(wh)
+    status = workspace_of(ctx).status()
 
     def render(s: dict) -> None:
         console.print(f"warehouse [bold]{s['path']}[/], schema version {s['schema_version']}")
@@ -135,12 +126,8 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def search(ctx, query, ticker, kind, since, limit, as_json):
     """Rank news and filing sections by BM25."""
-    from data.search import search as run_search
-
-    config = config_of(ctx)
-    with open_warehouse(config, read_only=True) as wh:
-        hits = run_search(wh, query, ticker=ticker, kind=kind,
-                          since=since.date() if since else None, limit=limit).to_dicts()
+    hits = workspace_of(ctx).search(query, ticker=ticker, kind=kind, since=day(since),
+                                    limit=limit).to_dicts()
     emit(hits, as_json, lambda rows: console.print(table_of([
         {"score": f"{r['score']:.2f}", "published": str(r["published_at"])[:16],
          "tickers": ",".join(r["tickers"]), "title": (r["title"] or "")[:60],

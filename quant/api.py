@@ -1,0 +1,228 @@
+"""The Python API: a workspace opened from a script or a notebook, with results as objects.
+
+    import quant
+    ws = quant.open("research/")                     # read-only unless write=True
+    panel = ws.panel(horizons=(1, 5))                # the point-in-time panel (polars)
+    ev = ws.evaluate(panel.with_columns(...), signal="my_signal")
+    run = quant.open("research/", write=True).backtest("sentiment_long_short", sweep=True)
+    run.figures()                                    # plotly figures; the run renders in Jupyter
+
+The command line is a thin layer over these methods. Each call opens the warehouse and closes it
+again, so a notebook never holds DuckDB's single writer lock between cells; a read-only
+workspace refuses to write. Nothing here prints: progress goes to the callback a caller gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from data.errors import DataError
+from data.warehouse import Warehouse
+from quant import runs
+from quant.config import Config, load_config
+from quant.errors import ConfigError
+from quant.evaluate import Evaluation, evaluate_signal
+from quant.run_store import StoredRun
+
+
+def open_workspace(root: str | Path = ".", write: bool = False) -> Workspace:
+    """A workspace made by `quant init` (or `init_workspace`); read-only unless `write`."""
+    return Workspace(root, write)
+
+
+def _day(value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"dates are YYYY-MM-DD, not {value!r}") from None
+
+
+class Workspace:
+    """A workspace folder: its quant.toml (`config`) and warehouse, as methods."""
+
+    def __init__(self, root: str | Path = ".", write: bool = False) -> None:
+        self.config: Config = load_config(root)
+        self.writable = write
+        if not write and not self.config.warehouse_path.exists():
+            raise DataError(f"no warehouse at {self.config.warehouse_path}: create the "
+                            "workspace first (`quant init DIR` or quant.init_workspace(DIR))")
+
+    def __repr__(self) -> str:
+        mode = "read-write" if self.writable else "read-only"
+        return f"Workspace({str(self.config.root)!r}, {mode})"
+
+    @contextmanager
+    def warehouse(self, write: bool = False):
+        """The warehouse for one operation (closed afterwards)."""
+        if write and not self.writable:
+            raise ConfigError(f"{self.config.root} was opened read-only: "
+                              f"quant.open({str(self.config.root)!r}, write=True) to change it")
+        with Warehouse(self.config.warehouse_path, read_only=not write) as wh:
+            yield wh
+
+    # ------------------------------------------------------------ data
+
+    def status(self) -> dict:
+        """Tables, row counts, date ranges and rejects."""
+        from data.status import warehouse_status
+
+        with self.warehouse() as wh:
+            return warehouse_status(wh)
+
+    def ingest(self, kind: str, paths: Iterable[str | Path], **options: object) -> list:
+        """Load files of `kind` (prices, news, filings); one `IngestResult` per file."""
+        from data.ingest import ingest_files
+
+        if kind == "news":
+            options.setdefault("assume_zone", self.config.data.assume_zone)
+        with self.warehouse(write=True) as wh:
+            return ingest_files(wh, kind, paths, **options)
+
+    def documents(self, ticker: str | None = None, kind: str | None = None,
+                  since: str | date | None = None, until: str | date | None = None,
+                  limit: int | None = None) -> pl.DataFrame:
+        """Documents, newest first, optionally for one ticker, kind and period."""
+        with self.warehouse() as wh:
+            return wh.con.execute("""
+                SELECT doc_id, kind, source, published_at, tickers, title, body, form_type
+                FROM documents
+                WHERE ($ticker IS NULL OR list_contains(tickers, upper($ticker)))
+                  AND ($kind IS NULL OR kind = $kind)
+                  AND ($since IS NULL OR published_at >= $since::DATE)
+                  AND ($until IS NULL OR published_at < $until::DATE + INTERVAL 1 DAY)
+                ORDER BY published_at DESC LIMIT $limit""", {
+                "ticker": ticker, "kind": kind, "since": _day(since), "until": _day(until),
+                "limit": limit if limit is not None else 2**62}).pl()
+
+    def search(self, query: str, ticker: str | None = None, kind: str | None = None,
+               since: str | date | None = None, limit: int = 10) -> pl.DataFrame:
+        """News and filing sections ranked by BM25."""
+        from data.search import search
+
+        with self.warehouse() as wh:
+            return search(wh, query, ticker=ticker, kind=kind, since=_day(since), limit=limit)
+
+    # ------------------------------------------------------------ signals
+
+    def score(self, limit: int | None = None, mode: str | None = None, model: str | None = None,
+              since: str | date | None = None, sample: bool = False,
+              on_progress: Callable[[int, int], None] | None = None,
+              engine: str | None = None) -> dict:
+        """Score what the configured (or given) model has not scored yet; counts and speed.
+        `on_progress(done, total)` is called as documents are scored."""
+        from quant.workspace import score_documents
+
+        day = _day(since)
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) if day else None
+        with self.warehouse(write=True) as wh:
+            return score_documents(self.config, wh, mode, model, start, limit, quiet=True,
+                                   on_progress=on_progress, engine_name=engine, sample=sample)
+
+    def panel(self, horizons: tuple[int, ...] | None = None, since: str | date | None = None,
+              until: str | date | None = None, signals: bool = True) -> pl.DataFrame:
+        """The point-in-time panel (look-ahead checked) of the latest signal set; with
+        `signals=False`, prices and forward returns alone, for a signal of your own."""
+        from data.calendar import get_calendar
+        from quant.pipeline import build_panel, load_prices, no_signals, panel_from_warehouse
+
+        params = dataclasses.replace(self.config.pipeline,
+                                     horizons=horizons or self.config.pipeline.horizons)
+        with self.warehouse() as wh:
+            if signals:
+                return panel_from_warehouse(wh, params, since=_day(since), until=_day(until),
+                                            calendar=self.config.data.calendar)[0]
+            prices = load_prices(wh, _day(since), _day(until))
+        return build_panel(no_signals(), prices, params, get_calendar(self.config.data.calendar))
+
+    def evaluate(self, panel: pl.DataFrame | None = None, signal: str | None = None,
+                 horizons: tuple[int, ...] | None = None, since: str | date | None = None,
+                 until: str | date | None = None) -> Evaluation:
+        """IC, decay, quantiles, turnover and coverage of a panel column (default: the
+        configured signal of the warehouse's panel)."""
+        from quant.workspace import evaluate_report
+
+        signal = signal or self.config.evaluate.signal
+        if panel is None:
+            with self.warehouse() as wh:
+                return evaluate_report(self.config, wh, signal, horizons, _day(since),
+                                       _day(until))
+        horizons = horizons or tuple(int(c.removeprefix("fwd_ret_")) for c in panel.columns
+                                     if c.startswith("fwd_ret_"))
+        return evaluate_signal(panel, signal, horizons, self.config.evaluate.quantiles)
+
+    # ------------------------------------------------------------ backtests
+
+    def backtest(self, strategy: str, params: dict | None = None, sweep: bool = False,
+                 walk_forward: bool = False, since: str | date | None = None,
+                 until: str | date | None = None, panel: pl.DataFrame | None = None,
+                 engine: str | None = None) -> StoredRun:
+        """Run (or find, when it ran before) a backtest, store it and write its report."""
+        if sweep and walk_forward:
+            raise ConfigError("choose sweep or walk_forward, not both")
+        mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
+        with self.warehouse(write=True) as wh:
+            summary = runs.run(self.config, wh, strategy, params, mode, _day(since),
+                               _day(until), engine=engine, panel=panel)
+            run = runs.store_of(self.config, wh).read(summary["run_id"])
+        run.summary = summary
+        return run
+
+    def run(self, run_id: str = "latest") -> StoredRun:
+        """A stored run by id (`latest`: the newest)."""
+        with self.warehouse() as wh:
+            store = runs.store_of(self.config, wh)
+            return store.read(store.latest() if run_id == "latest" else run_id)
+
+    def report(self, run: StoredRun | str = "latest") -> Path:
+        """Write the run's HTML report (and metrics.json, equity.png); its path."""
+        from quant.report import write_report
+
+        run = self.run(run) if isinstance(run, str) else run
+        return write_report(self.config.reports_dir / run.run_id, run,
+                            str(self.config.warehouse_path))
+
+
+class Model:
+    """A loaded model with its engine, for scoring texts directly (no warehouse)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.loaded = engine.loaded
+
+    def __repr__(self) -> str:
+        return (f"Model({self.loaded.model_id!r}, precision={self.loaded.precision!r}, "
+                f"fingerprint={self.loaded.fingerprint!r})")
+
+    def score(self, texts: str | list[str], ticker: str = "", mode: str = "score"
+              ) -> pl.DataFrame:
+        """One row per text: status, sentiment, confidence, event type, reason."""
+        from llm.engine import DocInput
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        results = self.engine.run([DocInput(ticker, t) for t in texts], mode)
+        return pl.DataFrame([{
+            "text": t, "status": r.status,
+            "sentiment": r.fields.sentiment if r.fields else None,
+            "confidence": r.fields.confidence if r.fields else None,
+            "event_type": r.fields.event_type.value if r.fields else None,
+            "reason": r.reason} for t, r in zip(texts, results, strict=True)],
+            schema_overrides={"sentiment": pl.Float64, "confidence": pl.Float64,
+                              "event_type": pl.String, "reason": pl.String})
+
+
+def model(spec: str = "default", precision: str = "auto", adapter: str | None = None,
+          **engine_settings: object) -> Model:
+    """Load a model (`default`, a Hugging Face directory, a .gguf file) for ad-hoc scoring;
+    `engine_settings` as `llm.engine.EngineSettings` (batch_size, events, ...)."""
+    import llm
+    from llm.engine import Engine
+
+    return Model(Engine(llm.load(spec, precision, adapter=adapter), **engine_settings))

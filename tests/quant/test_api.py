@@ -1,0 +1,103 @@
+"""The Python API: objects in hand, read-only by default, the same results as the CLI."""
+
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+import quant
+from data.samples import sample_prices_path, write_sample_news
+from quant.errors import ConfigError
+from tests.quant.helpers import write_signals
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A workspace with the bundled prices, the generated news and fixture signals, built
+    through the API."""
+    path = tmp_path_factory.mktemp("api")
+    quant.init_workspace(path)
+    ws = quant.open(path, write=True)
+    ws.ingest("prices", [sample_prices_path()])
+    prices = ws.panel(signals=False).select("ticker", "session", "open", "close", "adj_close")
+    ws.ingest("news", [write_sample_news(path / "news.parquet", prices)])
+    with ws.warehouse(write=True) as wh:
+        write_signals(wh, wh.query("""
+            SELECT doc_id, tickers[1] AS ticker, published_at, 0.8 AS confidence,
+                   meta->>'event_type' AS event_type,
+                   least(greatest((meta->>'planted_tone')::DOUBLE / 2, -1), 1) AS sentiment
+            FROM documents"""))
+    return path
+
+
+def _cli(root, *args):
+    done = subprocess.run([sys.executable, "-m", "quant.cli", "-w", str(root), *args, "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _same(a, b):
+    """Equal, but for the last bits of floats (polars sums groups in parallel, in any
+    order)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b)
+        for key in a:
+            _same(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _same(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15, nan_ok=True)
+    else:
+        assert a == b
+
+
+def test_a_read_only_workspace_cannot_write(root):
+    ws = quant.open(root)
+    assert "read-only" in repr(ws)
+    with pytest.raises(ConfigError, match="opened read-only"):
+        ws.ingest("news", [root / "news.parquet"])
+    with pytest.raises(ConfigError, match="opened read-only"):
+        ws.backtest("buy_and_hold")
+    assert ws.documents(ticker="aapl", limit=3).height == 3   # reading is fine
+
+
+def test_evaluation_equals_the_cli(root):
+    ev = quant.open(root).evaluate(horizons=(1, 5))
+    _same(json.loads(json.dumps(ev.to_json(), default=str)),
+          _cli(root, "evaluate", "--horizons", "1,5"))
+    assert set(ev.figures()) == {"ic_series", "ic_decay", "quantiles"}
+    assert ev.table().height == 2 and "<table" in ev._repr_html_()
+
+
+def test_a_custom_signal_end_to_end(root):
+    ws = quant.open(root, write=True)
+    panel = ws.panel(signals=False).with_columns(   # a five-session reversal of our own
+        reversal=-(pl.col("adj_open") / pl.col("adj_open").shift(5).over("ticker") - 1))
+    ev = ws.evaluate(panel, signal="reversal")
+    assert ev.signal == "reversal" and ev.first.rows > 1000
+    run = ws.backtest("sentiment_long_short", {"signal": "reversal"}, panel=panel)
+    assert run.params["signal"] == "reversal" and run.evaluation.signal == "reversal"
+    assert ws.report(run).exists() and "equity" in run.figures()
+    again = ws.backtest("sentiment_long_short", {"signal": "reversal"}, panel=panel)
+    assert again.run_id == run.run_id and again.summary["cached"]
+
+
+def test_a_backtest_equals_the_cli(root):
+    run = quant.open(root, write=True).backtest("sentiment_long_short", sweep=True)
+    cli = _cli(root, "backtest", "--strategy", "sentiment_long_short", "--sweep")
+    assert cli["run_id"] == run.run_id and cli["cached"]
+    assert cli["sharpe"] == pytest.approx(run.metrics["sharpe"], abs=1e-12)
+    assert cli["pbo"] == run.metrics["pbo"]["pbo"]
+    assert repr(run).startswith("StoredRun(") and run.metrics_frame().height > 5
+
+
+def test_a_model_scores_texts(tiny_qwen):
+    model = quant.model(str(tiny_qwen), "fp32", min_label_mass=0.0)
+    scored = model.score(["Shares jump on record results", "Profit warning"], ticker="AAA")
+    assert scored.height == 2 and set(scored["status"]) <= {"ok", "abstain", "failed"}
+    assert "fingerprint" in repr(model)
