@@ -9,7 +9,7 @@ STAMP      := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast demo bench lint docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,11 @@ demo: install
 bench: install
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
 
+docs: install
+	$(PY) docs/build.py docs/api
+
 lint: install
-	$(VENV)/bin/ruff check data llm quant strategies tests bench
+	$(VENV)/bin/ruff check data llm quant strategies tests bench examples docs
 
 clean:
-	rm -rf demo-workspace .pytest_cache .cache
+	rm -rf demo-workspace .pytest_cache .cache docs/api

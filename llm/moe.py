@@ -64,6 +64,9 @@ def route(scores: torch.Tensor, bias: torch.Tensor, config: MoEConfig
 
 
 class MoE(nn.Module):
+    """Routed experts (plus optional shared ones) replacing a transformer layer's MLP;
+    `MoEConfig` says how tokens are routed."""
+
     def __init__(self, config: MoEConfig) -> None:
         super().__init__()
         c = self.config = config

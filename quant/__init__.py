@@ -6,7 +6,6 @@ model for scoring texts, `quant.init_workspace(path)` a new workspace.
 
 from __future__ import annotations
 
-__all__ = ["Workspace", "init_workspace", "model", "open"]
 
 
 def __getattr__(name: str):
