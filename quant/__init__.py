@@ -7,7 +7,6 @@ model for scoring texts, `quant.init_workspace(path)` a new workspace.
 from __future__ import annotations
 
 
-
 def __getattr__(name: str):
     # Loaded on first use, so `quant.cli` and the jobs do not pay for what they do not use.
     if name == "open":

@@ -83,6 +83,7 @@ class Workspace:
 
         if kind == "news":
             options.setdefault("assume_zone", self.config.data.assume_zone)
+        options.setdefault("max_bytes", self.config.data.max_bytes)
         with self.warehouse(write=True) as wh:
             return ingest_files(wh, kind, paths, **options)
 

@@ -29,6 +29,11 @@ class DataConfig:
     calendar: str = "XNYS"
     assume_zone: str = "America/New_York"       # for naive timestamps in input files
     inbox: str = "inbox"                        # holds prices/, news/, filings/ for the jobs
+    max_file_mb: int = 2048                     # a larger input file is rejected, not read
+
+    @property
+    def max_bytes(self) -> int:
+        return self.max_file_mb * 1024**2
 
 
 @dataclass(frozen=True)

@@ -151,17 +151,21 @@ def _insert(wh: Warehouse, row: dict) -> None:
 def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every file in inbox/prices, inbox/news and inbox/filings not ingested before."""
     from data.ingest import ingest_files
-    from data.ingest.batch import expand_paths
+    from data.ingest.batch import expand_paths, reject_file
 
     counters: dict = {}
     for kind in ("prices", "news", "filings"):
         folder = config.inbox_dir / kind
-        files = expand_paths([folder]) if folder.exists() else []
-        totals = {"files": 0, "new_files": 0, "inserted": 0, "rejected": 0}
+        files, skipped = expand_paths([folder]) if folder.exists() else ([], [])
+        totals = {"files": len(skipped), "new_files": 0, "inserted": 0,
+                  "rejected": len(skipped)}
+        for path, reason in skipped:  # links out of the inbox are not followed
+            reject_file(wh, kind, path, reason)
         for path in files:
             check_stop()
             options = {"assume_zone": config.data.assume_zone} if kind == "news" else {}
-            for result in ingest_files(wh, kind, [path], **options):
+            for result in ingest_files(wh, kind, [path], max_bytes=config.data.max_bytes,
+                                       **options):
                 totals["files"] += 1
                 totals["new_files"] += not result.skipped_file
                 totals["inserted"] += result.inserted

@@ -9,56 +9,77 @@ from data.errors import DataError
 from data.ingest.filings import ingest_filings, read_index
 from data.ingest.news import ingest_news
 from data.ingest.prices import ingest_prices
-from data.ingest.source import IngestResult, rejects_frame, write_rejects
+from data.ingest.source import IngestResult, rejects_frame, replace_rejects
 from data.warehouse import Warehouse
 
 KINDS = ("prices", "news", "filings")
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders expanded to the files inside them (sorted, hidden skipped)."""
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files as given; folders expanded to the regular files inside them (sorted, hidden
+    skipped). A link inside a folder that leads out of it is not followed: it comes back in
+    the second list with the reason."""
     files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            files.extend(p for p in sorted(path.rglob("*"))
-                         if p.is_file() and not p.name.startswith(".") and p.name != "index.csv")
-        else:
+        if not path.is_dir():
             files.append(path)
-    return files
+            continue
+        root = path.resolve()
+        for p in sorted(path.rglob("*")):
+            if p.name.startswith(".") or p.name == "index.csv" or not p.is_file():
+                continue
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                skipped.append((p, f"{p}: a link to {p.resolve()}, outside {path}: not "
+                                   "followed (copy the file in instead)"))
+            else:
+                files.append(p)
+    return files, skipped
 
 
 def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
                  **options: object) -> list[IngestResult]:
-    """Ingest each file; a file that cannot be read becomes one reject row with its reason."""
+    """Ingest each file; a file that cannot be read becomes one reject row with its reason.
+    `max_bytes` bounds the size of any one file."""
     if kind not in KINDS:
         raise DataError(f"unknown ingest kind {kind!r}: use one of {', '.join(KINDS)}")
-    files = expand_paths(paths)
-    index: dict[str, dict[str, str]] = {}
-    if kind == "filings":
-        index_path = options.pop("index", None)
-        folders = {p.parent for p in files}
-        for candidate in [index_path] + [f / "index.csv" for f in folders]:
-            if candidate and Path(candidate).exists():
-                index.update(read_index(Path(candidate)))
-    refresh = False  # the search index is rebuilt once, after the batch, if documents came
-    results = []
+    files, skipped = expand_paths(paths)
+    limit = options.pop("max_bytes", None)
+    index = _filing_index(files, options.pop("index", None)) if kind == "filings" else {}
+    results = [reject_file(wh, kind, path, reason) for path, reason in skipped]
     for path in files:
         try:
             if kind == "prices":
-                result = ingest_prices(wh, path, **options)  # type: ignore[arg-type]
+                result = ingest_prices(wh, path, max_bytes=limit, **options)  # type: ignore[arg-type]
             elif kind == "news":
-                result = ingest_news(wh, path, **options)  # type: ignore[arg-type]
+                result = ingest_news(wh, path, max_bytes=limit, **options)  # type: ignore[arg-type]
             else:
                 meta = {**index.get(path.name, {}),
                         **{k: v for k, v in options.items() if v}}  # explicit options win
-                result = ingest_filings(wh, path, meta=meta)
+                result = ingest_filings(wh, path, meta=meta, max_bytes=limit)  # type: ignore[arg-type]
         except DataError as exc:
-            result = IngestResult(file=str(path), kind=kind, rejected=1, reasons={str(exc): 1})
-            write_rejects(wh, str(path), rejects_frame([(None, str(exc), None)]))
-        refresh |= result.inserted > 0 and kind != "prices"
+            result = reject_file(wh, kind, path, str(exc))
         results.append(result)
-    if refresh:
+    # The search index is rebuilt once, after the batch, if documents came in.
+    if kind != "prices" and any(r.inserted for r in results):
         from data.search import refresh_index
         refresh_index(wh)
     return results
+
+
+def _filing_index(files: list[Path], index_path: str | Path | None) -> dict:
+    if index_path and not Path(index_path).is_file():
+        raise DataError(f"no index file {index_path}: give the CSV with file,form_type,"
+                        "filed_date,ticker,cik columns, or leave --index out")
+    index: dict[str, dict[str, str]] = {}
+    for candidate in [index_path] + [f / "index.csv" for f in {p.parent for p in files}]:
+        if candidate and Path(candidate).is_file():
+            index.update(read_index(Path(candidate)))
+    return index
+
+
+def reject_file(wh: Warehouse, kind: str, path: Path, reason: str) -> IngestResult:
+    """A file that could not be read at all: one reject row (replacing an earlier try's)."""
+    replace_rejects(wh, str(path), rejects_frame([(None, reason, None)]))
+    return IngestResult(file=str(path), kind=kind, rejected=1, reasons={reason: 1})

@@ -260,8 +260,8 @@ def read_index(path: Path) -> dict[str, dict[str, str]]:
     return {row["file"]: {k: row.get(k) or "" for k in keep} for row in rows}
 
 
-def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None = None
-                   ) -> IngestResult:
+def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None = None,
+                   max_bytes: int | None = None) -> IngestResult:
     """Ingest one filing (a document plus its sections) in one transaction."""
     def parse(path: Path, content: bytes) -> Parsed:
         filing = parse_filing(content, meta)
@@ -272,7 +272,7 @@ def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None 
     def insert(con, filing: Filing) -> int:
         return inserted_rows(con, "documents", lambda: _insert_filing(con, filing, Path(path)))
 
-    return ingest_one(wh, path, "filings", parse, insert)
+    return ingest_one(wh, path, "filings", parse, insert, {"meta": meta}, max_bytes)
 
 
 def _unusable(filing: Filing) -> str | None:

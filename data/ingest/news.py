@@ -260,7 +260,8 @@ WHERE NOT list_has_all(documents.tickers, excluded.tickers)
 
 
 def ingest_news(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None = None,
-                source: str | None = None, assume_zone: str = DEFAULT_ZONE) -> IngestResult:
+                source: str | None = None, assume_zone: str = DEFAULT_ZONE,
+                max_bytes: int | None = None) -> IngestResult:
     """Ingest one news file in one transaction; bad rows go to `rejects`. (The search index
     is rebuilt by `ingest_files`, once per batch.)"""
     known = set(wh.query("SELECT ticker FROM instruments")["ticker"].to_list())
@@ -286,4 +287,5 @@ def ingest_news(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None 
             con.unregister("_news_in")
         return inserted_rows(con, "documents", statements)
 
-    return ingest_one(wh, path, "news", parse, insert)
+    options = {"mapping": mapping, "source": source, "assume_zone": assume_zone}
+    return ingest_one(wh, path, "news", parse, insert, options, max_bytes)

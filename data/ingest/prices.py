@@ -97,7 +97,7 @@ def validate_prices(table: pl.DataFrame) -> pl.DataFrame:
 
 def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None = None,
                   wide: bool = False, wide_field: str = "close",
-                  source: str | None = None) -> IngestResult:
+                  source: str | None = None, max_bytes: int | None = None) -> IngestResult:
     """Ingest one price file in one transaction; bad rows go to `rejects`."""
     def parse(path: Path, content: bytes) -> Parsed:
         if not content.strip():
@@ -122,4 +122,5 @@ def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | Non
             con.unregister("_prices_in")
         return inserted_rows(con, "prices", statements)
 
-    return ingest_one(wh, path, "prices", parse, insert)
+    options = {"mapping": mapping, "wide": wide, "wide_field": wide_field, "source": source}
+    return ingest_one(wh, path, "prices", parse, insert, options, max_bytes)

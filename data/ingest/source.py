@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -46,17 +47,31 @@ class IngestResult:
         return asdict(self)
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes; `.gz` files are decompressed transparently."""
+MAX_BYTES = 2 * 1024**3   # the largest file (after decompression) a loader reads
+
+
+def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, `.gz` decompressed; above `max_bytes` is an error (a FIFO,
+    a device or a decompression bomb never hangs or exhausts memory)."""
+    limit = max_bytes or MAX_BYTES
     if not path.exists():
         raise DataError(f"no such file: {path}")
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: not a valid gzip file ({exc})") from None
-    return raw
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a folder, FIFO or device): not read")
+    if path.stat().st_size > limit:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes is over the limit of "
+                        f"{limit:,}; split the file or raise the limit (max_bytes)")
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as handle:
+            content = handle.read(limit + 1)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+    if len(content) > limit:
+        raise DataError(f"{path}: decompresses to over {limit:,} bytes; split the file or "
+                        "raise the limit (max_bytes)")
+    return content
 
 
 def logical_suffix(path: Path) -> str:
@@ -154,6 +169,12 @@ def write_rejects(wh: Warehouse, file: str, rejects: pl.DataFrame) -> None:
     wh.con.unregister("_rejects_in")
 
 
+def replace_rejects(wh: Warehouse, file: str, rejects: pl.DataFrame) -> None:
+    """The rejects of a file that did not go in, in place of those of its earlier tries."""
+    wh.con.execute("DELETE FROM rejects WHERE file = ?", [file])
+    write_rejects(wh, file, rejects)
+
+
 def count_reasons(rejects: pl.DataFrame) -> dict[str, int]:
     if rejects.is_empty():
         return {}
@@ -185,13 +206,19 @@ class Parsed:
 
 def ingest_one(wh: Warehouse, path: str | Path, kind: str,
                parse: Callable[[Path, bytes], Parsed],
-               insert: Callable[[object, object], int]) -> IngestResult:
-    """Ingest one file: a file already ingested (by content hash) is skipped; otherwise it is
-    parsed, then its rows (`insert` returns how many were new), its rejects and its record
-    are written in one transaction, so a crash leaves nothing half-written."""
+               insert: Callable[[object, object], int], options: dict | None = None,
+               max_bytes: int | None = None) -> IngestResult:
+    """Ingest one file: a file already ingested is skipped; otherwise it is parsed, then its
+    rows (`insert` returns how many were new), its rejects and its record are written in one
+    transaction, so a crash leaves nothing half-written.
+
+    A file's identity is its content and the `options` that change how it is read (a mapping,
+    a filed date, a zone), so the same file read differently is read again. Only a file that
+    went in is recorded as done: a wholly rejected one can be retried (with the options that
+    fix it), and its reject rows are replaced, not repeated."""
     path = Path(path)
-    content = read_bytes(path)
-    digest = file_hash(content)
+    content = read_bytes(path, max_bytes)
+    digest = file_hash(content + json.dumps(options or {}, sort_keys=True, default=str).encode())
     result = IngestResult(file=str(path), kind=kind)
     if already_ingested(wh, digest, kind):
         result.skipped_file = True
@@ -203,8 +230,10 @@ def ingest_one(wh: Warehouse, path: str | Path, kind: str,
         if parsed.valid:
             result.inserted = insert(con, parsed.rows)
             result.duplicate = parsed.valid - result.inserted
-        write_rejects(wh, str(path), parsed.rejects)
-        record_file(wh, digest, result)
+            write_rejects(wh, str(path), parsed.rejects)
+            record_file(wh, digest, result)
+        else:
+            replace_rejects(wh, str(path), parsed.rejects)
     return result
 
 

@@ -1,0 +1,80 @@
+"""Bad inputs: every case a clear reject or error, nothing read from outside what was named,
+and a rejected file can be fixed and ingested again."""
+
+import gzip
+import os
+
+import pytest
+
+from data.errors import DataError
+from data.ingest import ingest_files, ingest_news, ingest_prices
+from data.ingest.batch import expand_paths
+
+HTML_8K = ("<html><body><p>Item 2.02 Results of Operations</p><p>Revenue rose.</p>"
+           "<p>Item 9.01 Exhibits</p><p>99.1</p></body></html>")
+
+
+def test_a_rejected_filing_is_ingested_once_its_date_is_given(wh, tmp_path):
+    path = tmp_path / "8k.html"
+    path.write_text(HTML_8K)
+    for _ in range(3):  # retried as it is: still rejected, one reject row, not three
+        first = ingest_files(wh, "filings", [path], form_type="8-K")[0]
+        assert first.rejected == 1 and not first.skipped_file
+    assert wh.scalar("SELECT count(*) FROM rejects") == 1
+    fixed = ingest_files(wh, "filings", [path], form_type="8-K", filed_date="2024-01-02")[0]
+    assert fixed.inserted == 1 and not fixed.skipped_file
+    again = ingest_files(wh, "filings", [path], form_type="8-K", filed_date="2024-01-02")[0]
+    assert again.skipped_file
+
+
+def test_the_same_file_read_another_way_is_read_again(wh, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("Symbol,Day,Close\nAAA,2024-01-02,10\n")
+    assert ingest_prices(wh, path, mapping={"Day": "date"}).inserted == 1
+    assert ingest_prices(wh, path, mapping={"Day": "date"}).skipped_file
+    other = ingest_prices(wh, path, mapping={"Day": "date"}, source="vendor")
+    assert not other.skipped_file and other.duplicate == 1
+
+
+def test_links_out_of_a_folder_are_not_followed(wh, tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("ticker,text,published_at\nAAA,password=hunter2,2024-01-02T10:00:00Z\n")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "inside.jsonl").write_text(
+        '{"published_at": "2024-01-02T10:00:00Z", "body": "fine", "tickers": ["AAA"]}')
+    (inbox / "link.csv").symlink_to(secret)
+    files, skipped = expand_paths([inbox])
+    assert files == [inbox / "inside.jsonl"] and skipped[0][0] == inbox / "link.csv"
+    results = ingest_files(wh, "news", [inbox])
+    assert [r.inserted for r in results] == [0, 1]
+    assert "not followed" in next(iter(results[0].reasons))
+    assert not wh.scalar("SELECT count(*) FROM rejects WHERE raw LIKE '%hunter2%'")
+    assert not wh.scalar("SELECT count(*) FROM documents WHERE body LIKE '%hunter2%'")
+
+
+def test_only_regular_files_are_read(wh, tmp_path):
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    result = ingest_files(wh, "news", [fifo])[0]   # would block forever if opened
+    assert "not a regular file" in next(iter(result.reasons))
+    with pytest.raises(DataError, match="not a regular file"):
+        ingest_news(wh, "/dev/zero")
+
+
+def test_files_and_decompressed_files_over_the_limit_are_rejected(wh, tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_text("ticker,date,close\n" + "AAA,2024-01-02,1\n" * 1000)
+    with pytest.raises(DataError, match="over the limit"):
+        ingest_prices(wh, big, max_bytes=1000)
+    bomb = tmp_path / "bomb.csv.gz"
+    bomb.write_bytes(gzip.compress(b"ticker,date,close\n" + b" " * 10**6))
+    result = ingest_files(wh, "prices", [bomb], max_bytes=10**5)[0]
+    assert "decompresses to over" in next(iter(result.reasons))
+
+
+def test_a_missing_index_file_is_an_error(wh, tmp_path):
+    path = tmp_path / "8k.html"
+    path.write_text(HTML_8K)
+    with pytest.raises(DataError, match="no index file"):
+        ingest_files(wh, "filings", [path], index=str(tmp_path / "nope.csv"))
