@@ -74,6 +74,16 @@ def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
     return content
 
 
+def as_utf8(content: bytes) -> bytes:
+    """Text as UTF-8: UTF-8 (with or without a byte-order mark) as it is; anything else read
+    as Windows-1252, the usual encoding of files that are not UTF-8 (NESTLÉ stays NESTLÉ)."""
+    try:
+        content.decode("utf-8")
+        return content.removeprefix(b"\xef\xbb\xbf")
+    except UnicodeDecodeError:
+        return content.decode("cp1252", errors="replace").encode("utf-8")
+
+
 def logical_suffix(path: Path) -> str:
     """`.csv` for both `x.csv` and `x.csv.gz`."""
     suffixes = [s.lower() for s in path.suffixes]

@@ -78,3 +78,68 @@ def test_a_missing_index_file_is_an_error(wh, tmp_path):
     path.write_text(HTML_8K)
     with pytest.raises(DataError, match="no index file"):
         ingest_files(wh, "filings", [path], index=str(tmp_path / "nope.csv"))
+
+
+@pytest.mark.parametrize("row,reason", [
+    ("AAA,2014-01-10,NaN", "price is not a finite number"),
+    ("AAA,2014-01-10,inf", "price is not a finite number"),
+    ("AAA,2014-01-10,1e400", "price is not a finite number"),
+    ("AAA,2014-01-10,12abc", "close is not a number: 12abc"),
+    ("AAA,2014-01-10garbage,10", "bad or missing date"),
+    ("AAA,0001-01-01,10", "date outside 1970-01-01.."),
+    ("AAA,9999-12-31,10", "date outside 1970-01-01.."),
+    ("A A;DROP,2014-01-10,10", "not a ticker symbol"),
+    ("AAA,2014-01-10,-3", "non-positive price"),
+])
+def test_bad_price_rows_are_rejected_with_their_reason(wh, tmp_path, row, reason):
+    path = tmp_path / "p.csv"
+    path.write_text(f"ticker,date,close\nBBB,2014-01-09,5\n{row}\n")
+    result = ingest_prices(wh, path)
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert next(iter(result.reasons)).startswith(reason)
+    assert wh.scalar("SELECT count(*) FROM prices") == 1
+
+
+def test_dates_are_read_strictly(wh, tmp_path):
+    import polars as pl
+
+    path = tmp_path / "p.parquet"
+    pl.DataFrame({"ticker": ["AAA", "AAA"], "date": [20140102, 20141399],
+                  "close": [1.0, 2.0]}).write_parquet(path)
+    result = ingest_prices(wh, path)
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert str(wh.scalar("SELECT session FROM prices")) == "2014-01-02"   # YYYYMMDD, not days
+    csv = tmp_path / "p.csv"
+    csv.write_text("ticker,date,close\nBBB,2014-01-02 00:00:00,1\nBBB,20140103,2\n")
+    assert ingest_prices(wh, csv).inserted == 2
+
+
+def test_conflicting_prices_are_rejected_identical_ones_counted(wh, tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text("ticker,date,close\nAAA,2014-01-02,10\nAAA,2014-01-02,10\nAAA,2014-01-02,11\n")
+    result = ingest_prices(wh, a)
+    assert (result.inserted, result.duplicate, result.rejected) == (1, 1, 1)
+    assert "close 11.0 here, 10.0 on line 1" in next(iter(result.reasons))
+    b = tmp_path / "b.csv"
+    b.write_text("ticker,date,close\nAAA,2014-01-02,12\nAAA,2014-01-03,12\n")
+    result = ingest_prices(wh, b)
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert "12.0 here, 10.0 already stored" in next(iter(result.reasons))
+    assert wh.scalar("SELECT close FROM prices WHERE session = '2014-01-02'") == 10.0
+
+
+def test_wide_files_reject_non_numbers_and_skip_empty_cells(wh, tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text("date,AAA,BBB\n2014-01-02,10,\n2014-01-03,oops,5\n")
+    result = ingest_prices(wh, path, wide=True)
+    assert (result.inserted, result.rejected) == (2, 1)
+    assert next(iter(result.reasons)) == "close is not a number: oops"
+
+
+def test_a_latin1_file_keeps_its_accents(wh, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_bytes("ticker,date,close,name\nNESN,2014-01-02,70,NESTLÉ\n".encode("latin-1"))
+    assert ingest_prices(wh, path, mapping={"name": "company"}).inserted == 1
+    from data.ingest.source import as_utf8
+
+    assert as_utf8("NESTLÉ".encode("latin-1")).decode() == "NESTLÉ"
