@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -100,7 +100,23 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def to_utc(values: pl.Series, assume_zone: str = DEFAULT_ZONE) -> pl.DataFrame:
+    """`_to_utc`, with a timestamp outside 1970 .. a day from now unusable (a year-1 or a
+    2099 post is a broken feed, not news)."""
+    latest = now_utc() + timedelta(days=1)
+    frame = _to_utc(values, assume_zone)
+    outside = pl.col("ts").is_not_null() & ~pl.col("ts").is_between(EARLIEST, latest)
+    return frame.with_columns(
+        ts_error=pl.when(outside).then(pl.lit(
+            f"timestamp outside {EARLIEST:%Y-%m-%d} .. {latest:%Y-%m-%d %H:%M} UTC"))
+        .otherwise("ts_error"),
+        ts=pl.when(outside).then(None).otherwise("ts"))
+
+
+def _to_utc(values: pl.Series, assume_zone: str = DEFAULT_ZONE) -> pl.DataFrame:
     """Normalise timestamps to UTC.
 
     Returns columns `ts` (Datetime UTC, null where unusable), `tz_assumed` (the zone used for a

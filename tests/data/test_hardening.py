@@ -143,3 +143,14 @@ def test_a_latin1_file_keeps_its_accents(wh, tmp_path):
     from data.ingest.source import as_utf8
 
     assert as_utf8("NESTLÉ".encode("latin-1")).decode() == "NESTLÉ"
+
+
+@pytest.mark.parametrize("stamp", ["2099-01-02T10:00:00Z", "0001-01-02T10:00:00Z",
+                                   "1969-12-31T23:00:00Z"])
+def test_implausible_news_timestamps_are_rejected(wh, tmp_path, stamp):
+    path = tmp_path / "n.jsonl"
+    path.write_text(f'{{"published_at": "2024-01-02T10:00:00Z", "body": "ok", "tickers": ["A"]}}\n'
+                    f'{{"published_at": "{stamp}", "body": "odd", "tickers": ["A"]}}\n')
+    result = ingest_news(wh, path)
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert next(iter(result.reasons)).startswith("timestamp outside 1970-01-01")
