@@ -27,7 +27,7 @@ from data.warehouse import Warehouse
 from quant import runs
 from quant.config import load_config
 from quant.scheduler import run_once
-from quant.tables import print_evaluation, table_of
+from quant.tables import print_evaluation, safe, table_of
 from quant.workspace import evaluate_report, init_workspace, score_documents
 
 console = Console(stderr=True)
@@ -117,7 +117,7 @@ def _print_summary(summary: dict) -> None:
     console.print(f"daily job: {summary['daily']['status']} "
                   f"{summary['daily'].get('counters')}")
     console.print(f"demo finished in {summary['seconds']} s ({summary['timings_s']})")
-    console.print(f"report: [bold]{summary['report']}[/]")
+    console.print(f"report: [bold]{safe(summary['report'])}[/]")
 
 
 def _r(value: float | None) -> str:

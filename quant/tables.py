@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from quant.evaluate import Evaluation
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(value: object) -> str:
+    """Text from the data made harmless for a terminal: control characters (ANSI escapes)
+    shown as codes, rich markup shown as written."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return escape(text)
 
 
 def fmt(value, digits: int = 4):
@@ -14,11 +26,11 @@ def fmt(value, digits: int = 4):
 
 
 def table_of(rows: list[dict], title: str | None = None) -> Table:
-    table = Table(title=title)
+    table = Table(title=safe(title) if title else None)
     for column in (rows[0].keys() if rows else []):
-        table.add_column(str(column))
+        table.add_column(safe(column))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*("" if v is None else safe(v) for v in row.values()))
     return table
 
 

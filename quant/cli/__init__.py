@@ -7,6 +7,8 @@ The commands live by subject in this package; importing it registers them all.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import click
@@ -14,19 +16,40 @@ import click
 from data.errors import FrameworkError
 from quant.cli import models, research, schedule, warehouse  # noqa: F401  (registers them)
 from quant.cli.app import cli, err_console
+from quant.tables import safe
 
 __all__ = ["cli", "main"]
 
 
 def main() -> None:
+    """Run the command line: a framework error is one line (one JSON object with `--json`)
+    and exit status 2; anything unexpected the same, with status 3 (QUANT_DEBUG=1 for the
+    traceback)."""
+    as_json = "--json" in sys.argv
     try:
         cli.main(standalone_mode=False)
     except FrameworkError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(exc, type(exc).__name__, as_json, 2)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:
+        if as_json:
+            _fail(exc.format_message(), "UsageError", True, exc.exit_code)
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug or an input we did not foresee: never a traceback
+        if os.environ.get("QUANT_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with QUANT_DEBUG=1 for the "
+              "traceback, and please report it)", type(exc).__name__, as_json, 3)
 
+
+def _fail(error: object, kind: str, as_json: bool, status: int) -> None:
+    message = str(error)
+    what, _, fix = message.rpartition("; ") if "; " in message else (message, "", "")
+    if as_json:
+        click.echo(json.dumps({"error": what, "type": kind, "where": " ".join(
+            ["quant", *sys.argv[1:]]), "fix": fix or None}))
+    else:
+        err_console.print(f"[red]error:[/] {safe(message)}", highlight=False)
+    sys.exit(status)

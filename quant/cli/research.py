@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from quant.cli.app import cli, console, day, emit, json_option, workspace_of
-from quant.tables import fmt, print_evaluation, table_of
+from quant.tables import fmt, print_evaluation, safe, table_of
 
 # ------------------------------------------------------------------ research
 
@@ -85,7 +85,7 @@ def report(ctx, run_id, as_json):
     run = ws.run(run_id)
     path = ws.report(run)
     emit(summary(run, path, ws.config.reports_dir / run.run_id), as_json,
-         lambda s: console.print(f"report: [bold]{s['report']}[/]"))
+         lambda s: console.print(f"report: [bold]{safe(s['report'])}[/]"))
 
 
 @cli.command("strategies")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from quant.cli.app import cli, console, day, emit, json_option, workspace_of
-from quant.tables import table_of
+from quant.cli.app import cli, console, day, emit, err_console, json_option, workspace_of
+from quant.tables import safe, table_of
 from quant.workspace import init_workspace
 
 
@@ -20,7 +21,8 @@ def init(ctx: click.Context, directory: str | None, as_json: bool) -> None:
     root = Path(directory) if directory else ctx.obj["workspace"]
     summary = init_workspace(root)
     emit(summary, as_json, lambda d: console.print(
-        f"workspace ready at [bold]{d['workspace']}[/] (schema version {d['schema_version']})"))
+        f"workspace ready at [bold]{safe(d['workspace'])}[/] "
+        f"(schema version {d['schema_version']})"))
 
 
 # ------------------------------------------------------------------ ingest
@@ -40,8 +42,13 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def partial_option(fn):
+    return click.option("--allow-partial", is_flag=True,
+                        help="Exit 0 even when a file went in not at all.")(fn)
+
+
 def _run_ingest(ctx: click.Context, kind: str, paths: tuple[str, ...], as_json: bool,
-                **options: object) -> None:
+                allow_partial: bool = False, **options: object) -> None:
     results = [r.as_dict() for r in workspace_of(ctx, write=True).ingest(kind, paths,
                                                                          **options)]
     emit(results, as_json, lambda rows: console.print(table_of([
@@ -50,6 +57,13 @@ def _run_ingest(ctx: click.Context, kind: str, paths: tuple[str, ...], as_json: 
          "note": "already ingested" if r["skipped_file"] else "; ".join(
              f"{k} ({v})" for k, v in list(r["reasons"].items())[:3])}
         for r in rows], title=f"ingest {kind}")))
+    failed = [r["file"] for r in results if r["rejected"] and not (
+        r["inserted"] or r["duplicate"] or r["skipped_file"])]
+    if failed and not allow_partial:  # cron and CI must see it
+        err_console.print(f"{len(failed)} of {len(results)} files went in not at all: "
+                          f"{safe(', '.join(failed[:5]))} (see the reasons above; "
+                          "--allow-partial exits 0 anyway)")
+        sys.exit(1)
 
 
 @ingest.command("prices")
@@ -59,10 +73,11 @@ def _run_ingest(ctx: click.Context, kind: str, paths: tuple[str, ...], as_json: 
 @click.option("--field", "wide_field", default="close", help="What a wide file's values are.")
 @click.option("--source", default=None)
 @json_option
+@partial_option
 @click.pass_context
-def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json):
+def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json, allow_partial):
     """Daily prices from CSV or Parquet (long or wide)."""
-    _run_ingest(ctx, "prices", paths, as_json, mapping=_mapping(pairs), wide=wide,
+    _run_ingest(ctx, "prices", paths, as_json, allow_partial, mapping=_mapping(pairs), wide=wide,
                 wide_field=wide_field, source=source)
 
 
@@ -71,10 +86,11 @@ def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json):
 @click.option("--map", "pairs", multiple=True, help="Rename a column: THEIRCOL=ourcol.")
 @click.option("--source", default=None, help="Source name when the file has no source column.")
 @json_option
+@partial_option
 @click.pass_context
-def ingest_news_cmd(ctx, paths, pairs, source, as_json):
+def ingest_news_cmd(ctx, paths, pairs, source, as_json, allow_partial):
     """News and posts from JSONL, CSV, Parquet or RSS/Atom (.gz read transparently)."""
-    _run_ingest(ctx, "news", paths, as_json, mapping=_mapping(pairs), source=source)
+    _run_ingest(ctx, "news", paths, as_json, allow_partial, mapping=_mapping(pairs), source=source)
 
 
 @ingest.command("filings")
@@ -86,10 +102,12 @@ def ingest_news_cmd(ctx, paths, pairs, source, as_json):
 @click.option("--ticker", default=None)
 @click.option("--cik", default=None)
 @json_option
+@partial_option
 @click.pass_context
-def ingest_filings_cmd(ctx, paths, index, form_type, filed_date, ticker, cik, as_json):
+def ingest_filings_cmd(ctx, paths, index, form_type, filed_date, ticker, cik, as_json,
+                       allow_partial):
     """SEC filings: EDGAR submission .txt or .htm(l) primary documents."""
-    _run_ingest(ctx, "filings", paths, as_json, index=index, form_type=form_type,
+    _run_ingest(ctx, "filings", paths, as_json, allow_partial, index=index, form_type=form_type,
                 filed_date=filed_date, ticker=ticker, cik=cik)
 
 
@@ -108,7 +126,7 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
     status = workspace_of(ctx).status()
 
     def render(s: dict) -> None:
-        console.print(f"warehouse [bold]{s['path']}[/], schema version {s['schema_version']}")
+        console.print(f"warehouse [bold]{safe(s['path'])}[/], schema version {s['schema_version']}")
         console.print(table_of(s["tables"], title="tables"))
         if s["rejects_by_reason"]:
             console.print(table_of(s["rejects_by_reason"], title="rejects"))
