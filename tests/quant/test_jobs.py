@@ -37,7 +37,7 @@ def make_workspace(root, tiny, stories: int = 120, schedule: str = "") -> object
     with (config.inbox_dir / "news" / "news.jsonl").open("w") as handle:
         for i in range(stories):
             handle.write(json.dumps({
-                "published_at": (start + timedelta(hours=29 * i)).isoformat(),
+                "published_at": (start + timedelta(hours=3 * i)).isoformat(),
                 "title": f"Story {i}: {'beats' if i % 3 else 'misses'} estimates",
                 "body": "Shares move on the results.", "tickers": ["AAA", "BBB", "CCC",
                                                                    "DDD"][i % 4]}) + "\n")
