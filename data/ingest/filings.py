@@ -52,6 +52,7 @@ class Filing:
     accepted_at: datetime | None = None    # UTC
     text: str = ""
     sections: list[tuple[str, str, str]] = field(default_factory=list)  # (item, title, text)
+    problem: str | None = None             # why the file cannot be trusted as a whole
 
     @property
     def published_at(self) -> datetime | None:
@@ -232,8 +233,12 @@ def parse_filing(content: bytes, meta: dict[str, str] | None = None) -> Filing:
             d = header["filed_date"]
             filing.filed_date = f"{d[:4]}-{d[4:6]}-{d[6:8]}"
         if header.get("accepted"):
-            stamp = datetime.strptime(header["accepted"], "%Y%m%d%H%M%S")
-            filing.accepted_at = stamp.replace(tzinfo=NEW_YORK).astimezone(timezone.utc)
+            try:
+                stamp = datetime.strptime(header["accepted"], "%Y%m%d%H%M%S")
+                filing.accepted_at = stamp.replace(tzinfo=NEW_YORK).astimezone(timezone.utc)
+            except ValueError:
+                filing.problem = f"bad ACCEPTANCE-DATETIME {header['accepted']!r}"
+        filing.problem = filing.problem or _incomplete(text)
         text = primary_document(text, filing.form_type)
     facts: dict[str, str] = {}
     if looks_like_html(text):
@@ -275,8 +280,24 @@ def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None 
     return ingest_one(wh, path, "filings", parse, insert, {"meta": meta}, max_bytes)
 
 
+def _incomplete(text: str) -> str | None:
+    """Why a submission looks cut short (None when it looks whole)."""
+    # (The header's PUBLIC DOCUMENT COUNT is no check: whole EDGAR files differ from it.)
+    if "<SEC-DOCUMENT>" in text and "</SEC-DOCUMENT>" not in text:
+        return "truncated submission: no closing </SEC-DOCUMENT> tag"
+    return None
+
+
 def _unusable(filing: Filing) -> str | None:
     """Why a parsed filing cannot be stored (None when it can)."""
+    if filing.problem:
+        return filing.problem
+    if filing.filed_date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", filing.filed_date):
+        return f"bad filed date {filing.filed_date!r}: give YYYY-MM-DD"
+    try:
+        filing.published_at  # noqa: B018  (parses the filed date)
+    except ValueError:
+        return f"bad filed date {filing.filed_date!r}: not a calendar date"
     if not filing.text.strip():
         return "no text in the document"
     if filing.form_type is None:

@@ -196,8 +196,10 @@ def write_rejects(wh: Warehouse, file: str, rejects: pl.DataFrame) -> None:
 
 
 def replace_rejects(wh: Warehouse, file: str, rejects: pl.DataFrame) -> None:
-    """The rejects of a file that did not go in, in place of those of its earlier tries."""
-    wh.con.execute("DELETE FROM rejects WHERE file = ?", [file])
+    """A try's rejects, in place of those of earlier tries that went in not at all (a path
+    never recorded as ingested has only such rejects; a recorded one keeps its own)."""
+    wh.con.execute("DELETE FROM rejects WHERE file = ? AND NOT EXISTS "
+                   "(SELECT 1 FROM ingested_files WHERE path = ?)", [file, file])
     write_rejects(wh, file, rejects)
 
 
@@ -256,7 +258,7 @@ def ingest_one(wh: Warehouse, path: str | Path, kind: str,
         if parsed.valid:
             result.inserted = insert(con, parsed.rows)
             result.duplicate = parsed.valid - result.inserted
-            write_rejects(wh, str(path), parsed.rejects)
+            replace_rejects(wh, str(path), parsed.rejects)
             record_file(wh, digest, result)
         else:
             replace_rejects(wh, str(path), parsed.rejects)

@@ -154,3 +154,30 @@ def test_implausible_news_timestamps_are_rejected(wh, tmp_path, stamp):
     result = ingest_news(wh, path)
     assert (result.inserted, result.rejected) == (1, 1)
     assert next(iter(result.reasons)).startswith("timestamp outside 1970-01-01")
+
+
+def test_a_truncated_submission_is_rejected_and_the_whole_one_then_accepted(wh, tmp_path):
+    import gzip as gz
+
+    from tests.conftest import dataset
+
+    whole = gz.decompress(dataset("edgar", "0001011438-98-000429.txt.gz").read_bytes())
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes(whole[: len(whole) // 2])
+    result = ingest_files(wh, "filings", [cut])[0]
+    assert "truncated submission" in next(iter(result.reasons))
+    full = tmp_path / "cut.txt"
+    full.write_bytes(whole)
+    assert ingest_files(wh, "filings", [full])[0].inserted == 1
+    assert wh.scalar("SELECT count(*) FROM rejects") == 0   # the retry replaced the reject
+
+
+@pytest.mark.parametrize("options,reason", [
+    ({"form_type": "8-K", "filed_date": "2024-13-45"}, "bad filed date '2024-13-45'"),
+    ({"form_type": "8-K", "filed_date": "yesterday"}, "bad filed date 'yesterday'"),
+])
+def test_bad_filed_dates_are_rejects_not_tracebacks(wh, tmp_path, options, reason):
+    path = tmp_path / "8k.html"
+    path.write_text(HTML_8K)
+    result = ingest_files(wh, "filings", [path], **options)[0]
+    assert next(iter(result.reasons)).startswith(reason)
