@@ -45,6 +45,8 @@ def search(wh: Warehouse, query: str, ticker: str | None = None, kind: str | Non
     tickers, title, snippet, score."""
     if not query.strip():
         raise DataError("empty search query")
+    if limit < 1:
+        raise DataError(f"--limit must be at least 1, not {limit}")
     if kind not in (None, "news", "filing"):
         raise DataError(f"--kind must be news or filing, not {kind!r}")
     if not _has_index(wh):

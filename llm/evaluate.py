@@ -27,7 +27,14 @@ def read_labelled(path: str | Path, text_col: str, label_col: str,
     path = Path(path)
     if not path.exists():
         raise ModelError(f"no such evaluation file: {path}")
-    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    if limit is not None and limit < 1:
+        raise ModelError(f"--limit must be at least 1, not {limit}")
+    try:
+        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    except Exception as exc:  # polars raises many types for empty or malformed files
+        raise ModelError(f"{path}: cannot read a labelled table ({exc})") from None
+    if frame.is_empty():
+        raise ModelError(f"{path}: no rows to evaluate on")
     for column in (text_col, label_col):
         if column not in frame.columns:
             raise ModelError(f"{path}: no column {column!r} (columns: {frame.columns})")

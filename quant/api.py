@@ -25,7 +25,7 @@ import polars as pl
 from data.errors import DataError
 from data.warehouse import Warehouse
 from quant import runs
-from quant.config import Config, load_config
+from quant.config import CONFIG_NAME, Config, load_config
 from quant.errors import ConfigError
 from quant.evaluate import Evaluation, evaluate_signal
 from quant.run_store import StoredRun
@@ -45,10 +45,20 @@ def _day(value: str | date | None) -> date | None:
         raise ConfigError(f"dates are YYYY-MM-DD, not {value!r}") from None
 
 
+def _period(since: str | date | None, until: str | date | None) -> tuple:
+    start, end = _day(since), _day(until)
+    if start and end and start > end:
+        raise ConfigError(f"since {start} is after until {end}: swap them")
+    return start, end
+
+
 class Workspace:
     """A workspace folder: its quant.toml (`config`) and warehouse, as methods."""
 
     def __init__(self, root: str | Path = ".", write: bool = False) -> None:
+        if not (Path(root) / CONFIG_NAME).is_file():
+            raise ConfigError(f"no workspace at {Path(root).resolve()} (no {CONFIG_NAME}): "
+                              f"create it with `quant init {root}`, or check --workspace")
         self.config: Config = load_config(root)
         self.writable = write
         if not write and not self.config.warehouse_path.exists():
@@ -136,11 +146,12 @@ class Workspace:
 
         params = dataclasses.replace(self.config.pipeline,
                                      horizons=horizons or self.config.pipeline.horizons)
+        start, end = _period(since, until)
         with self.warehouse() as wh:
             if signals:
-                return panel_from_warehouse(wh, params, since=_day(since), until=_day(until),
+                return panel_from_warehouse(wh, params, since=start, until=end,
                                             calendar=self.config.data.calendar)[0]
-            prices = load_prices(wh, _day(since), _day(until))
+            prices = load_prices(wh, start, end)
         return build_panel(no_signals(), prices, params, get_calendar(self.config.data.calendar))
 
     def evaluate(self, panel: pl.DataFrame | None = None, signal: str | None = None,
@@ -153,8 +164,8 @@ class Workspace:
         signal = signal or self.config.evaluate.signal
         if panel is None:
             with self.warehouse() as wh:
-                return evaluate_report(self.config, wh, signal, horizons, _day(since),
-                                       _day(until))
+                return evaluate_report(self.config, wh, signal, horizons,
+                                       *_period(since, until))
         horizons = horizons or tuple(int(c.removeprefix("fwd_ret_")) for c in panel.columns
                                      if c.startswith("fwd_ret_"))
         return evaluate_signal(panel, signal, horizons, self.config.evaluate.quantiles)
@@ -170,8 +181,8 @@ class Workspace:
             raise ConfigError("choose sweep or walk_forward, not both")
         mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
         with self.warehouse(write=True) as wh:
-            summary = runs.run(self.config, wh, strategy, params, mode, _day(since),
-                               _day(until), engine=engine, panel=panel)
+            summary = runs.run(self.config, wh, strategy, params, mode,
+                               *_period(since, until), engine=engine, panel=panel)
             run = runs.store_of(self.config, wh).read(summary["run_id"])
         run.summary = summary
         return run

@@ -19,7 +19,7 @@ import pandas as pd
 import polars as pl
 
 from quant import stats
-from quant.errors import BacktestError
+from quant.errors import BacktestError, ConfigError
 from strategies.base import Strategy, check_params, combinations
 
 
@@ -34,6 +34,17 @@ class Settings:
     walk_forward_train: int = 252     # sessions a window chooses its parameters on
     walk_forward_test: int = 63       # sessions it then trades them
     metric: str = "sharpe"            # what the walk-forward chooses by
+
+    def __post_init__(self) -> None:
+        if min(self.fees_bps, self.slippage_bps) < 0 or self.init_cash <= 0 or (
+                self.max_leverage <= 0):
+            raise ConfigError("fees_bps and slippage_bps must not be negative, init_cash and "
+                              "max_leverage must be positive")
+        if min(self.walk_forward_train, self.walk_forward_test) < 1:
+            raise ConfigError("walk_forward_train and walk_forward_test must be at least 1")
+        if self.metric not in stats.METRICS:
+            raise ConfigError(f"metric must be one of {', '.join(stats.METRICS)}, "
+                              f"not {self.metric!r}")
 
 
 @dataclass
@@ -205,7 +216,8 @@ def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = S
     returns = swept.returns
     if len(returns) < train + test:
         raise BacktestError(f"walk-forward needs at least {train + test} sessions, the panel "
-                            f"has {len(returns)}: shorten --train/--test or widen the period")
+                            f"has {len(returns)}: lower walk_forward_train / walk_forward_test in "
+                            "quant.toml's [backtest], or widen the period")
     stitched, windows = [], []
     for start in range(0, len(returns) - train - test + 1, test):
         in_sample = returns.iloc[start:start + train]

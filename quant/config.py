@@ -15,6 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from llm.engine import EngineSettings
 from quant.backtest import Settings
@@ -31,6 +32,15 @@ class DataConfig:
     inbox: str = "inbox"                        # holds prices/, news/, filings/ for the jobs
     max_file_mb: int = 2048                     # a larger input file is rejected, not read
 
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.assume_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"assume_zone {self.assume_zone!r} is not a time zone name "
+                              "(e.g. America/New_York, UTC)") from None
+        if self.max_file_mb < 1:
+            raise ConfigError(f"max_file_mb must be at least 1, not {self.max_file_mb}")
+
     @property
     def max_bytes(self) -> int:
         return self.max_file_mb * 1024**2
@@ -45,6 +55,13 @@ class ModelConfig(EngineSettings):
     precision: str = "auto"        # auto | fp32 | bf16 | fp8 | int8
     mode: str = "score"            # score | reason
     cache_dir: str = ""            # converted models; "" = the user's cache (llm.load)
+
+    def __post_init__(self) -> None:
+        _one_of("mode", self.mode, ("score", "reason"))
+        _one_of("precision", self.precision, ("auto", "fp32", "bf16", "fp8", "int8"))
+        if min(self.batch_size, self.max_input_tokens, self.max_new_tokens) < 1:
+            raise ConfigError("batch_size, max_input_tokens and max_new_tokens must be "
+                              "at least 1")
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,9 @@ class Config:
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     schedule: dict[str, ScheduleEntry] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _one_of("engine", self.engine, ("local", "ray"))
+
     @property
     def warehouse_path(self) -> Path:
         return self.root / self.warehouse
@@ -102,6 +122,11 @@ class Config:
     @property
     def inbox_dir(self) -> Path:
         return self.root / self.data.inbox
+
+
+def _one_of(name: str, value: str, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise ConfigError(f"{name} must be one of {', '.join(known)}, not {value!r}")
 
 
 def load_config(root: str | Path) -> Config:
@@ -131,7 +156,10 @@ def _build(cls: type, table: dict, path: Path, prefix: str):
     values = {}
     for name, value in table.items():
         values[name] = _convert(hints[name], value, path, f"{prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as exc:  # a value out of its range: say in which file and table
+        raise ConfigError(f"{path}: [{prefix.rstrip('.') or 'top level'}] {exc}") from None
 
 
 def _convert(hint, value, path: Path, key: str):

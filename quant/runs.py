@@ -75,7 +75,11 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
     else:
         start, end = panel["session"].min(), panel["session"].max()
         signals = {"panel": f"{panel.hash_rows().sum():x}-{panel.height}x{panel.width}"}
+    first, last = start, end
     start, end = max(since, start) if since else start, min(until, end) if until else end
+    if start > end:
+        raise BacktestError(f"nothing to backtest between {since or first} and "
+                            f"{until or last}: the data cover {first} .. {last}")
     panel = panel.filter(pl.col("session").is_between(start, end))
     if "n_docs" in panel.columns:
         signals["ok_signals"] = int(panel["n_docs"].sum())

@@ -127,8 +127,9 @@ class Scheduler:
         self.stopped = threading.Event()
 
     def _run(self, name: str, as_of: date | None = None) -> None:
-        entry = self.config.schedule[name]
-        as_of = as_of or as_of_for(datetime.now(timezone.utc), entry.timezone)
+        # A catch-up may rerun an interrupted job that has no schedule line (`schedule once`).
+        zone = self.config.schedule[name].timezone if name in self.config.schedule else "UTC"
+        as_of = as_of or as_of_for(datetime.now(timezone.utc), zone)
         row = jobs.run_job(name, self.config, as_of, self.wh)
         log.info("%s %s: %s %s", name, as_of, row["status"], row.get("error") or "")
 

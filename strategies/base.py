@@ -39,12 +39,26 @@ def combinations(strategy: Strategy) -> list[dict[str, Any]]:
 
 
 def check_params(strategy: Strategy, params: dict[str, Any]) -> dict[str, Any]:
-    """Defaults plus overrides; an unknown name is an error naming the known ones."""
+    """Defaults plus overrides; an unknown name, a value of the wrong kind or one outside the
+    strategy's declared `bounds` ({name: (low, high)}, inclusive) is an error that says so."""
     unknown = set(params) - set(strategy.defaults)
     if unknown:
         raise ValueError(f"{strategy.name} has no parameter {sorted(unknown)[0]!r}; "
                          f"its parameters: {', '.join(sorted(strategy.defaults))}")
-    return {**strategy.defaults, **params}
+    chosen = {**strategy.defaults, **params}
+    for name, value in chosen.items():
+        default = strategy.defaults[name]
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{strategy.name}: {name} must be a number, not {value!r}")
+        if isinstance(default, int) and numeric and not isinstance(default, bool) and (
+                isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{strategy.name}: {name} must be a whole number, not {value!r}")
+        low, high = getattr(strategy, "bounds", {}).get(name, (None, None))
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"{strategy.name}: {name} = {value!r} is outside its range "
+                             f"{low} .. {high}")
+    return chosen
 
 
 REGISTRY: dict[str, Strategy] = {}

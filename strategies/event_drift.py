@@ -19,6 +19,8 @@ class EventDrift:
     defaults = {"event": "any", "min_sentiment": 0.3, "min_confidence": 0.3, "hold": 5,
                 "slots": 4}
     grid = {"hold": [1, 3, 5, 10], "min_sentiment": [0.2, 0.5], "event": ["earnings", "any"]}
+    bounds = {"min_sentiment": (0.0, 1.0), "min_confidence": (0.0, 1.0), "hold": (1, None),
+              "slots": (1, None)}
 
     def weights(self, panel: pl.DataFrame, event: str = "any", min_sentiment: float = 0.3,
                 min_confidence: float = 0.3, hold: int = 5, slots: int = 4) -> pl.DataFrame:

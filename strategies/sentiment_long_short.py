@@ -19,6 +19,7 @@ class SentimentLongShort:
     description = "long top / short bottom quantile of news sentiment, rebalanced every N"
     defaults = {"quantile": 0.25, "rebalance": 1, "signal": "sentiment_z", "gross": 1.0}
     grid = {"quantile": [0.25, 0.5], "rebalance": [1, 2, 5, 10]}
+    bounds = {"quantile": (0.01, 0.5), "rebalance": (1, None), "gross": (0.0, 10.0)}
 
     def weights(self, panel: pl.DataFrame, quantile: float = 0.25, rebalance: int = 1,
                 signal: str = "sentiment_z", gross: float = 1.0) -> pl.DataFrame:

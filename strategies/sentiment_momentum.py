@@ -26,6 +26,8 @@ class SentimentMomentum:
     description = "alpha x sentiment + (1 - alpha) x momentum, long-short quantiles"
     defaults = {"lookback": 20, "alpha": 0.5, "quantile": 0.25, "rebalance": 5}
     grid = {"lookback": [10, 20, 60], "alpha": [0.25, 0.5, 0.75]}
+    bounds = {"lookback": (1, None), "alpha": (0.0, 1.0), "quantile": (0.01, 0.5),
+              "rebalance": (1, None)}
 
     def weights(self, panel: pl.DataFrame, lookback: int = 20, alpha: float = 0.5,
                 quantile: float = 0.25, rebalance: int = 5) -> pl.DataFrame:

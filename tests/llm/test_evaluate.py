@@ -41,3 +41,15 @@ def test_evaluate_runs_end_to_end_on_the_tiny_model(tiny_qwen):
     metrics = evaluate(Engine(llm.load(str(tiny_qwen), "fp32"), min_label_mass=0.0), frame)
     assert metrics["n"] == 4 and sum(map(sum, metrics["confusion"])) == 4
     assert metrics["docs_per_s"] > 0
+
+
+def test_an_empty_file_or_a_zero_limit_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ModelError, match="cannot read a labelled table|no rows"):
+        read_labelled(empty, "text", "label")
+    (tmp_path / "head.csv").write_text("text,label\n")
+    with pytest.raises(ModelError, match="no rows to evaluate on"):
+        read_labelled(tmp_path / "head.csv", "text", "label")
+    with pytest.raises(ModelError, match="--limit must be at least 1"):
+        read_labelled(tmp_path / "head.csv", "text", "label", limit=0)

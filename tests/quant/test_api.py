@@ -101,3 +101,24 @@ def test_a_model_scores_texts(tiny_qwen):
     scored = model.score(["Shares jump on record results", "Profit warning"], ticker="AAA")
     assert scored.height == 2 and set(scored["status"]) <= {"ok", "abstain", "failed"}
     assert "fingerprint" in repr(model)
+
+
+def test_options_are_checked_where_they_are_read(root, tmp_path):
+    ws = quant.open(root, write=True)
+    with pytest.raises(ConfigError, match="since 2013-01-01 is after until 2012-01-01"):
+        ws.evaluate(since="2013-01-01", until="2012-01-01")
+    with pytest.raises(ConfigError, match="horizons must be positive"):
+        ws.panel(horizons=(0,))
+    from quant.errors import BacktestError
+
+    with pytest.raises(BacktestError, match="quantile = 7 is outside its range"):
+        ws.backtest("sentiment_long_short", {"quantile": 7})
+    with pytest.raises(BacktestError, match="rebalance must be a number"):
+        ws.backtest("sentiment_long_short", {"rebalance": "daily"})
+    from data.errors import DataError
+
+    with pytest.raises(DataError, match="--limit must be at least 1"):
+        ws.search("apple", limit=-1)
+    with pytest.raises(ConfigError, match="no workspace at"):
+        quant.open(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()   # a misspelt workspace is not created

@@ -27,3 +27,20 @@ def test_a_wrong_type_or_key_names_itself(tmp_path):
     (tmp_path / "quant.toml").write_text("[backtest]\nfee_bps = 2\n")
     with pytest.raises(ConfigError, match="unknown key backtest.fee_bps"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("toml,message", [
+    ("[pipeline]\nhorizons = [0, 5]\n", "horizons must be positive whole sessions"),
+    ("[pipeline]\nhorizons = [-1]\n", "horizons must be positive whole sessions"),
+    ("[model]\nmode = \"fast\"\n", "mode must be one of score, reason, not 'fast'"),
+    ("[model]\nprecision = \"fp4\"\n", "precision must be one of"),
+    ("[data]\nassume_zone = \"Mars/Olympus\"\n", "is not a time zone name"),
+    ("engine = \"spark\"\n", "engine must be one of local, ray"),
+    ("[backtest]\nmetric = \"vibes\"\n", "metric must be one of"),
+    ("[backtest]\nfees_bps = -1.0\n", "must not be negative"),
+])
+def test_values_out_of_range_name_the_file_and_table(tmp_path, toml, message):
+    (tmp_path / "quant.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(tmp_path)
+    assert "quant.toml" in str(error.value)

@@ -192,3 +192,14 @@ def test_sigterm_aborts_the_running_job_cleanly(tmp_path, tiny):
         written = wh.scalar("SELECT count(*) FROM signals")
     assert status == "aborted" and "stop requested" in error
     assert written < 2500  # it stopped early, and what it committed is whole
+
+
+def test_a_catch_up_of_a_job_without_a_schedule_line_runs(tmp_path, tiny):
+    config = make_workspace(tmp_path / "ws", tiny, schedule=(
+        '[schedule.daily]\ncron = "30 6 * * 1-5"\n'))
+    scheduler = Scheduler(config)
+    with Warehouse(config.warehouse_path) as wh:
+        scheduler.wh = wh
+        scheduler._run("ingest", AS_OF)   # `ingest` has no [schedule.ingest] line
+        status = wh.scalar("SELECT status FROM job_runs WHERE job = 'ingest'")
+    assert status == "ok"
