@@ -73,17 +73,23 @@ def pooled_ic(rows: pl.DataFrame, signal: str, ret: str) -> dict:
     return {"ic": ic, "low": math.tanh(z - 1.96 * se), "high": math.tanh(z + 1.96 * se), "n": n}
 
 
-def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int) -> dict:
-    """Mean forward return per signal quantile (1 = lowest) and the top-minus-bottom spread.
+def quantile_labels(signal: str, quantiles: int) -> pl.Expr:
+    """Each row's quantile (1 = lowest) within its session, as alphalens labels them
+    (`pandas.qcut(values, quantiles)` over the session's values): a value at sorted position i
+    of n falls in bin ceil(quantiles * i / (n - 1)), ties in the bin of their first position.
+    A session with fewer names than quantiles skips labels (4 names of 5 quantiles: 1, 2, 4,
+    5), so its lowest name is always bin 1 and its highest bin `quantiles`."""
+    position = pl.col(signal).rank("min").over("session").cast(pl.Int64) - 1
+    gaps = (pl.len().over("session") - 1).cast(pl.Int64).clip(lower_bound=1)
+    return pl.max_horizontal((quantiles * position + gaps - 1) // gaps, pl.lit(1)).cast(pl.Int32)
 
-    A session with fewer names than quantiles uses one bin per name, so its lowest and highest
-    names are still the bottom and top of the spread."""
-    bins = pl.min_horizontal(pl.lit(quantiles), pl.len().over("session"))
-    ranked = rows.with_columns(
-        q=((pl.col(signal).rank("ordinal").over("session") - 1) * bins
-           // pl.len().over("session") + 1).cast(pl.Int32), bins=bins)
+
+def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int) -> dict:
+    """Mean forward return per signal quantile (1 = lowest, `quantile_labels`) and the
+    top-minus-bottom spread (bin `quantiles` minus bin 1)."""
+    ranked = rows.with_columns(q=quantile_labels(signal, quantiles))
     ranked = ranked.with_columns(
-        side=pl.when(pl.col("q") == pl.col("bins")).then(pl.lit("top"))
+        side=pl.when(pl.col("q") == quantiles).then(pl.lit("top"))
         .when(pl.col("q") == 1).then(pl.lit("bottom")).otherwise(None))
     means = (ranked.group_by("session", "q").agg(pl.col(ret).mean())
              .group_by("q").agg(pl.col(ret).mean()).sort("q"))

@@ -82,3 +82,19 @@ def test_pooled_ic_and_quantiles_on_a_constructed_panel():
     q = quantile_returns(frame, "sig", "ret", 5)
     means = list(q["mean_return_by_quantile"].values())
     assert means == sorted(means) and q["top_minus_bottom"]["mean"] > 0
+
+
+@pytest.mark.parametrize("names", [3, 4, 5, 7, 20])
+def test_quantile_labels_follow_alphalens_qcut(names):
+    import pandas as pd
+
+    from quant.evaluate import quantile_labels
+
+    rng = np.random.default_rng(names)
+    frame = pl.DataFrame({"session": np.repeat(np.arange(30), names),
+                          "sig": rng.normal(size=30 * names)})
+    ours = frame.with_columns(q=quantile_labels("sig", 5))
+    for _, group in ours.group_by("session"):
+        want = pd.qcut(group["sig"].to_pandas(), 5, labels=False) + 1
+        assert group["q"].to_list() == want.tolist()
+        assert group.sort("sig")["q"][0] == 1 and group.sort("sig")["q"][-1] == 5
