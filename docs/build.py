@@ -39,6 +39,7 @@ def modules() -> list[str]:
 
 def broken_links(out: Path) -> list[str]:
     """Links between the pages that lead nowhere: a missing page or a missing anchor."""
+    out = out.resolve()
     anchors = {page: set(re.findall(r'id="([^"]+)"', page.read_text()))
                for page in out.rglob("*.html")}
     broken = []
