@@ -26,17 +26,20 @@ def load_fts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def refresh_index(wh: Warehouse) -> None:
-    """Rebuild the BM25 indexes on `documents` (title, body) and `filing_sections`."""
+    """Rebuild the BM25 indexes on `documents` (title, body) and `filing_sections`, both in
+    one transaction: a rebuild that fails or is killed leaves the previous indexes usable."""
     load_fts(wh.con)
-    wh.con.execute("PRAGMA create_fts_index('documents', 'doc_id', 'title', 'body', "
-                   "stemmer='porter', stopwords='english', overwrite=1)")
-    wh.con.execute("PRAGMA create_fts_index('filing_sections', 'section_id', 'title', 'text', "
-                   "stemmer='porter', stopwords='english', overwrite=1)")
+    with wh.transaction() as con:
+        con.execute("PRAGMA create_fts_index('documents', 'doc_id', 'title', 'body', "
+                    "stemmer='porter', stopwords='english', overwrite=1)")
+        con.execute("PRAGMA create_fts_index('filing_sections', 'section_id', 'title', 'text', "
+                    "stemmer='porter', stopwords='english', overwrite=1)")
 
 
 def _has_index(wh: Warehouse) -> bool:
-    return bool(wh.scalar("SELECT count(*) FROM information_schema.schemata "
-                          "WHERE schema_name = 'fts_main_documents'"))
+    """Both indexes exist (a warehouse from before the rebuild was atomic may have one)."""
+    return wh.scalar("SELECT count(*) FROM information_schema.schemata WHERE schema_name IN "
+                     "('fts_main_documents', 'fts_main_filing_sections')") == 2
 
 
 def search(wh: Warehouse, query: str, ticker: str | None = None, kind: str | None = None,

@@ -181,3 +181,28 @@ def test_bad_filed_dates_are_rejects_not_tracebacks(wh, tmp_path, options, reaso
     path.write_text(HTML_8K)
     result = ingest_files(wh, "filings", [path], **options)[0]
     assert next(iter(result.reasons)).startswith(reason)
+
+
+def test_a_failed_index_rebuild_leaves_search_working(wh, tmp_path, monkeypatch):
+    from data import search
+
+    path = tmp_path / "n.jsonl"
+    path.write_text('{"published_at": "2024-01-02T10:00:00Z", "body": "apple pie recipe", '
+                    '"tickers": ["AAA"]}')
+    ingest_files(wh, "news", [path])
+    before = search.search(wh, "apple")
+    real_execute = wh.con.execute
+
+    class Killed(Exception):
+        pass
+
+    def dies_on_sections(sql, *args):  # the second index fails half-way through the rebuild
+        if "filing_sections" in sql and "create_fts_index" in sql:
+            raise Killed
+        return real_execute(sql, *args)
+
+    monkeypatch.setattr(wh, "con", type("Con", (), {"execute": staticmethod(dies_on_sections)})())
+    with pytest.raises(Killed):
+        search.refresh_index(wh)
+    monkeypatch.undo()
+    assert search.search(wh, "apple").height == before.height == 1
