@@ -134,7 +134,7 @@ class Workspace:
         day = _day(since)
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) if day else None
         with self.warehouse(write=True) as wh:
-            return score_documents(self.config, wh, mode, model, start, limit, quiet=True,
+            return score_documents(self.config, wh, mode, model, start, limit,
                                    on_progress=on_progress, engine_name=engine, sample=sample)
 
     def panel(self, horizons: tuple[int, ...] | None = None, since: str | date | None = None,
@@ -181,11 +181,8 @@ class Workspace:
             raise ConfigError("choose sweep or walk_forward, not both")
         mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
         with self.warehouse(write=True) as wh:
-            summary = runs.run(self.config, wh, strategy, params, mode,
-                               *_period(since, until), engine=engine, panel=panel)
-            run = runs.store_of(self.config, wh).read(summary["run_id"])
-        run.summary = summary
-        return run
+            return runs.execute(self.config, wh, strategy, params, mode,
+                                *_period(since, until), engine=engine, panel=panel)
 
     def run(self, run_id: str = "latest") -> StoredRun:
         """A stored run by id (`latest`: the newest)."""

@@ -28,7 +28,12 @@ from quant import runs
 from quant.config import load_config
 from quant.scheduler import run_once
 from quant.tables import print_evaluation, safe, table_of
-from quant.workspace import evaluate_report, init_workspace, score_documents
+from quant.workspace import (
+    evaluate_report,
+    init_workspace,
+    progress_callback,
+    score_documents,
+)
 
 console = Console(stderr=True)
 
@@ -55,6 +60,11 @@ def _ingest(config, wh: Warehouse) -> list[dict]:
         write_sample_news(news_in, prices, strength=0.3)
     results += ingest_files(wh, "news", [news_in])
     return [r.as_dict() for r in results]
+
+
+def _score(config, wh: Warehouse, quiet: bool) -> dict:
+    with progress_callback("scoring", quiet) as on_progress:
+        return score_documents(config, wh, on_progress=on_progress)
 
 
 def _evaluate(config, wh: Warehouse, quiet: bool) -> dict:
@@ -90,7 +100,7 @@ def run_demo(root: Path, quiet: bool = False) -> dict:
         step("ingest", "[bold]1/6[/] ingesting the bundled real prices and the generated news",
              lambda: _ingest(config, wh))
         step("score", "[bold]2/6[/] scoring the news with the default local model",
-             lambda: score_documents(config, wh, quiet=quiet))
+             lambda: _score(config, wh, quiet))
         step("evaluate", "[bold]3/6[/] evaluating the signal", lambda: _evaluate(config, wh,
                                                                                   quiet))
         step("backtests", "[bold]4/6[/] backtesting the strategies (first use compiles "

@@ -189,7 +189,7 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
             _log(config, {"job": "score", "as_of": as_of, "progress": done, "of": total,
                           "at": _now()})
 
-    summary = score_documents(config, wh, quiet=True, on_progress=stop_point)
+    summary = score_documents(config, wh, on_progress=stop_point)
     return {k: summary[k] for k in ("pending", "ok", "abstain", "failed", "written",
                                     "docs_per_s", "fingerprint", "prompt_version")}
 

@@ -63,8 +63,18 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         mode: str = "single", since: date | None = None, until: date | None = None,
         params_panel: PanelParams | None = None, which: SignalSet | None = None,
         engine: str | None = None, panel: pl.DataFrame | None = None) -> dict:
-    """Run, store and report one backtest; returns the run summary. `panel` replaces the
-    warehouse's (a researcher's own signal columns); its content is part of the run's key."""
+    """Run, store and report one backtest; returns the run summary (`execute`'s)."""
+    return execute(config, wh, strategy_name, params, mode, since, until, params_panel,
+                   which, engine, panel).summary
+
+
+def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
+            mode: str = "single", since: date | None = None, until: date | None = None,
+            params_panel: PanelParams | None = None, which: SignalSet | None = None,
+            engine: str | None = None, panel: pl.DataFrame | None = None) -> StoredRun:
+    """Run, store and report one backtest, or find it stored; the run, its `summary` saying
+    which. `panel` replaces the warehouse's (a researcher's own signal columns); its content
+    is part of the run's key."""
     get_strategy_or_fail(strategy_name)
     params_panel = params_panel or config.pipeline
     if panel is None:
@@ -90,7 +100,7 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
     rid = run_id(strategy_name, mode, key)
     store = store_of(config, wh)
     if store.has(rid):
-        return {**render(config, wh, rid), "cached": True}
+        return rendered(config, wh, rid, cached=True)
     result = compute(config, panel, strategy_name, params, mode, engine)
     benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
     signal = (params or {}).get("signal", config.evaluate.signal)
@@ -98,7 +108,7 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
                                  else config.evaluate.signal, params_panel.horizons,
                                  config.evaluate.quantiles)
     store.write(rid, result, benchmark, evaluation, settings, signals)
-    return {**render(config, wh, rid), "cached": False}
+    return rendered(config, wh, rid, cached=False)
 
 
 def get_strategy_or_fail(name: str):
@@ -109,11 +119,17 @@ def get_strategy_or_fail(name: str):
 
 
 def render(config: Config, wh, rid: str) -> dict:
-    """(Re)write the report of a stored run; `latest` picks the newest."""
+    """(Re)write the report of a stored run; `latest` picks the newest. Its summary."""
+    return rendered(config, wh, rid).summary
+
+
+def rendered(config: Config, wh, rid: str, **extra: object) -> StoredRun:
+    """The stored run, read once, its report (re)written and its `summary` (plus `extra`)."""
     store = store_of(config, wh)
     stored = store.read(store.latest() if rid == "latest" else rid)
     path = write_report(store.folder(stored.run_id), stored, str(config.warehouse_path))
-    return summary(stored, path, store.folder(stored.run_id))
+    stored.summary = summary(stored, path, store.folder(stored.run_id)) | extra
+    return stored
 
 
 def summary(stored: StoredRun, report_path, folder) -> dict:

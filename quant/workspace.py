@@ -4,6 +4,7 @@ warehouse, load its model and engine, score what is pending, evaluate the signal
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -53,8 +54,10 @@ def make_engine(config: Config, loaded):
     return Engine(loaded, config.model)
 
 
-def progress_bar(description: str, quiet: bool = False):
-    """A rich progress bar, or a no-op when output is JSON."""
+@contextmanager
+def progress_callback(description: str, quiet: bool = False):
+    """An `on_progress(done, total)` that draws a rich progress bar (nothing when `quiet`,
+    e.g. when output is JSON)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -64,16 +67,18 @@ def progress_bar(description: str, quiet: bool = False):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
-                    disable=quiet, transient=False)
+    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                  disable=quiet, transient=False) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def score_documents(config: Config, wh, mode: str | None = None, spec: str | None = None,
-                    since=None, limit: int | None = None, quiet: bool = False,
-                    on_progress=None, engine_name: str | None = None,
-                    sample: bool = False) -> dict:
-    """Load the model and score what is pending (here or on Ray), with a progress bar."""
+                    since=None, limit: int | None = None, on_progress=None,
+                    engine_name: str | None = None, sample: bool = False) -> dict:
+    """Load the model and score what is pending (here or on Ray); `on_progress(done, total)`
+    as documents are scored."""
     from quant.scoring import score_pending
 
     mode = mode or config.model.mode
@@ -85,16 +90,8 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
         scorer = ray_scorer(config, engine, mode, workers=config.ray_workers,
                             address=config.ray_address or None)
         extra = {"engine": "ray", "workers": config.ray_workers}
-    with progress_bar(f"scoring ({mode})", quiet) as bar:
-        task = bar.add_task("score", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-            if on_progress:
-                on_progress(done, total)
-
-        summary = score_pending(wh, engine, mode, since, limit, progress=progress,
-                                sample=sample, scorer=scorer)
+    summary = score_pending(wh, engine, mode, since, limit, progress=on_progress,
+                            sample=sample, scorer=scorer)
     return summary | extra
 
 

@@ -132,8 +132,7 @@ def conflicts(valid: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
         "ticker", "session", first_line="line", first_close="close",
         first_adj="adj_close")
     checked = valid.join(first, on=["ticker", "session"], how="left").join(
-        stored.rename({"close": "stored_close", "adj_close": "stored_adj"}),
-        on=["ticker", "session"], how="left")
+        stored.rename({"close": "stored_close"}), on=["ticker", "session"], how="left")
     differs = ((pl.col("close") - pl.col("first_close")).abs() > 1e-9 * pl.col("close")) | (
         (pl.col("adj_close") - pl.col("first_adj")).abs() > 1e-9 * pl.col("adj_close"))
     stored_differs = ((pl.col("close") - pl.col("stored_close")).abs()
@@ -144,16 +143,16 @@ def conflicts(valid: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
         .when(stored_differs).then(pl.format(
             "conflicting prices for {} {}: close {} here, {} already stored", "ticker",
             "session", "close", "stored_close"))
-        .otherwise(None)).drop("first_line", "first_close", "first_adj", "stored_close",
-                               "stored_adj")
+        .otherwise(None)).drop("first_line", "first_close", "first_adj", "stored_close")
 
 
 def stored(wh: Warehouse, rows: pl.DataFrame) -> pl.DataFrame:
-    """The stored close and adj_close of the file's (ticker, session) pairs."""
+    """The stored close of the file's (ticker, session) pairs (a vendor's adjusted close
+    moves with later splits and dividends, so only the close is compared)."""
     keys = rows.select("ticker", "session").drop_nulls().unique()
     wh.con.register("_price_keys", keys.to_arrow())
     try:
-        return wh.con.execute("SELECT p.ticker, p.session, p.close, p.adj_close FROM prices p "
+        return wh.con.execute("SELECT p.ticker, p.session, p.close FROM prices p "
                               "JOIN _price_keys k USING (ticker, session)").pl()
     finally:
         wh.con.unregister("_price_keys")

@@ -22,13 +22,11 @@ from quant.workspace import load_model, make_engine, model_cache
 @click.pass_context
 def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
     """Score every document not yet scored by this model and prompt."""
-    from quant.workspace import progress_bar
+    from quant.workspace import progress_callback
 
-    with progress_bar("scoring", quiet=as_json) as bar:
-        task = bar.add_task("score", total=None)
+    with progress_callback("scoring", quiet=as_json) as on_progress:
         summary = workspace_of(ctx, write=True).score(
-            limit, mode, spec, day(since), sample, engine=engine_name,
-            on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+            limit, mode, spec, day(since), sample, engine=engine_name, on_progress=on_progress)
     emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
 
 

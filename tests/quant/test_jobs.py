@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -77,12 +78,19 @@ def test_daily_runs_every_step_and_rerunning_does_nothing_twice(tmp_path, tiny):
     assert (config.reports_dir / "evaluations" / f"{AS_OF}.json").exists()
 
 
-def test_catch_up_runs_a_missed_slot_once(tmp_path, tiny):
-    config = make_workspace(tmp_path / "ws", tiny, schedule=(
-        '[schedule.report]\ncron = "*/5 * * * *"\ntimezone = "UTC"\n'))
+@contextmanager
+def attached_scheduler(config):
+    """A scheduler holding the warehouse, as `start` would leave it, without its threads."""
     scheduler = Scheduler(config)
     with Warehouse(config.warehouse_path) as wh:
         scheduler.wh = wh
+        yield scheduler, wh
+
+
+def test_catch_up_runs_a_missed_slot_once(tmp_path, tiny):
+    config = make_workspace(tmp_path / "ws", tiny, schedule=(
+        '[schedule.report]\ncron = "*/5 * * * *"\ntimezone = "UTC"\n'))
+    with attached_scheduler(config) as (scheduler, wh):
         long_ago = datetime.now(timezone.utc) - timedelta(hours=3)
         wh.con.execute("INSERT INTO job_runs VALUES ('old', 'report', ?, ?, ?, 'ok', NULL, "
                        "NULL, 1, 'h')", [AS_OF, long_ago, long_ago])
@@ -197,9 +205,7 @@ def test_sigterm_aborts_the_running_job_cleanly(tmp_path, tiny):
 def test_a_catch_up_of_a_job_without_a_schedule_line_runs(tmp_path, tiny):
     config = make_workspace(tmp_path / "ws", tiny, schedule=(
         '[schedule.daily]\ncron = "30 6 * * 1-5"\n'))
-    scheduler = Scheduler(config)
-    with Warehouse(config.warehouse_path) as wh:
-        scheduler.wh = wh
+    with attached_scheduler(config) as (scheduler, wh):
         scheduler._run("ingest", AS_OF)   # `ingest` has no [schedule.ingest] line
         status = wh.scalar("SELECT status FROM job_runs WHERE job = 'ingest'")
     assert status == "ok"

@@ -22,7 +22,7 @@ def test_stocknet_sample_scores_aligns_and_evaluates(tmp_path):
     with Warehouse(config.warehouse_path) as wh:
         ingest_prices(wh, prices, source="stocknet")
         ingest_news(wh, tweets, source="twitter")
-        summary = score_documents(config, wh, limit=160, quiet=True, sample=True)
+        summary = score_documents(config, wh, limit=160, sample=True)
         assert summary["written"] == 160 and summary["failed"] == 0
         spread = wh.query("SELECT count(DISTINCT date_trunc('month', published_at)) AS m "
                           "FROM signals")["m"][0]
