@@ -1,24 +1,29 @@
-"""A 1,000-configuration sweep of `sentiment_long_short` over 50 tickers and 10 years:
-our vectorised sweep (one vectorbt run per chunk of configurations) vs the same strategy run
-as separate single-configuration backtests in a Python loop.
+"""A 1,000-configuration sweep of `sentiment_long_short` over 50 tickers and 10 years, three
+ways in one process, with the same returns asserted:
 
-The loop is timed on a sample of configurations and extrapolated (printed as such). Each side
-runs in its own subprocess so its peak memory (max RSS) is its own.
+- grid: `quant.backtest.sweep` (the strategy's `weights_grid`, the compiled simulation);
+- vectorbt: the former sweep, per-configuration weights and one `Portfolio.from_orders` per
+  chunk of 50 configurations (`quant.simulation.simulate_with_vectorbt`);
+- loop: single-configuration `backtest` calls in a Python loop (timed on a sample, then
+  extrapolated, printed as such).
+
+Then the walk-forward over the same grid against the sweep, and each path's peak memory above
+what the process held before it (sampled every few milliseconds). The two fast paths are timed
+as the best of three runs (these machines are shared and noisy).
 
 Run: `python bench/bench_sweep.py [CONFIGS] [LOOP_SAMPLE]`.
 """
 
 from __future__ import annotations
 
-import json
-import resource
-import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -54,44 +59,99 @@ def panel_and_grid(configs: int):
     return panel, grid
 
 
-def child(kind: str, configs: int, sample: int) -> None:
-    from quant.backtest import Settings, backtest, sweep
-    from strategies import get_strategy
+class PeakMemory:
+    """The most resident memory above the level at entry, sampled in a thread."""
 
-    panel, grid = panel_and_grid(configs)
-    strategy = get_strategy("sentiment_long_short")
-    backtest(panel, strategy, grid[0], Settings())  # compile numba outside the timing
-    started = time.perf_counter()
-    if kind == "sweep":
-        result = sweep(panel, strategy, Settings(), grid=grid)
-        seconds, timed = time.perf_counter() - started, len(grid)
-        best = max(m["sharpe"] for m in result.metrics)
-    else:
-        picks = grid[:: max(1, len(grid) // sample)][:sample]
-        best = max(backtest(panel, strategy, p, Settings()).metrics[0]["sharpe"] for p in picks)
-        timed = len(picks)
-        seconds = (time.perf_counter() - started) * len(grid) / timed
-    print(json.dumps({"seconds": seconds, "timed": timed, "best_sharpe": best,
-                      "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}))
+    def __enter__(self):
+        self.base = self.peak = _rss()
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while self._running:
+            self.peak = max(self.peak, _rss())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self._running = False
+        self._thread.join()
+        self.gb = (self.peak - self.base) / 1024**3
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def timed(fn, repeat: int = 1):
+    """(result, best seconds of `repeat` runs, peak GB above the start)."""
+    best = float("inf")
+    with PeakMemory() as memory:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            out = fn()
+            best = min(best, time.perf_counter() - started)
+    return out, best, memory.gb
+
+
+def vectorbt_sweep(panel, strategy, settings, grid, chunk: int = 50) -> pd.DataFrame:
+    """The former sweep: per-configuration weights, one vectorbt run per chunk."""
+    from quant.backtest import Simulation, measure
+    from quant.simulation import simulate_with_vectorbt
+
+    simulation = Simulation(panel, strategy, settings)
+    parts = []
+    for i in range(0, len(grid), chunk):
+        targets = simulation.targets(grid[i:i + chunk], use_grid=False)
+        parts.append(simulate_with_vectorbt(
+            simulation.prices, targets, simulation.tradable, fees=settings.fees_bps / 1e4,
+            slippage=settings.slippage_bps / 1e4, init_cash=settings.init_cash,
+            max_leverage=settings.max_leverage))
+    returns = pd.concat(parts, axis=1)
+    returns.columns = range(len(grid))
+    measure(returns)
+    return returns
 
 
 def main(configs: int, sample: int) -> None:
-    results = {}
-    for kind in ("sweep", "loop"):
-        done = subprocess.run([sys.executable, __file__, "--child", kind, str(configs),
-                               str(sample)], capture_output=True, text=True, check=True)
-        results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
-        r = results[kind]
-        note = "" if r["timed"] == configs else f" (extrapolated from {r['timed']} runs)"
-        print(f"{kind:6s} {r['seconds']:8.1f} s{note}  peak RSS {r['peak_rss_gb']:.2f} GB")
-    ratio = results["loop"]["seconds"] / results["sweep"]["seconds"]
-    print(f"{configs} configurations x 50 tickers x 10 years: the vectorised sweep is "
-          f"{ratio:.1f}x the loop of single backtests")
+    import torch
+
+    from quant.backtest import Settings, backtest, sweep, walk_forward
+    from strategies import get_strategy
+
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}")
+    panel, grid = panel_and_grid(configs)
+    strategy, settings = get_strategy("sentiment_long_short"), Settings()
+    backtest(panel, strategy, grid[0], settings)  # compile outside the timing
+    sweep(panel, strategy, settings, grid=grid[:2])
+    vectorbt_sweep(panel, strategy, settings, grid[:2])
+
+    swept, grid_s, grid_gb = timed(lambda: sweep(panel, strategy, settings, grid=grid), 3)
+    reference, vbt_s, vbt_gb = timed(lambda: vectorbt_sweep(panel, strategy, settings, grid))
+    difference = float(np.abs(swept.returns.to_numpy() - reference.to_numpy()).max())
+    assert difference < 1e-10, difference
+
+    picks = list(range(0, len(grid), max(1, len(grid) // sample)))[:sample]
+    singles, loop_s, loop_gb = timed(
+        lambda: [backtest(panel, strategy, grid[i], settings) for i in picks])
+    for i, single in zip(picks, singles, strict=True):
+        assert np.abs(single.returns[0].to_numpy() - swept.returns[i].to_numpy()).max() < 1e-10
+    loop_s *= len(grid) / len(picks)
+    _, wf_s, wf_gb = timed(lambda: walk_forward(panel, strategy, settings, grid), 3)
+
+    print(f"{configs} configurations x 50 tickers x {len(swept.returns)} sessions "
+          f"(returns identical: max abs difference {difference:.1e})")
+    for name, seconds, gb, note in (
+            ("grid sweep", grid_s, grid_gb, ""), ("vectorbt sweep", vbt_s, vbt_gb, ""),
+            ("loop", loop_s, loop_gb, f"  (extrapolated from {len(picks)} runs)"),
+            ("walk-forward", wf_s, wf_gb, "")):
+        print(f"  {name:15s} {seconds:8.2f} s  peak +{gb:.2f} GB{note}")
+    print(f"grid sweep vs loop of single backtests: {loop_s / grid_s:.1f}x; vs the vectorbt "
+          f"sweep: {vbt_s / grid_s:.1f}x; walk-forward / sweep: {wf_s / grid_s:.2f}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
-    else:
-        main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000,
-             int(sys.argv[2]) if len(sys.argv) > 2 else 50)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000,
+         int(sys.argv[2]) if len(sys.argv) > 2 else 50)

@@ -1,12 +1,14 @@
-"""vectorbt backtests of strategy weights: one run, a vectorised sweep, a walk-forward test.
+"""Backtests of strategy weights: one run, a vectorised sweep, a walk-forward test.
 
 Execution: a weight at session t is traded at t's open (the panel's decision time, after the
 signal became public), so prices are adjusted opens and portfolios are marked at the open.
 Fees and slippage are in basis points of traded value; gross exposure is capped at
-`max_leverage`. A sweep is one vectorbt call per chunk of parameter combinations (columns
-grouped by combination, cash shared within a group); the chunks go through a `ChunkMap` — a
-local loop, or `quant.distributed.ray_map` — and come back in grid order. Pure computation:
-storing a run is `quant.run_store`'s.
+`max_leverage`. The portfolios are vectorbt's (`quant.simulation` runs its order logic for
+every configuration in one compiled pass). A sweep takes its weights from the strategy's
+`weights_grid` when it has one (every configuration in one frame), else from one `weights`
+call per configuration; chunks of the grid, sized to the memory available, go through a
+`ChunkMap` — a local loop, or `quant.distributed.ray_map` — and come back in grid order. Pure
+computation: storing a run is `quant.run_store`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from quant import stats
+from quant import simulation, stats
 from quant.errors import BacktestError, ConfigError
 from strategies.base import Strategy, check_params, combinations
 
@@ -88,55 +90,13 @@ def price_frame(panel: pl.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def weight_frame(weights: pl.DataFrame, prices: pd.DataFrame, tradable: pd.DataFrame,
-                 max_leverage: float) -> pd.DataFrame:
-    """Target weights aligned to the price frame; NaN = hold. Untradable names are closed."""
-    wide = weights.pivot(on="ticker", index="session", values="weight").sort("session")
-    frame = wide.to_pandas().set_index("session")
-    frame.index = pd.DatetimeIndex(frame.index)
-    frame = frame.reindex(index=prices.index, columns=prices.columns)
-    frame = frame.where(tradable | frame.isna(), 0.0)  # never hold a name that cannot trade
-    gross = frame.abs().sum(axis=1)
-    scale = (max_leverage / gross).clip(upper=1.0).where(gross > 0, 1.0)
-    return frame.mul(scale, axis=0)
-
-
-def _tradable(panel: pl.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
+def _tradable(panel: pl.DataFrame, prices: pd.DataFrame) -> np.ndarray:
     wide = panel.select("session", "ticker", pl.col("adj_open").is_not_null().alias("ok")
                         ).pivot(on="ticker", index="session", values="ok").sort("session")
     frame = wide.to_pandas().set_index("session")
     frame.index = pd.DatetimeIndex(frame.index)
-    return frame.reindex(index=prices.index, columns=prices.columns).fillna(False).astype(bool)
-
-
-def simulate(prices: pd.DataFrame, weights: list[pd.DataFrame], settings: Settings
-             ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """One vectorbt run for all weight sets: (returns, daily turnover, mean exposure)."""
-    from quant import vbt as loader
-
-    vbt = loader.load()
-
-    n = len(weights)
-    columns = pd.MultiIndex.from_tuples([(c, t) for c in range(n) for t in prices.columns],
-                                        names=["config", "ticker"])
-    size = pd.DataFrame(np.hstack([w.to_numpy() for w in weights]), index=prices.index,
-                        columns=columns)
-    close = pd.DataFrame(np.tile(prices.to_numpy(), n), index=prices.index, columns=columns)
-    portfolio = vbt.Portfolio.from_orders(
-        close=close, size=size, size_type="targetpercent", direction="both",
-        fees=settings.fees_bps / 1e4, slippage=settings.slippage_bps / 1e4,
-        init_cash=settings.init_cash, cash_sharing=True, group_by="config", call_seq="auto",
-        freq="1D")
-    value = portfolio.value()
-    # The first session's return is against the starting cash, so its costs count.
-    returns = value.div(value.shift(1).fillna(settings.init_cash)) - 1
-    returns.columns = range(n)
-    held = [w.ffill().fillna(0.0) for w in weights]
-    # The traded share of the book each session (the first session has no "before").
-    turnover = pd.concat([h.diff().abs().sum(axis=1, min_count=1) / 2 for h in held], axis=1)
-    turnover.columns = range(n)
-    exposure = np.array([h.abs().sum(axis=1).mean() for h in held])
-    return returns, turnover, exposure
+    return frame.reindex(index=prices.index, columns=prices.columns).fillna(False).to_numpy(
+        dtype=bool)
 
 
 Outcome = tuple[pd.DataFrame, pd.DataFrame, np.ndarray]
@@ -149,7 +109,7 @@ def local_map(fn: Callable[[list[dict]], Outcome], chunks: list[list[dict]]) -> 
 
 @dataclass
 class Simulation:
-    """A panel's prices made ready for vectorbt, and a strategy to simulate on them."""
+    """A panel's prices made ready for simulation, and a strategy to simulate on them."""
 
     panel: pl.DataFrame
     strategy: Strategy
@@ -158,18 +118,78 @@ class Simulation:
     def __post_init__(self) -> None:
         self.prices = price_frame(self.panel)
         self.tradable = _tradable(self.panel, self.prices)
+        self._keys = self.panel.select("session", "ticker")
+        self._cells = self._cells_of(self._keys)
+        sessions, names = self.prices.shape
+        by_ticker = np.arange(sessions)[None, :] * names + np.arange(names)[:, None]
+        self._ticker_major = np.array_equal(self._cells, by_ticker.ravel())
+
+    def targets(self, param_sets: list[dict], use_grid: bool = True) -> np.ndarray:
+        """Target weights, configurations x sessions x tickers (NaN = hold): from the
+        strategy's `weights_grid` when it has one, else one `weights` call per configuration."""
+        if use_grid and hasattr(self.strategy, "weights_grid"):
+            return self._place(self.strategy.weights_grid(self.panel, param_sets),
+                               len(param_sets))
+        out = np.empty((len(param_sets), *self.prices.shape))
+        for i, params in enumerate(param_sets):
+            out[i] = self._place(self.strategy.weights(self.panel, **params), 1)[0]
+        return out
+
+    def _place(self, frame: pl.DataFrame, configs: int) -> np.ndarray:
+        """A frame of (session, ticker, one weight column per configuration) as configurations
+        x sessions x tickers; rows outside the price frame are dropped (as a reindex would)."""
+        weights = [c for c in frame.columns if c not in ("session", "ticker")]
+        if len(weights) != configs:
+            raise BacktestError(f"{self.strategy.name} gave {len(weights)} weight columns for "
+                                f"{configs} configurations")
+        keys = frame.select("session", "ticker")
+        same = keys.equals(self._keys)
+        cells = self._cells if same else self._cells_of(keys)
+        inside = cells[cells >= 0]
+        if not same and len(np.unique(inside)) < len(inside):
+            raise BacktestError(f"{self.strategy.name} gave two weights for the same ticker "
+                                "and session: give one row per (session, ticker)")
+        values = frame.select(pl.col(weights).cast(pl.Float64)).to_numpy()  # rows x configs
+        sessions, names = self.prices.shape
+        if same and self._ticker_major:  # every cell once, ticker by ticker: a view, no copy
+            return values.T.reshape(configs, names, sessions).swapaxes(1, 2)
+        out = np.full((configs, sessions * names), np.nan)
+        out[:, inside] = values[cells >= 0].T
+        return out.reshape(configs, sessions, names)
+
+    def _cells_of(self, keys: pl.DataFrame) -> np.ndarray:
+        """Each (session, ticker) row's flat position in the sessions x tickers frame; -1
+        where the price frame has no such session or ticker."""
+        rows = pl.DataFrame({"session": pl.Series(self.prices.index).cast(pl.Date),
+                             "_row": np.arange(len(self.prices), dtype=np.int64)})
+        columns = pl.DataFrame({"ticker": list(self.prices.columns),
+                                "_column": np.arange(self.prices.shape[1], dtype=np.int64)})
+        placed = (keys.with_columns(pl.col("session").cast(pl.Date))
+                  .join(rows, on="session", how="left", maintain_order="left")
+                  .join(columns, on="ticker", how="left", maintain_order="left"))
+        cell = placed["_row"] * self.prices.shape[1] + placed["_column"]
+        return cell.fill_null(-1).to_numpy()
 
     def __call__(self, param_sets: list[dict]) -> Outcome:
-        weights = [weight_frame(self.strategy.weights(self.panel, **p), self.prices,
-                                self.tradable, self.settings.max_leverage) for p in param_sets]
-        return simulate(self.prices, weights, self.settings)
+        s = self.settings
+        return simulation.simulate(self.prices, self.targets(param_sets), self.tradable,
+                                   fees=s.fees_bps / 1e4, slippage=s.slippage_bps / 1e4,
+                                   init_cash=s.init_cash, max_leverage=s.max_leverage)
+
+
+def chunked(param_sets: list[dict], panel: pl.DataFrame, chunk: int | None) -> list[list[dict]]:
+    """The grid in chunks of `chunk` configurations (by default as many as a share of the
+    available memory holds)."""
+    if chunk is None:
+        chunk = simulation.chunk_size(panel["session"].n_unique(), panel["ticker"].n_unique())
+    return [param_sets[i:i + chunk] for i in range(0, len(param_sets), chunk)]
 
 
 def run(panel: pl.DataFrame, strategy: Strategy, param_sets: list[dict], settings: Settings,
-        kind: str, chunk: int = 50, chunk_map: ChunkMap = local_map) -> Result:
-    """Every parameter set, `chunk` of them per vectorbt call, mapped by `chunk_map`."""
-    chunks = [param_sets[i:i + chunk] for i in range(0, len(param_sets), chunk)]
-    outcomes = chunk_map(Simulation(panel, strategy, settings), chunks)
+        kind: str, chunk: int | None = None, chunk_map: ChunkMap = local_map) -> Result:
+    """Every parameter set, simulated in chunks mapped by `chunk_map`."""
+    outcomes = chunk_map(Simulation(panel, strategy, settings),
+                         chunked(param_sets, panel, chunk))
     returns, turnover = (pd.concat([o[k] for o in outcomes], axis=1) for k in (0, 1))
     returns.columns = turnover.columns = range(returns.shape[1])
     exposure = np.concatenate([o[2] for o in outcomes])
@@ -188,7 +208,8 @@ def backtest(panel: pl.DataFrame, strategy: Strategy, params: dict | None = None
 
 
 def sweep(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
-          grid: list[dict] | None = None, chunk: int = 50, chunk_map: ChunkMap = local_map
+          grid: list[dict] | None = None, chunk: int | None = None,
+          chunk_map: ChunkMap = local_map
           ) -> Result:
     """Every grid point in vectorised vectorbt runs, with the honest statistics of a sweep:
     the deflated Sharpe of the best configuration given how many were tried, and the PBO by
@@ -205,6 +226,21 @@ def sweep(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings
     return result
 
 
+def window_metric(values: np.ndarray, starts: list[int], length: int, metric: str,
+                  cells: int = 16_000_000) -> np.ndarray:
+    """`metric` of every configuration (column of `values`) on every window of `length`
+    sessions from `starts`: windows x configurations. The windows are stacked side by side so
+    the statistics run once per batch of about `cells` values, not once per window."""
+    per_batch = max(1, cells // max(1, length * values.shape[1]))
+    scores = []
+    for i in range(0, len(starts), per_batch):
+        batch = starts[i:i + per_batch]
+        stacked = np.concatenate([values[s:s + length] for s in batch], axis=1)
+        score = stats.performance(pd.DataFrame(stacked), (metric,))[metric].to_numpy()
+        scores.append(score.reshape(len(batch), values.shape[1]))
+    return np.concatenate(scores)
+
+
 def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
                  grid: list[dict] | None = None, chunk_map: ChunkMap = local_map) -> Result:
     """Rolling windows: the best parameters on each train window by `settings.metric`, then
@@ -218,18 +254,22 @@ def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = S
         raise BacktestError(f"walk-forward needs at least {train + test} sessions, the panel "
                             f"has {len(returns)}: lower walk_forward_train / walk_forward_test in "
                             "quant.toml's [backtest], or widen the period")
+    starts = list(range(0, len(returns) - train - test + 1, test))
+    values = returns.to_numpy()
+    scores = window_metric(values, starts, train, metric)
+    best = np.nanargmax(scores, axis=1)
+    out = pd.DataFrame(np.stack([values[s + train:s + train + test, b]
+                                 for s, b in zip(starts, best, strict=True)], axis=1))
+    tested = stats.performance(out, (metric,))[metric].to_numpy()
     stitched, windows = [], []
-    for start in range(0, len(returns) - train - test + 1, test):
-        in_sample = returns.iloc[start:start + train]
-        scores = stats.performance(in_sample)[metric].to_numpy()
-        best = int(np.nanargmax(scores))
-        out = returns.iloc[start + train:start + train + test][best]
-        stitched.append(out)
+    for w, (start, b) in enumerate(zip(starts, best, strict=True)):
+        dates = returns.index[[start, start + train - 1, start + train, start + train + test - 1]]
+        stitched.append(returns.iloc[start + train:start + train + test, b])
         windows.append({
-            "train_start": in_sample.index[0].date(), "train_end": in_sample.index[-1].date(),
-            "test_start": out.index[0].date(), "test_end": out.index[-1].date(),
-            "params": swept.params[best], f"train_{metric}": float(scores[best]),
-            f"test_{metric}": float(stats.performance(out)[metric].iloc[0])})
+            "train_start": dates[0].date(), "train_end": dates[1].date(),
+            "test_start": dates[2].date(), "test_end": dates[3].date(),
+            "params": swept.params[b], f"train_{metric}": float(scores[w, b]),
+            f"test_{metric}": float(tested[w])})
     oos = pd.concat(stitched).to_frame(0)
     result = Result(strategy.name, "walk_forward", [windows[-1]["params"]], oos,
                     pd.DataFrame(np.nan, index=oos.index, columns=[0]), np.array([np.nan]),

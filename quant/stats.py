@@ -47,21 +47,33 @@ def drawdown(returns: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
     return equity / equity.cummax().clip(lower=1.0) - 1
 
 
-def performance(returns: pd.DataFrame | pd.Series) -> pd.DataFrame:
-    """One row per configuration (column) of daily returns: the `METRICS`."""
+_FORMULAS = {
+    "sharpe": lambda frame, acc: acc.sharpe_ratio(),
+    "sortino": lambda frame, acc: acc.sortino_ratio(),
+    "cagr": lambda frame, acc: acc.annualized(),
+    "max_drawdown": lambda frame, acc: drawdown(frame).min().clip(upper=0.0),
+    "hit_rate": lambda frame, acc: ((frame.where(frame != 0) > 0).sum()
+                                    / frame.where(frame != 0).count().replace(0, np.nan)),
+    "total_return": lambda frame, acc: acc.total(),
+    "volatility": lambda frame, acc: acc.annualized_volatility(),
+    "days": lambda frame, acc: frame.count(),
+}
+
+
+def performance(returns: pd.DataFrame | pd.Series,
+                metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
+    """One row per configuration (column) of daily returns: the `metrics` (all of `METRICS`
+    unless fewer are asked for; each is computed only when asked)."""
     frame = _frame(returns)
     if frame.empty:
-        return pd.DataFrame(0.0, index=frame.columns, columns=list(METRICS))
+        return pd.DataFrame(0.0, index=frame.columns, columns=list(metrics))
     acc = _accessor(frame)
-    active = frame.where(frame != 0)
-    out = pd.DataFrame({
-        "sharpe": acc.sharpe_ratio(), "sortino": acc.sortino_ratio(),
-        "cagr": acc.annualized(), "max_drawdown": drawdown(frame).min().clip(upper=0.0),
-        "hit_rate": (active > 0).sum() / active.count().replace(0, np.nan),
-        "total_return": acc.total(), "volatility": acc.annualized_volatility(),
-        "days": frame.count()}, index=frame.columns)
-    out["calmar"] = (out["cagr"] / out["max_drawdown"].abs()).where(out["max_drawdown"] < 0)
-    return out[list(METRICS)].replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    needed = set(metrics) | ({"cagr", "max_drawdown"} if "calmar" in metrics else set())
+    out = pd.DataFrame({name: formula(frame, acc) for name, formula in _FORMULAS.items()
+                        if name in needed}, index=frame.columns)
+    if "calmar" in needed:
+        out["calmar"] = (out["cagr"] / out["max_drawdown"].abs()).where(out["max_drawdown"] < 0)
+    return out[list(metrics)].replace([np.inf, -np.inf], np.nan).fillna(0.0)
 
 
 def rolling_sharpe(returns: pd.Series, window: int) -> pd.Series:

@@ -5,6 +5,11 @@ A strategy turns the daily panel (polars: ticker, session, sentiment columns, pr
 position to hold from that session's open: the panel's decision time. A null weight means "no
 order, keep what you hold"; a ticker absent on a session is the same as null.
 
+A strategy may also define `weights_grid(panel, grid)`: the weights of every configuration in
+`grid` (full parameter dicts) at once, as columns session, ticker and one weight column per
+configuration in grid order. Sweeps use it when present, so work that configurations share
+(ranking a signal, say) is done once.
+
 To add one: write a module with a class like those below and register it:
 
     from strategies import register
@@ -79,24 +84,43 @@ def get_strategy(name: str) -> Strategy:
     return REGISTRY[name]
 
 
-def rebalance_days(panel: pl.DataFrame, every: int) -> pl.Expr:
-    """True on every `every`-th session of the panel (the first included)."""
-    sessions = panel["session"].unique().sort()
-    chosen = sessions.gather(list(range(0, len(sessions), max(1, every))))
-    return pl.col("session").is_in(chosen.implode())
+def long_short_grid(panel: pl.DataFrame, configs: list[tuple[str, float, int, float]]
+                    ) -> pl.DataFrame:
+    """Long the top `quantile` of names by `score`, short the bottom, equal weights, on every
+    `every`-th session (the first included); null (hold) in between. One weight column per
+    (score, quantile, every, gross) in `configs`, in order. Each part is computed once however
+    many configurations share it: the ranks per score, the book per (score, quantile, gross),
+    the rebalance sessions per `every`."""
+    frame = panel.with_columns(_position=pl.col("session").rank("dense") - 1)
+    for score in dict.fromkeys(c[0] for c in configs):
+        live = pl.col("in_universe") & pl.col(score).is_not_null()
+        frame = frame.with_columns(**{
+            f"_live_{score}": live, f"_n_{score}": live.sum().over("session"),
+            f"_rank_{score}": pl.col(score).rank("ordinal").over("session", live)})
+    books = {key: f"_book_{i}" for i, key in
+             enumerate(dict.fromkeys((c[0], c[1], c[3]) for c in configs))}
+    frame = frame.with_columns(
+        *(_book(score, quantile, gross).alias(name)
+          for (score, quantile, gross), name in books.items()),
+        **{f"_every_{every}": pl.col("_position") % max(1, every) == 0
+           for every in dict.fromkeys(c[2] for c in configs)})
+    return frame.select("session", "ticker", *(
+        pl.when(pl.col(f"_every_{every}")).then(pl.col(books[(score, quantile, gross)]))
+        .otherwise(None).alias(f"weight_{i}")
+        for i, (score, quantile, every, gross) in enumerate(configs)))
+
+
+def _book(score: str, quantile: float, gross: float) -> pl.Expr:
+    """Each live name's weight: +gross / 2k for the top k, -gross / 2k for the bottom k."""
+    live, n, rank = (pl.col(f"_{part}_{score}") for part in ("live", "n", "rank"))
+    k = (n * quantile).floor().clip(lower_bound=1)
+    side = (pl.when(live & (n >= 2) & (rank > n - k)).then(1.0)
+            .when(live & (n >= 2) & (rank <= k)).then(-1.0).otherwise(0.0))
+    return side * gross / (2 * k)
 
 
 def long_short(panel: pl.DataFrame, score: str, quantile: float, every: int,
                gross: float) -> pl.DataFrame:
-    """Long the top `quantile` of names by `score`, short the bottom, equal weights, on
-    rebalance sessions; null (hold) in between."""
-    live = pl.col("in_universe") & pl.col(score).is_not_null()
-    n = live.sum().over("session")
-    k = (n * quantile).floor().clip(lower_bound=1)
-    rank = pl.col(score).rank("ordinal").over("session", live)
-    side = (pl.when(live & (n >= 2) & (rank > n - k)).then(1.0)
-            .when(live & (n >= 2) & (rank <= k)).then(-1.0).otherwise(0.0))
-    weight = side * gross / (2 * k)
-    return panel.select(
-        "session", "ticker",
-        weight=pl.when(rebalance_days(panel, every)).then(weight).otherwise(None))
+    """One configuration of `long_short_grid`, as a `weight` column."""
+    return long_short_grid(panel, [(score, quantile, every, gross)]).rename(
+        {"weight_0": "weight"})

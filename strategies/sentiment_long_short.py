@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from strategies.base import long_short
+from strategies.base import long_short, long_short_grid
 
 
 class SentimentLongShort:
@@ -24,3 +24,9 @@ class SentimentLongShort:
     def weights(self, panel: pl.DataFrame, quantile: float = 0.25, rebalance: int = 1,
                 signal: str = "sentiment_z", gross: float = 1.0) -> pl.DataFrame:
         return long_short(panel, signal, quantile, rebalance, gross)
+
+    def weights_grid(self, panel: pl.DataFrame, grid: list[dict]) -> pl.DataFrame:
+        """Every configuration at once: the signal is ranked once, not once per point."""
+        full = [{**self.defaults, **params} for params in grid]
+        return long_short_grid(panel, [(p["signal"], p["quantile"], p["rebalance"], p["gross"])
+                                       for p in full])

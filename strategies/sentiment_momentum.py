@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from strategies.base import long_short
+from strategies.base import long_short_grid
 
 
 def _zscore(column: str) -> pl.Expr:
@@ -31,10 +31,26 @@ class SentimentMomentum:
 
     def weights(self, panel: pl.DataFrame, lookback: int = 20, alpha: float = 0.5,
                 quantile: float = 0.25, rebalance: int = 5) -> pl.DataFrame:
+        params = {"lookback": lookback, "alpha": alpha, "quantile": quantile,
+                  "rebalance": rebalance}
+        return self.weights_grid(panel, [params]).rename({"weight_0": "weight"})
+
+    def weights_grid(self, panel: pl.DataFrame, grid: list[dict]) -> pl.DataFrame:
+        """Every configuration at once: momentum and its z-score once per lookback, the blend
+        once per (lookback, alpha)."""
+        full = [{**self.defaults, **params} for params in grid]
         close = pl.col("adj_close").shift(1).over("ticker", order_by="session")
-        past = pl.col("adj_close").shift(1 + lookback).over("ticker", order_by="session")
-        frame = panel.with_columns(momentum=close / past - 1)
-        frame = frame.with_columns(
-            blend=alpha * _zscore("sentiment").fill_null(0)
-            + (1 - alpha) * _zscore("momentum"))
-        return long_short(frame, "blend", quantile, rebalance, 1.0)
+        frame = panel.with_columns(_sentiment_z=_zscore("sentiment").fill_null(0))
+        for lookback in dict.fromkeys(p["lookback"] for p in full):
+            past = pl.col("adj_close").shift(1 + lookback).over("ticker", order_by="session")
+            frame = frame.with_columns(**{f"_momentum_{lookback}": close / past - 1})
+            frame = frame.with_columns(**{f"_momentum_z_{lookback}":
+                                          _zscore(f"_momentum_{lookback}")})
+        blends = {}
+        for p in full:
+            key = f"_blend_{p['lookback']}_{p['alpha']}"
+            blends[key] = (p["alpha"] * pl.col("_sentiment_z")
+                           + (1 - p["alpha"]) * pl.col(f"_momentum_z_{p['lookback']}"))
+        frame = frame.with_columns(**blends)
+        return long_short_grid(frame, [(f"_blend_{p['lookback']}_{p['alpha']}", p["quantile"],
+                                        p["rebalance"], 1.0) for p in full])
