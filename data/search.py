@@ -1,7 +1,11 @@
 """Full-text search (BM25) over news and filing sections, with DuckDB's fts extension.
 
-The extension loads offline from the `duckdb-extension-fts` PyPI package. DuckDB's fts index
-is a snapshot: it is rebuilt after each ingest that adds documents.
+The extension loads offline from the `duckdb-extension-fts` PyPI package. What is indexed is
+`search_passages`: each news body and filing section cut at line breaks into passages of at
+most about `PASSAGE_CHARS` characters, because the extension's index build grows much faster
+than linearly with the length of one text. A hit is the best passage of a document or section.
+DuckDB's fts index is a snapshot: after an ingest that adds documents, their passages are added
+and the index rebuilt, in one transaction.
 """
 
 from __future__ import annotations
@@ -25,21 +29,57 @@ def load_fts(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("LOAD fts")
 
 
+PASSAGE_CHARS = 32_768  # a passage's size; a line longer than LINE_CHARS is cut at that width
+LINE_CHARS = 8_192
+
+# The passages of every news body and filing section that has none yet: lines (cut to
+# LINE_CHARS), numbered in order, grouped into passages by their running length.
+NEW_PASSAGES = f"""
+INSERT INTO search_passages
+WITH source AS (
+    SELECT doc_id, NULL::VARCHAR AS item, title, coalesce(body, '') AS text FROM documents
+    WHERE kind = 'news' AND doc_id NOT IN (SELECT doc_id FROM search_passages)
+    UNION ALL
+    SELECT doc_id, item, title, text FROM filing_sections
+    WHERE doc_id NOT IN (SELECT doc_id FROM search_passages)
+), lines AS (
+    SELECT doc_id, item, title, unnest(parts) AS line, generate_subscripts(parts, 1) AS line_no
+    FROM (SELECT *, string_split(text, chr(10)) AS parts FROM source)
+), pieces AS (
+    SELECT doc_id, item, title, line_no, unnest(range(0, greatest(length(line), 1),
+                                                      {LINE_CHARS})) AS start, line
+    FROM lines
+), numbered AS (
+    SELECT doc_id, item, title, line_no, start, substr(line, start + 1, {LINE_CHARS}) AS piece,
+           (sum(length(substr(line, start + 1, {LINE_CHARS})) + 1) OVER (
+                PARTITION BY doc_id, item ORDER BY line_no, start
+                ROWS UNBOUNDED PRECEDING) - 1) // {PASSAGE_CHARS} AS passage
+    FROM pieces
+)
+SELECT doc_id || '|' || coalesce(item, '') || '|' || passage, doc_id, item,
+       CASE WHEN passage = 0 THEN any_value(title) END,
+       string_agg(piece, chr(10) ORDER BY line_no, start)
+FROM numbered GROUP BY doc_id, item, passage
+"""
+
+
 def refresh_index(wh: Warehouse) -> None:
-    """Rebuild the BM25 indexes on `documents` (title, body) and `filing_sections`, both in
-    one transaction: a rebuild that fails or is killed leaves the previous indexes usable."""
+    """Add the passages of new documents and rebuild the BM25 index over them, in one
+    transaction: a rebuild that fails or is killed leaves the previous index usable."""
     load_fts(wh.con)
     with wh.transaction() as con:
-        con.execute("PRAGMA create_fts_index('documents', 'doc_id', 'title', 'body', "
-                    "stemmer='porter', stopwords='english', overwrite=1)")
-        con.execute("PRAGMA create_fts_index('filing_sections', 'section_id', 'title', 'text', "
+        con.execute(NEW_PASSAGES)
+        for table in ("documents", "filing_sections"):  # whole-text indexes of older versions
+            if con.execute("SELECT count(*) FROM information_schema.schemata WHERE "
+                           "schema_name = ?", [f"fts_main_{table}"]).fetchone()[0]:
+                con.execute(f"PRAGMA drop_fts_index('{table}')")
+        con.execute("PRAGMA create_fts_index('search_passages', 'passage_id', 'title', 'text', "
                     "stemmer='porter', stopwords='english', overwrite=1)")
 
 
 def _has_index(wh: Warehouse) -> bool:
-    """Both indexes exist (a warehouse from before the rebuild was atomic may have one)."""
-    return wh.scalar("SELECT count(*) FROM information_schema.schemata WHERE schema_name IN "
-                     "('fts_main_documents', 'fts_main_filing_sections')") == 2
+    return wh.scalar("SELECT count(*) FROM information_schema.schemata WHERE schema_name = "
+                     "'fts_main_search_passages'") == 1
 
 
 def search(wh: Warehouse, query: str, ticker: str | None = None, kind: str | None = None,
@@ -59,13 +99,13 @@ def search(wh: Warehouse, query: str, ticker: str | None = None, kind: str | Non
     load_fts(wh.con)
     first_term = query.split()[0].lower()
     sql = """
-    WITH hits AS (
-        SELECT doc_id, NULL::VARCHAR AS item, body AS text,
-               fts_main_documents.match_bm25(doc_id, $q) AS score
-        FROM documents WHERE kind = 'news'
-        UNION ALL
-        SELECT doc_id, item, text, fts_main_filing_sections.match_bm25(section_id, $q) AS score
-        FROM filing_sections
+    WITH scored AS (
+        SELECT doc_id, item, text,
+               fts_main_search_passages.match_bm25(passage_id, $q) AS score
+        FROM search_passages
+    ), hits AS (  -- the best passage of each news document or filing section
+        SELECT doc_id, item, arg_max(text, score) AS text, max(score) AS score
+        FROM scored WHERE score IS NOT NULL GROUP BY doc_id, item
     )
     SELECT h.doc_id, h.item, d.kind, d.published_at, d.tickers,
            CASE WHEN h.item IS NULL THEN d.title ELSE d.title || ' - Item ' || h.item END

@@ -191,13 +191,17 @@ def test_a_failed_index_rebuild_leaves_search_working(wh, tmp_path, monkeypatch)
                     '"tickers": ["AAA"]}')
     ingest_files(wh, "news", [path])
     before = search.search(wh, "apple")
+    passages = wh.scalar("SELECT count(*) FROM search_passages")
+    wh.con.execute("INSERT INTO documents (doc_id, kind, source, published_at, ingested_at, "
+                   "tickers, body) VALUES ('late', 'news', 'test', now(), now(), ['AAA'], "
+                   "'banana bread')")
     real_execute = wh.con.execute
 
     class Killed(Exception):
         pass
 
-    def dies_on_sections(sql, *args):  # the second index fails half-way through the rebuild
-        if "filing_sections" in sql and "create_fts_index" in sql:
+    def dies_on_sections(sql, *args):  # the index build fails after the passages went in
+        if "create_fts_index" in sql:
             raise Killed
         return real_execute(sql, *args)
 
@@ -206,3 +210,27 @@ def test_a_failed_index_rebuild_leaves_search_working(wh, tmp_path, monkeypatch)
         search.refresh_index(wh)
     monkeypatch.undo()
     assert search.search(wh, "apple").height == before.height == 1
+    assert wh.scalar("SELECT count(*) FROM search_passages") == passages  # rolled back
+    assert search.search(wh, "banana").is_empty()
+    search.refresh_index(wh)  # the next rebuild picks the document up
+    assert search.search(wh, "banana")["doc_id"].to_list() == ["late"]
+
+
+@pytest.mark.slow
+def test_a_50_mb_filing_is_indexed_in_passages_of_bounded_size(wh, tmp_path):
+    """The index build grows faster than linearly with one text's length: a big filing is
+    cut into passages, every word of it stays searchable (timed in bench_big_filing)."""
+    from bench.bench_big_filing import synthetic_10k
+    from data import search
+
+    path = synthetic_10k(tmp_path / "big.htm", 50)
+    result = ingest_files(wh, "filings", [path], form_type="10-K", filed_date="2024-01-02")[0]
+    assert result.inserted == 1
+    longest, total = wh.con.execute(
+        "SELECT max(length(text)), sum(length(text)) FROM search_passages").fetchone()
+    assert longest <= search.PASSAGE_CHARS + search.LINE_CHARS
+    assert total == pytest.approx(wh.scalar("SELECT sum(length(text)) FROM filing_sections"),
+                                  rel=0.01)  # all of it, give or take the line breaks
+    assert wh.scalar("SELECT count(*) FROM search_passages") > 500
+    hits = search.search(wh, "business")
+    assert hits["kind"].to_list() == ["filing"]
