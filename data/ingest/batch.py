@@ -9,7 +9,7 @@ from data.errors import DataError
 from data.ingest.filings import ingest_filings, read_index
 from data.ingest.news import ingest_news
 from data.ingest.prices import ingest_prices
-from data.ingest.source import IngestResult, rejects_frame, replace_rejects
+from data.ingest.source import IngestResult, check_encoding, rejects_frame, replace_rejects
 from data.warehouse import Warehouse
 
 KINDS = ("prices", "news", "filings")
@@ -41,23 +41,26 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Pa
 def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
                  **options: object) -> list[IngestResult]:
     """Ingest each file; a file that cannot be read becomes one reject row with its reason.
-    `max_bytes` bounds the size of any one file."""
+    `max_bytes` bounds the size of any one file; `encoding` declares the files' text encoding
+    (detected otherwise)."""
     if kind not in KINDS:
         raise DataError(f"unknown ingest kind {kind!r}: use one of {', '.join(KINDS)}")
     files, skipped = expand_paths(paths)
     limit = options.pop("max_bytes", None)
+    encoding = options.pop("encoding", None)
+    check_encoding(encoding)  # type: ignore[arg-type]
     index = _filing_index(files, options.pop("index", None)) if kind == "filings" else {}
     results = [reject_file(wh, kind, path, reason) for path, reason in skipped]
     for path in files:
         try:
             if kind == "prices":
-                result = ingest_prices(wh, path, max_bytes=limit, **options)  # type: ignore[arg-type]
+                result = ingest_prices(wh, path, max_bytes=limit, encoding=encoding, **options)  # type: ignore[arg-type]
             elif kind == "news":
-                result = ingest_news(wh, path, max_bytes=limit, **options)  # type: ignore[arg-type]
+                result = ingest_news(wh, path, max_bytes=limit, encoding=encoding, **options)  # type: ignore[arg-type]
             else:
                 meta = {**index.get(path.name, {}),
                         **{k: v for k, v in options.items() if v}}  # explicit options win
-                result = ingest_filings(wh, path, meta=meta, max_bytes=limit)  # type: ignore[arg-type]
+                result = ingest_filings(wh, path, meta=meta, max_bytes=limit, encoding=encoding)  # type: ignore[arg-type]
         except DataError as exc:
             result = reject_file(wh, kind, path, str(exc))
         results.append(result)

@@ -266,7 +266,7 @@ def read_index(path: Path) -> dict[str, dict[str, str]]:
 
 
 def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None = None,
-                   max_bytes: int | None = None) -> IngestResult:
+                   max_bytes: int | None = None, encoding: str | None = None) -> IngestResult:
     """Ingest one filing (a document plus its sections) in one transaction."""
     def parse(path: Path, content: bytes) -> Parsed:
         filing = parse_filing(content, meta)
@@ -277,7 +277,7 @@ def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None 
     def insert(con, filing: Filing) -> int:
         return inserted_rows(con, "documents", lambda: _insert_filing(con, filing, Path(path)))
 
-    return ingest_one(wh, path, "filings", parse, insert, {"meta": meta}, max_bytes)
+    return ingest_one(wh, path, "filings", parse, insert, {"meta": meta}, max_bytes, encoding)
 
 
 def _incomplete(text: str) -> str | None:

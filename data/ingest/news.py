@@ -51,7 +51,7 @@ def read_news_table(path: Path, content: bytes) -> tuple[pl.DataFrame, pl.DataFr
     if suffix in (".jsonl", ".ndjson", ".json"):
         return _read_jsonl(content)
     if suffix == ".csv":
-        return _read_csv(content)
+        return _read_csv(path, content)
     if suffix == ".parquet":
         try:
             table = pl.read_parquet(io.BytesIO(content))
@@ -105,11 +105,14 @@ def _as_text(value: object) -> str | None:
     return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
-def _read_csv(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _read_csv(path: Path, content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
     text = content.decode("utf-8", errors="surrogateescape")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows, rejects = [], []
     try:
+        if any(_has_surrogates(name) for name in reader.fieldnames or []):
+            raise DataError(f"{path}: the header line is not valid UTF-8; give the file's "
+                            "encoding (--encoding)")
         for record in reader:
             line = reader.line_num
             raw = ",".join(v or "" for v in record.values() if isinstance(v, str))
@@ -261,7 +264,7 @@ WHERE NOT list_has_all(documents.tickers, excluded.tickers)
 
 def ingest_news(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None = None,
                 source: str | None = None, assume_zone: str = DEFAULT_ZONE,
-                max_bytes: int | None = None) -> IngestResult:
+                max_bytes: int | None = None, encoding: str | None = None) -> IngestResult:
     """Ingest one news file in one transaction; bad rows go to `rejects`. (The search index
     is rebuilt by `ingest_files`, once per batch.)"""
     known = set(wh.query("SELECT ticker FROM instruments")["ticker"].to_list())
@@ -288,4 +291,4 @@ def ingest_news(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None 
         return inserted_rows(con, "documents", statements)
 
     options = {"mapping": mapping, "source": source, "assume_zone": assume_zone}
-    return ingest_one(wh, path, "news", parse, insert, options, max_bytes)
+    return ingest_one(wh, path, "news", parse, insert, options, max_bytes, encoding)

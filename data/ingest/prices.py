@@ -160,7 +160,8 @@ def stored(wh: Warehouse, rows: pl.DataFrame) -> pl.DataFrame:
 
 def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | None = None,
                   wide: bool = False, wide_field: str = "close",
-                  source: str | None = None, max_bytes: int | None = None) -> IngestResult:
+                  source: str | None = None, max_bytes: int | None = None,
+                  encoding: str | None = None) -> IngestResult:
     """Ingest one price file in one transaction; bad rows go to `rejects`."""
     def parse(path: Path, content: bytes) -> Parsed:
         if not content.strip():
@@ -190,4 +191,4 @@ def ingest_prices(wh: Warehouse, path: str | Path, mapping: dict[str, str] | Non
         return inserted_rows(con, "prices", statements)
 
     options = {"mapping": mapping, "wide": wide, "wide_field": wide_field, "source": source}
-    return ingest_one(wh, path, "prices", parse, insert, options, max_bytes)
+    return ingest_one(wh, path, "prices", parse, insert, options, max_bytes, encoding)

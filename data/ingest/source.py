@@ -3,6 +3,7 @@ transaction), reading gzip transparently, timestamps, rejects and the summary.""
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import json
@@ -72,6 +73,38 @@ def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
         raise DataError(f"{path}: decompresses to over {limit:,} bytes; split the file or "
                         "raise the limit (max_bytes)")
     return content
+
+
+_BOMS = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
+
+
+def check_encoding(encoding: str | None) -> None:
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise DataError(f"unknown encoding {encoding!r}: give a codec name such as utf-8, "
+                            "cp1252, latin-1 or utf-16") from None
+
+
+def recode(content: bytes, encoding: str | None, path: Path) -> bytes:
+    """A text file's content as UTF-8. With a declared `encoding`, decoded strictly from it (a
+    byte it cannot decode is an error that says where); undeclared, a UTF-16 file is known by
+    its byte-order mark, and anything else is passed on as it is: each reader says what it
+    does with bytes that are not UTF-8. Parquet is binary and passed on untouched."""
+    if logical_suffix(path) == ".parquet":
+        return content
+    if encoding is None:
+        encoding = next((name for bom, name in _BOMS.items() if content.startswith(bom)), None)
+        if encoding is None:
+            return content
+    check_encoding(encoding)
+    try:
+        return content.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid {encoding} at byte {exc.start:,} "
+                        f"({content[exc.start:exc.start + 8]!r}); give the file's encoding "
+                        "(--encoding)") from None
 
 
 def as_utf8(content: bytes) -> bytes:
@@ -235,18 +268,21 @@ class Parsed:
 def ingest_one(wh: Warehouse, path: str | Path, kind: str,
                parse: Callable[[Path, bytes], Parsed],
                insert: Callable[[object, object], int], options: dict | None = None,
-               max_bytes: int | None = None) -> IngestResult:
+               max_bytes: int | None = None, encoding: str | None = None) -> IngestResult:
     """Ingest one file: a file already ingested is skipped; otherwise it is parsed, then its
     rows (`insert` returns how many were new), its rejects and its record are written in one
     transaction, so a crash leaves nothing half-written.
 
     A file's identity is its content and the `options` that change how it is read (a mapping,
-    a filed date, a zone), so the same file read differently is read again. Only a file that
+    a filed date, a zone, a declared `encoding`), so the same file read differently is read
+    again. Only a file that
     went in is recorded as done: a wholly rejected one can be retried (with the options that
     fix it), and its reject rows are replaced, not repeated."""
     path = Path(path)
     content = read_bytes(path, max_bytes)
-    digest = file_hash(content + json.dumps(options or {}, sort_keys=True, default=str).encode())
+    options = {**(options or {}), **({"encoding": encoding} if encoding else {})}
+    digest = file_hash(content + json.dumps(options, sort_keys=True, default=str).encode())
+    content = recode(content, encoding, path)
     result = IngestResult(file=str(path), kind=kind)
     if already_ingested(wh, digest, kind):
         result.skipped_file = True

@@ -42,7 +42,11 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def partial_option(fn):
+def batch_options(fn):
+    """--allow-partial and --encoding, which every ingest command takes."""
+    fn = click.option("--encoding", default=None,
+                      help="The files' text encoding (e.g. cp1252, latin-1, utf-16); by "
+                           "default UTF-8, with UTF-16 known by its byte-order mark.")(fn)
     return click.option("--allow-partial", is_flag=True,
                         help="Exit 0 even when a file went in not at all.")(fn)
 
@@ -73,12 +77,13 @@ def _run_ingest(ctx: click.Context, kind: str, paths: tuple[str, ...], as_json: 
 @click.option("--field", "wide_field", default="close", help="What a wide file's values are.")
 @click.option("--source", default=None)
 @json_option
-@partial_option
+@batch_options
 @click.pass_context
-def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json, allow_partial):
+def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json, allow_partial,
+                      encoding):
     """Daily prices from CSV or Parquet (long or wide)."""
     _run_ingest(ctx, "prices", paths, as_json, allow_partial, mapping=_mapping(pairs), wide=wide,
-                wide_field=wide_field, source=source)
+                wide_field=wide_field, source=source, encoding=encoding)
 
 
 @ingest.command("news")
@@ -86,11 +91,12 @@ def ingest_prices_cmd(ctx, paths, pairs, wide, wide_field, source, as_json, allo
 @click.option("--map", "pairs", multiple=True, help="Rename a column: THEIRCOL=ourcol.")
 @click.option("--source", default=None, help="Source name when the file has no source column.")
 @json_option
-@partial_option
+@batch_options
 @click.pass_context
-def ingest_news_cmd(ctx, paths, pairs, source, as_json, allow_partial):
+def ingest_news_cmd(ctx, paths, pairs, source, as_json, allow_partial, encoding):
     """News and posts from JSONL, CSV, Parquet or RSS/Atom (.gz read transparently)."""
-    _run_ingest(ctx, "news", paths, as_json, allow_partial, mapping=_mapping(pairs), source=source)
+    _run_ingest(ctx, "news", paths, as_json, allow_partial, mapping=_mapping(pairs), source=source,
+                encoding=encoding)
 
 
 @ingest.command("filings")
@@ -102,13 +108,13 @@ def ingest_news_cmd(ctx, paths, pairs, source, as_json, allow_partial):
 @click.option("--ticker", default=None)
 @click.option("--cik", default=None)
 @json_option
-@partial_option
+@batch_options
 @click.pass_context
 def ingest_filings_cmd(ctx, paths, index, form_type, filed_date, ticker, cik, as_json,
-                       allow_partial):
+                       allow_partial, encoding):
     """SEC filings: EDGAR submission .txt or .htm(l) primary documents."""
     _run_ingest(ctx, "filings", paths, as_json, allow_partial, index=index, form_type=form_type,
-                filed_date=filed_date, ticker=ticker, cik=cik)
+                filed_date=filed_date, ticker=ticker, cik=cik, encoding=encoding)
 
 
 # ------------------------------------------------------------------ db, search

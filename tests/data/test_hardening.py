@@ -234,3 +234,24 @@ def test_a_50_mb_filing_is_indexed_in_passages_of_bounded_size(wh, tmp_path):
     assert wh.scalar("SELECT count(*) FROM search_passages") > 500
     hits = search.search(wh, "business")
     assert hits["kind"].to_list() == ["filing"]
+
+
+def test_a_declared_encoding_is_used_and_a_wrong_one_is_a_clear_reject(wh, tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_bytes("published_at,title,body,tickers\n2024-01-02T10:00:00Z,Café,Nestlé "
+                     "rises,AAA\n".encode("cp1252"))
+    wrong = ingest_files(wh, "news", [path], encoding="utf-8")[0]
+    assert wrong.inserted == 0 and "not valid utf-8 at byte" in next(iter(wrong.reasons))
+    right = ingest_files(wh, "news", [path], encoding="cp1252")[0]
+    assert right.inserted == 1 and not right.skipped_file  # read another way: read again
+    assert wh.scalar("SELECT title || ' ' || body FROM documents") == "Café Nestlé rises"
+    with pytest.raises(DataError, match="unknown encoding 'klingon'"):
+        ingest_files(wh, "news", [path], encoding="klingon")
+
+
+def test_utf16_is_known_by_its_byte_order_mark(wh, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_bytes("ticker,date,close\nAAA,2024-01-02,10.5\n".encode("utf-16"))
+    result = ingest_files(wh, "prices", [path])[0]
+    assert result.inserted == 1, result
+    assert wh.scalar("SELECT close FROM prices WHERE ticker = 'AAA'") == 10.5
