@@ -2,6 +2,7 @@
 and a rejected file can be fixed and ingested again."""
 
 import gzip
+import json
 import os
 
 import pytest
@@ -255,3 +256,42 @@ def test_utf16_is_known_by_its_byte_order_mark(wh, tmp_path):
     result = ingest_files(wh, "prices", [path])[0]
     assert result.inserted == 1, result
     assert wh.scalar("SELECT close FROM prices WHERE ticker = 'AAA'") == 10.5
+
+
+UNTOUCHED = ("prices", "instruments", "filing_sections", "signals", "backtests", "job_runs")
+
+
+def _counts(wh) -> dict:
+    return {t: wh.scalar(f"SELECT count(*) FROM {t}") for t in UNTOUCHED}
+
+
+NEWS_LINES = [  # (JSONL line, the reject reason it gets, or None: stored as given)
+    ('{"published_at": "2024-01-02T10:00:00Z", "body": "fine", "tickers": ["AAA"]}', None),
+    ('{"published_at": "2024-01-02T10:00:00", "body": "naive: New York assumed"}', None),
+    ('{"published_at": "2024-01-02T10:00:00Z", "body": "x\'); DROP TABLE prices; --"}', None),
+    ('{"published_at": "2024-01-02T10:00:00Z", "body": "\\u001b[31mred\\u001b[0m [/]"}', None),
+    ('{"published_at": "2099-01-02T10:00:00Z", "body": "from the future"}', "timestamp outside"),
+    ('{"published_at": "0001-01-02T10:00:00Z", "body": "year one"}', "timestamp outside"),
+    ('{"published_at": "2024-01-02", "body": "no time of day"}', "date without a time of day"),
+    ('{"published_at": "", "body": "no time"}', "missing timestamp"),
+    ('{"published_at": "2024-01-02T10:00:00Z", "body": ""}', "empty text"),
+    ('{"published_at": "2024-01-02T10:00:00Z", "body": "cut', "invalid JSON"),
+    ('[1, 2, 3]', "JSON line is not an object"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), NEWS_LINES)
+def test_each_bad_news_line_is_one_reject_and_nothing_else_changes(wh, tmp_path, line, reason):
+    path = tmp_path / "n.jsonl"
+    path.write_text(line + "\n")
+    before = _counts(wh)
+    result = ingest_files(wh, "news", [path])[0]
+    assert _counts(wh) == before
+    if reason is None:
+        assert (result.inserted, result.rejected) == (1, 0), result
+        body = json.loads(line)["body"]
+        assert wh.scalar("SELECT body FROM documents") == body  # stored exactly as given
+    else:
+        assert (result.inserted, result.rejected) == (0, 1), result
+        assert next(iter(result.reasons)).startswith(reason), result.reasons
+        assert wh.scalar("SELECT count(*) FROM documents") == 0
