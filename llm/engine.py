@@ -136,7 +136,7 @@ class Engine:
         fixed = len(self._encode(opening)) + len(cue_ids) if opening else len(cue_ids)
         built = []
         for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
-            budget = self.max_input_tokens - fixed - len(head) - len(tail)
+            budget = self._room(fixed, head, tail)
             if budget < 8 or not body:
                 built.append((None, False, (0, 0)))
                 continue
@@ -144,6 +144,27 @@ class Engine:
             ids = head + body[:budget] + (tail + cue_ids if ending else [])
             built.append((ids, len(body) > budget, span))
         return built
+
+    def _room(self, fixed: int, head: list[int], tail: list[int]) -> int:
+        return self.max_input_tokens - fixed - len(head) - len(tail)
+
+    def room(self, ticker: str, mode: str) -> int:
+        """How many tokens of a document about `ticker` the `mode` prompt reads (the rest is
+        cut): a longer text must be read in passages of at most this many."""
+        if mode == "score":
+            user, cues = prompts.SCORE_USER, [prompts.SCORE_EVENT_CUE,
+                                              prompts.SCORE_SENTIMENT_CUE]
+            opening = prompts.opening(self.tokenizer, user)
+        else:
+            user, cues, opening = prompts.REASON_USER, [prompts.REASON_PREFIX], ""
+        head, tail = prompts.around_document(self.tokenizer, user, ticker)
+        fixed = sum(len(self._encode(cue)) for cue in cues) + (
+            len(self._encode(opening)) if opening else 0)
+        return self._room(fixed, self._encode(head[len(opening):]), self._encode(tail))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in tokens, as the prompt would read it."""
+        return [len(ids) for ids in self._encode_many([prompts.normalise(t) for t in texts])]
 
     def _batches(self, built: list[tuple[list[int] | None, bool, tuple[int, int]]]):
         """Indices of fitting documents, sorted by length, in batches."""

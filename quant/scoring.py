@@ -5,6 +5,11 @@ section that carries news (risk factors, MD&A, 8-K items other than exhibits) pe
 already in `signals` for the same model fingerprint, prompt version and mode are skipped, so
 running twice writes nothing.
 
+A filing section is read whole: cut into passages the prompt reads in full (`quant.passages`),
+every passage scored, the section's signal their aggregate; the passages and their readings go
+to `signal_passages`. An 8-K item whose event type its number says (2.02 results: earnings)
+gets that type, not the model's guess; `decoding.event_source` records which.
+
 One driver serves every engine: the pending work is cut into parts and a *scorer* turns parts
 into signal rows — `local_scorer` in this process, `quant.distributed.ray_scorer` on a Ray
 actor pool. The driver alone writes the warehouse (DuckDB has one writer), part by part: a
@@ -22,10 +27,22 @@ import polars as pl
 
 from data.warehouse import Warehouse
 from llm.engine import DocInput, Engine, Scored
+from llm.schema import EventType, SignalFields
+from quant import passages as passages_
 
 # Filing items worth reading for a trading signal (10-K, 10-Q, 8-K).
 SIGNAL_ITEMS = ("1A", "7", "7A", "I-2", "II-1A", "1.01", "1.02", "1.03", "2.01", "2.02", "2.03",
                 "2.05", "2.06", "3.01", "4.01", "4.02", "5.01", "5.02", "5.07", "7.01", "8.01")
+
+# 8-K items whose number says what happened; other items' type is the model's reading.
+ITEM_EVENTS = {"1.01": "mna", "1.02": "mna", "2.01": "mna", "5.01": "mna",
+               "2.02": "earnings", "1.03": "legal_regulatory", "3.01": "legal_regulatory",
+               "4.02": "legal_regulatory", "5.02": "management", "8.01": "other"}
+
+KEYS = ("doc_id", "section", "ticker", "model_fingerprint", "prompt_version", "mode")
+PASSAGE = pl.Struct({"passage": pl.Int32, "start_char": pl.Int32, "end_char": pl.Int32,
+                     "status": pl.String, "sentiment": pl.Float64, "confidence": pl.Float64,
+                     "tokens": pl.Int32})
 
 # parts of pending work, a callback taking how many documents were just done -> signal rows
 Scorer = Callable[[list[pl.DataFrame], Callable[[int], None]], Iterator[pl.DataFrame]]
@@ -33,12 +50,13 @@ Scorer = Callable[[list[pl.DataFrame], Callable[[int], None]], Iterator[pl.DataF
 _PENDING = """
 WITH work AS (
     SELECT d.doc_id, '' AS section, t.ticker, d.published_at,
-           coalesce(d.title || '. ', '') || d.body AS text
+           coalesce(d.title || '. ', '') || d.body AS text, 0 AS prefix
     FROM documents d, unnest(d.tickers) AS t(ticker)
     WHERE d.kind = 'news'
     UNION ALL
     SELECT d.doc_id, s.item AS section, t.ticker, d.published_at,
-           coalesce(s.title || '. ', '') || s.text AS text
+           coalesce(s.title || '. ', '') || s.text AS text,
+           length(coalesce(s.title || '. ', '')) AS prefix  -- passage offsets are the text's
     FROM documents d JOIN filing_sections s USING (doc_id), unnest(d.tickers) AS t(ticker)
     WHERE d.kind = 'filing' AND list_contains($items, s.item)
 )
@@ -91,9 +109,80 @@ def signal_rows(work: pl.DataFrame, results: list[Scored], engine: Engine, mode:
 
 def score_part(engine: Engine, part: pl.DataFrame, mode: str,
                progress: Callable[[int], None] | None = None) -> pl.DataFrame:
-    """Signal rows for a part of the pending work (what every scorer runs)."""
-    docs = [DocInput(t, x) for t, x in zip(part["ticker"], part["text"], strict=True)]
-    return signal_rows(part, engine.run(docs, mode, progress), engine, mode)
+    """Signal rows for a part of the pending work (what every scorer runs); a filing
+    section's passages and their readings travel in a `passages` column."""
+    texts, tickers = part["text"].to_list(), part["ticker"].to_list()
+    sections = part["section"].to_list()
+    units = reading_units(engine, tickers, texts, sections, mode)
+    docs = [DocInput(tickers[row], texts[row][a:b]) for row, a, b in units]
+    filings = any(sections)
+    scored = engine.run(docs, mode, None if filings else progress)
+    if filings and progress:
+        progress(part.height)
+    read: list[list[tuple[int, int, Scored]]] = [[] for _ in range(part.height)]
+    for (row, a, b), result in zip(units, scored, strict=True):
+        read[row].append((a, b, result))
+    results, passages = [], []
+    for row, readings in enumerate(read):
+        if not sections[row]:  # news: one reading, as the prompt read it
+            results.append(readings[0][2])
+            passages.append(None)
+            continue
+        prefix = part["prefix"][row]  # offsets are the section text's, after its title
+        readings = [(max(0, a - prefix), max(0, b - prefix), r) for a, b, r in readings]
+        results.append(section_signal(readings, texts[row][prefix:], tickers[row],
+                                      sections[row]))
+        passages.append([_passage_row(i, a, b, r) for i, (a, b, r) in enumerate(readings)])
+    rows = signal_rows(part, results, engine, mode)
+    return rows.with_columns(passages=pl.Series(passages, dtype=pl.List(PASSAGE)))
+
+
+def reading_units(engine: Engine, tickers: list[str], texts: list[str], sections: list[str],
+                  mode: str) -> list[tuple[int, int, int]]:
+    """(row, start, end) of every text the engine reads: a news item whole (the prompt cuts
+    what does not fit), a filing section in passages that fit."""
+    room: dict[str, int] = {}
+    units = []
+    for row, (ticker, text, section) in enumerate(zip(tickers, texts, sections, strict=True)):
+        if not section:
+            units.append((row, 0, len(text)))
+            continue
+        if ticker not in room:
+            room[ticker] = max(8, engine.room(ticker, mode))
+        spans = passages_.split(text, room[ticker], engine.count_tokens) or [(0, len(text))]
+        units.extend((row, a, b) for a, b in spans)
+    return units
+
+
+def section_signal(readings: list[tuple[int, int, Scored]], text: str, ticker: str,
+                   section: str) -> Scored:
+    """One section's signal from its passages' readings (`quant.passages.aggregate`)."""
+    scores = [passages_.PassageScore(
+        a, b, r.status, r.fields.sentiment if r.fields else None,
+        r.fields.confidence if r.fields else None, r.tokens,
+        r.fields.event_type.value if r.fields else None) for a, b, r in readings]
+    total = passages_.aggregate(scores, text)
+    decoding = {"truncated": any(r.decoding.get("truncated") for *_, r in readings),
+                **total.details, "event_source": "item" if section in ITEM_EVENTS else "model"}
+    latency = sum(r.latency_ms for *_, r in readings)
+    tokens = sum(r.tokens for *_, r in readings)
+    if total.status != "ok":
+        reasons = {r.reason for *_, r in readings if r.reason}
+        return Scored(total.status, None, "; ".join(sorted(reasons))[:400] or None, latency,
+                      tokens, decoding=decoding)
+    horizon = max((r.fields.horizon_days for *_, r in readings if r.fields), default=5)
+    event = ITEM_EVENTS.get(section, total.event_type or "other")
+    fields = SignalFields(ticker=ticker, sentiment=total.sentiment, confidence=total.confidence,
+                          event_type=EventType(event), horizon_days=horizon,
+                          rationale=(total.rationale or "")[:400])
+    return Scored("ok", fields, None, latency, tokens, decoding=decoding)
+
+
+def _passage_row(index: int, start: int, end: int, result: Scored) -> dict:
+    return {"passage": index, "start_char": start, "end_char": end, "status": result.status,
+            "sentiment": result.fields.sentiment if result.fields else None,
+            "confidence": result.fields.confidence if result.fields else None,
+            "tokens": result.tokens}
 
 
 def local_scorer(engine: Engine, mode: str) -> Scorer:
@@ -105,13 +194,21 @@ def local_scorer(engine: Engine, mode: str) -> Scorer:
 
 
 def write_signals(wh: Warehouse, rows: pl.DataFrame) -> int:
-    """Insert signal rows in one transaction; returns how many were new."""
+    """Insert signal rows, and the passages of those read in passages, in one transaction;
+    returns how many signals were new."""
+    read = rows.select(*KEYS, "passages").explode("passages").drop_nulls("passages").unnest(
+        "passages") if "passages" in rows.columns else None
     with wh.transaction() as con:
         before = con.execute("SELECT count(*) FROM signals").fetchone()[0]
-        con.register("_signals_in", rows.to_arrow())
+        con.register("_signals_in", rows.drop("passages", strict=False).to_arrow())
         con.execute("INSERT INTO signals BY NAME SELECT * FROM _signals_in "
                     "ON CONFLICT DO NOTHING")
         con.unregister("_signals_in")
+        if read is not None and read.height:
+            con.register("_passages_in", read.to_arrow())
+            con.execute("INSERT INTO signal_passages BY NAME SELECT * FROM _passages_in "
+                        "ON CONFLICT DO NOTHING")
+            con.unregister("_passages_in")
         return con.execute("SELECT count(*) FROM signals").fetchone()[0] - before
 
 

@@ -6,7 +6,7 @@ import llm
 from data.ingest import ingest_files, ingest_news
 from llm.engine import Engine
 from llm.prompts import SCORE_VERSION
-from quant.scoring import score_pending
+from quant.scoring import ITEM_EVENTS, score_pending
 from tests.conftest import dataset
 
 
@@ -65,3 +65,34 @@ def test_filing_sections_that_matter_are_scored(wh, engine):
     assert summary["written"] > 0 and "9.01" not in sections
     assert set(sections) <= {"1A", "7", "7A", "I-2", "II-1A", "2.02", "4.02", "5.02", "5.07",
                              "7.01", "8.01", "1.01", "2.01"}
+
+
+def test_filing_sections_are_read_whole_in_passages(wh, engine):
+    edgar = dataset("edgar")
+    eight_ks = [p for p in sorted(edgar.iterdir()) if "8-K" in p.name or p.name.startswith("000")]
+    ingest_files(wh, "filings", [*eight_ks, edgar / "aapl-10-k-2024-11-01.html.gz"],
+                 index=edgar / "index.csv")
+    score_pending(wh, engine)
+    signals = wh.query("SELECT doc_id, section, ticker, status, event_type, decoding "
+                       "FROM signals WHERE section != ''")
+    assert signals.height > 0
+    for row in signals.iter_rows(named=True):
+        decoding = json.loads(row["decoding"])
+        if row["section"] in ITEM_EVENTS:  # the item number says what happened
+            assert decoding["event_source"] == "item"
+            if row["status"] == "ok":
+                assert row["event_type"] == ITEM_EVENTS[row["section"]]
+        text = wh.scalar("SELECT text FROM filing_sections WHERE doc_id = ? AND item = ?",
+                         [row["doc_id"], row["section"]])
+        read = wh.query("SELECT start_char, end_char, tokens FROM signal_passages WHERE "
+                        "doc_id = ? AND section = ? AND ticker = ? ORDER BY passage",
+                        [row["doc_id"], row["section"], row["ticker"]])
+        assert read.height == decoding["passages"]
+        rest = list(text)  # every character of the section is in a passage, or white space
+        for start, end in read.select("start_char", "end_char").iter_rows():
+            rest[start:end] = [" "] * (end - start)
+        assert "".join(rest).strip() == ""
+        assert (read["tokens"] <= engine.max_input_tokens).all()
+    risk = wh.scalar("SELECT max(passages) FROM (SELECT count(*) AS passages FROM "
+                     "signal_passages WHERE section = '1A' GROUP BY doc_id, ticker)")
+    assert risk > 20  # Apple's risk factors are read to the end, not their first page
