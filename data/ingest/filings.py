@@ -33,6 +33,7 @@ from data.ingest.source import (
     read_bytes,
     rejects_frame,
 )
+from data.ingest.xbrl import numeric_facts
 from data.warehouse import Warehouse
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -52,6 +53,7 @@ class Filing:
     accepted_at: datetime | None = None    # UTC
     text: str = ""
     sections: list[tuple[str, str, str]] = field(default_factory=list)  # (item, title, text)
+    facts: list[dict] = field(default_factory=list)  # inline XBRL numbers (data.ingest.xbrl)
     problem: str | None = None             # why the file cannot be trusted as a whole
 
     @property
@@ -242,6 +244,7 @@ def parse_filing(content: bytes, meta: dict[str, str] | None = None) -> Filing:
         text = primary_document(text, filing.form_type)
     facts: dict[str, str] = {}
     if looks_like_html(text):
+        filing.facts = numeric_facts(text) if re.search("ix:nonFraction", text, re.I) else []
         text, facts = html_to_text(text)
     else:
         text = "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
@@ -327,3 +330,8 @@ def _insert_filing(con, filing: Filing, path: Path) -> None:
     for item, item_title, text in filing.sections:
         con.execute("INSERT INTO filing_sections VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [f"{doc_id}:{item}", doc_id, item, item_title, text])
+    if filing.facts:
+        con.executemany(
+            "INSERT INTO filing_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [[doc_id, f["concept"], f["value"], f["unit"], f["period_start"], f["period_end"],
+              f["dimensional"], f["context"], f["decimals"]] for f in filing.facts])

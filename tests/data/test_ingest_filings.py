@@ -92,3 +92,38 @@ def test_search_finds_filing_sections(wh, query, item):
         assert item in hits["item"].to_list()
     aapl = search(wh, query, ticker="aapl", limit=5)
     assert all("AAPL" in t for t in aapl["tickers"].to_list())
+
+
+def test_xbrl_facts_of_a_real_10k_match_its_stated_figures(wh):
+    edgar = dataset("edgar")
+    ingest_files(wh, "filings", [edgar / "aapl-10-k-2024-11-01.html.gz"],
+                 index=edgar / "index.csv")
+
+    def fact(concept):
+        return wh.scalar("SELECT value FROM filing_facts WHERE concept = ? AND NOT dimensional "
+                         "AND period_start = DATE '2023-10-01' AND period_end = "
+                         "DATE '2024-09-28'", [concept])
+
+    # Apple's fiscal 2024: net sales $391,035 million, net income $93,736 million, $6.08 EPS.
+    assert fact("us-gaap:RevenueFromContractWithCustomerExcludingAssessedTax") == 391_035e6
+    assert fact("us-gaap:NetIncomeLoss") == 93_736e6
+    assert fact("us-gaap:EarningsPerShareDiluted") == 6.08
+    assert wh.scalar("SELECT unit FROM filing_facts WHERE concept = "
+                     "'us-gaap:EarningsPerShareDiluted' LIMIT 1") == "USD/shares"
+
+
+def test_xbrl_values_are_scaled_signed_and_dashes_are_zero():
+    from data.ingest.xbrl import numeric_facts
+
+    doc = ('<xbrli:context id="c"><xbrli:period><xbrli:instant>2024-06-30</xbrli:instant>'
+           '</xbrli:period></xbrli:context><xbrli:unit id="u"><xbrli:measure>iso4217:USD'
+           '</xbrli:measure></xbrli:unit>'
+           '<ix:nonFraction name="a:Loss" contextRef="c" unitRef="u" scale="3" sign="-">'
+           '<span>1,250</span></ix:nonFraction>'
+           '<ix:nonFraction name="a:Nil" contextRef="c" unitRef="u" format="ixt:fixed-zero">'
+           '—</ix:nonFraction>'
+           '<ix:nonFraction name="a:Orphan" contextRef="missing" unitRef="u">5</ix:nonFraction>')
+    facts = {f["concept"]: f for f in numeric_facts(doc)}
+    assert facts["a:Loss"]["value"] == -1_250_000 and facts["a:Loss"]["unit"] == "USD"
+    assert facts["a:Loss"]["period_start"] is None and facts["a:Loss"]["period_end"] == "2024-06-30"
+    assert facts["a:Nil"]["value"] == 0 and "a:Orphan" not in facts
