@@ -11,42 +11,12 @@ passages, and the most negative passages with their offsets as the rationale.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-# A sentence ends at . ! or ? (and any closing quote or bracket) before white space and a
-# capital, digit or opening quote; a paragraph at a line break.
-_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[A-Z0-9\"“‘(])|\n\s*")
-# Words whose full stop does not end a sentence.
-_ABBREVIATIONS = {"inc", "corp", "co", "ltd", "llc", "no", "nos", "mr", "mrs", "ms", "dr",
-                  "vs", "st", "jr", "sr", "u.s", "e.g", "i.e", "etc", "approx", "fig", "sec",
-                  "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
-                  "dec", "a", "b", "c", "l.p", "n.a", "s.a"}
+from data.text import sentences, trim
+
 POSITIVE, NEGATIVE = 0.2, -0.2   # a passage's tone beyond these counts as positive / negative
-
-
-def sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence or paragraph of `text`, white space between them left
-    out; together they hold every other character."""
-    spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.start() + len(match.group().rstrip())
-        word = text[max(0, start):match.start() + 1].split()[-1:] if match.start() else []
-        if word and match.group()[0] == "." and word[0].rstrip(".").lower() in _ABBREVIATIONS:
-            continue
-        spans.append((start, end))
-        start = match.end()
-    spans.append((start, len(text)))
-    return [(a, b) for a, b in (_trim(text, a, b) for a, b in spans) if b > a]
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
 
 
 def split(text: str, budget: int, count: Callable[[Sequence[str]], list[int]]
@@ -83,7 +53,7 @@ def _cut(text: str, start: int, end: int, size: int, budget: int) -> list[tuple[
         if stop < end:
             space = text.rfind(" ", start + 1, stop)
             stop = space if space > start else stop
-        a, b = _trim(text, start, stop)
+        a, b = trim(text, start, stop)
         if b > a:
             out.append((a, b, max(1, round((b - a) / (end - start) * size))))
         start = stop

@@ -9,7 +9,13 @@ from data.errors import DataError
 from data.ingest.filings import ingest_filings, read_index
 from data.ingest.news import ingest_news
 from data.ingest.prices import ingest_prices
-from data.ingest.source import IngestResult, check_encoding, rejects_frame, replace_rejects
+from data.ingest.source import (
+    IngestResult,
+    check_encoding,
+    now_utc,
+    rejects_frame,
+    replace_rejects,
+)
 from data.warehouse import Warehouse
 
 KINDS = ("prices", "news", "filings")
@@ -51,6 +57,7 @@ def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
     check_encoding(encoding)  # type: ignore[arg-type]
     index = _filing_index(files, options.pop("index", None)) if kind == "filings" else {}
     results = [reject_file(wh, kind, path, reason) for path, reason in skipped]
+    started = now_utc()
     for path in files:
         try:
             if kind == "prices":
@@ -64,10 +71,16 @@ def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
         except DataError as exc:
             result = reject_file(wh, kind, path, str(exc))
         results.append(result)
-    # The search index is rebuilt once, after the batch, if documents came in.
+    # The search index is rebuilt once, after the batch, if documents came in; filings' change
+    # features are recomputed for the companies that filed.
     if kind != "prices" and any(r.inserted for r in results):
         from data.search import refresh_index
         refresh_index(wh)
+    if kind == "filings" and any(r.inserted for r in results):
+        from data.filing_changes import refresh_changes
+        new = wh.con.execute("SELECT doc_id FROM documents WHERE kind = 'filing' AND "
+                             "ingested_at >= ?", [started]).fetchall()
+        refresh_changes(wh, [doc_id for (doc_id,) in new])
     return results
 
 

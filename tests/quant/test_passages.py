@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quant.passages import PassageScore, aggregate, sentences, split
+from data.text import sentences
+from quant.passages import PassageScore, aggregate, split
 
 
 def words(texts):
