@@ -16,6 +16,7 @@ from quant import backtest as bt
 from quant.config import Config
 from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
+from quant.evidence import filing_evidence
 from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from quant.report import write_report
 from quant.run_store import RunStore, StoredRun, run_id
@@ -107,6 +108,8 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     evaluation = evaluate_signal(panel, signal if signal in panel.columns
                                  else config.evaluate.signal, params_panel.horizons,
                                  config.evaluate.quantiles)
+    if which is not None:  # not part of the key: derived from the signals that are
+        signals["evidence"] = filing_evidence(wh, which, start, end)
     store.write(rid, result, benchmark, evaluation, settings, signals)
     return rendered(config, wh, rid, cached=False)
 

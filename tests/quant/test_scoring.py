@@ -1,4 +1,5 @@
 import json
+from datetime import date
 
 import pytest
 
@@ -6,6 +7,8 @@ import llm
 from data.ingest import ingest_files, ingest_news
 from llm.engine import Engine
 from llm.prompts import SCORE_VERSION
+from quant.evidence import filing_evidence
+from quant.pipeline import SignalSet
 from quant.scoring import ITEM_EVENTS, score_pending
 from tests.conftest import dataset
 
@@ -96,3 +99,14 @@ def test_filing_sections_are_read_whole_in_passages(wh, engine):
     risk = wh.scalar("SELECT max(passages) FROM (SELECT count(*) AS passages FROM "
                      "signal_passages WHERE section = '1A' GROUP BY doc_id, ticker)")
     assert risk > 20  # Apple's risk factors are read to the end, not their first page
+    # What a report shows: the strongest section signals, each with the passage behind it.
+    which = SignalSet(engine.loaded.fingerprint, engine.prompt_version("score"), "score",
+                      engine.loaded.model_id)
+    evidence = filing_evidence(wh, which, date(1990, 1, 1), date(2030, 1, 1))
+    assert 0 < len(evidence) <= 5
+    for row in evidence:
+        text = wh.scalar("SELECT s.text FROM filing_sections s JOIN signals g ON "
+                         "g.doc_id = s.doc_id AND g.section = s.item WHERE g.ticker = ? AND "
+                         "g.section = ? AND round(g.sentiment, 3) = ?",
+                         [row["ticker"], row["section"], row["section_sentiment"]])
+        assert row["passage"] and row["passage"] in text
