@@ -2,7 +2,7 @@
 factors, MD&A, market risk) scored in passages with the default model on the fast score path.
 Prints passages, tokens, seconds and the CPU capability; and, in the same process, the seconds
 the same sections took when only their first prompt-full was read (the old cut), as the ratio
-the whole read costs.
+the whole read costs; then every item of the filing (all of its text) read the same way.
 
 Run: `python bench/bench_filing_score.py [FILING]` (a .htm(l)[.gz] 10-K; default: Apple's,
 from the datasets folder beside the repository).
@@ -27,7 +27,7 @@ def main(filing: Path) -> None:
     from data.ingest import ingest_files
     from data.warehouse import Warehouse
     from llm.engine import DocInput, Engine
-    from quant.scoring import score_pending
+    from quant.scoring import reading_units, score_pending
 
     engine = Engine(llm.load("default", "auto"))
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, "
@@ -48,12 +48,18 @@ def main(filing: Path) -> None:
         started = time.perf_counter()
         engine.run(firsts, "score")
         first_page = time.perf_counter() - started
+        tickers, texts = sections["ticker"].to_list(), sections["text"].to_list()
+        units = reading_units(engine, tickers, texts, sections["item"].to_list(), "score")
+        started = time.perf_counter()
+        engine.run([DocInput(tickers[r], texts[r][a:b]) for r, a, b in units], "score")
+        every_item = time.perf_counter() - started
     print(passages)
     print(signals)
     print(f"{filing.name}: {passages['passages'].sum()} passages, "
           f"{passages['tokens'].sum():,} tokens, scored in {whole:.1f} s "
           f"({summary['written']} section signals); the first prompt-full of each section "
-          f"alone: {first_page:.1f} s ({whole / first_page:.0f}x)")
+          f"alone: {first_page:.1f} s ({whole / first_page:.0f}x); every item "
+          f"({sections.height} items, {len(units)} passages): {every_item:.1f} s")
 
 
 if __name__ == "__main__":

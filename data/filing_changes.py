@@ -15,11 +15,17 @@ import math
 import re
 from collections import Counter
 
+import polars as pl
+
 from data.text import sentences
 from data.warehouse import Warehouse
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 KEEP = 20  # added and removed sentences stored per section
+_SCHEMA = {"doc_id": pl.String, "item": pl.String, "previous_doc_id": pl.String,
+           "cosine": pl.Float64, "jaccard": pl.Float64, "sentences": pl.Int32,
+           "added": pl.Int32, "removed": pl.Int32, "added_text": pl.String,
+           "removed_text": pl.String}
 
 
 def similarity(now: str, before: str) -> tuple[float, float]:
@@ -64,8 +70,11 @@ def refresh_changes(wh: Warehouse, doc_ids: list[str]) -> int:
         with wh.transaction() as con:
             con.execute("DELETE FROM filing_changes WHERE doc_id IN (SELECT unnest(?))",
                         [sorted({r[0] for r in rows})])
-            con.executemany("INSERT INTO filing_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            rows)
+            if rows:  # one insert of a frame: DuckDB's executemany goes row by row
+                con.register("_changes_in", pl.DataFrame(rows, schema=_SCHEMA,
+                                                         orient="row").to_arrow())
+                con.execute("INSERT INTO filing_changes SELECT * FROM _changes_in")
+                con.unregister("_changes_in")
         written += len(rows)
     return written
 

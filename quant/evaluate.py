@@ -49,14 +49,30 @@ def daily_ic(rows: pl.DataFrame, signal: str, ret: str) -> pl.DataFrame:
             .drop_nans().sort("session"))
 
 
-def _summary(series: pl.Series) -> dict:
+def _summary(series: pl.Series, horizon: int = 1) -> dict:
+    """Mean, std, t-statistic and ICIR of a daily series; `t_stat_hac` is the Newey-West
+    t-statistic with `horizon - 1` lags, because the h-session returns of consecutive
+    sessions overlap and the plain t-statistic overstates."""
     values = series.drop_nulls().to_numpy()
     n = len(values)
     if n < 2:
-        return {"mean": None, "std": None, "t_stat": None, "icir": None, "n": n}
+        return {"mean": None, "std": None, "t_stat": None, "t_stat_hac": None, "icir": None,
+                "n": n}
     mean, std = float(values.mean()), float(values.std(ddof=1))
     return {"mean": mean, "std": std, "t_stat": mean / std * math.sqrt(n) if std else None,
+            "t_stat_hac": newey_west_t(values, horizon - 1),
             "icir": mean / std if std else None, "n": n}
+
+
+def newey_west_t(values: np.ndarray, lags: int) -> float | None:
+    """t-statistic of the mean of `values` with Newey-West (Bartlett kernel) standard errors
+    over `lags` lags, as statsmodels' OLS on a constant with cov_type="HAC" gives it."""
+    n = len(values)
+    u = values - values.mean()
+    variance = float(u @ u) / n
+    for j in range(1, min(lags, n - 1) + 1):
+        variance += 2 * (1 - j / (lags + 1)) * float(u[j:] @ u[:-j]) / n
+    return float(values.mean() / math.sqrt(variance / n)) if variance > 0 else None
 
 
 def pooled_ic(rows: pl.DataFrame, signal: str, ret: str) -> dict:
@@ -84,7 +100,8 @@ def quantile_labels(signal: str, quantiles: int) -> pl.Expr:
     return pl.max_horizontal((quantiles * position + gaps - 1) // gaps, pl.lit(1)).cast(pl.Int32)
 
 
-def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int) -> dict:
+def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int,
+                     horizon: int = 1) -> dict:
     """Mean forward return per signal quantile (1 = lowest, `quantile_labels`) and the
     top-minus-bottom spread (bin `quantiles` minus bin 1)."""
     ranked = rows.with_columns(q=quantile_labels(signal, quantiles))
@@ -100,7 +117,7 @@ def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int) 
     return {
         "mean_return_by_quantile": dict(zip(means["q"].to_list(), means[ret].to_list(),
                                             strict=True)),
-        "top_minus_bottom": _summary(spread),
+        "top_minus_bottom": _summary(spread, horizon),
         "turnover": _turnover(ranked),
     }
 
@@ -152,6 +169,7 @@ class HorizonResult:
     def headline(self) -> dict:
         """The figures a summary table shows."""
         return {"rank_ic_mean": self.rank_ic["mean"], "rank_ic_t": self.rank_ic["t_stat"],
+                "rank_ic_t_hac": self.rank_ic.get("t_stat_hac"),
                 "sessions": self.rank_ic["n"], "pooled_ic": self.pooled_ic["ic"],
                 "pooled_ic_95": [self.pooled_ic["low"], self.pooled_ic["high"]],
                 "rows": self.rows}
@@ -183,7 +201,9 @@ class Evaluation:
         """One row per horizon: IC, rank IC, ICIR, pooled IC and its interval, spread, rows."""
         return pl.DataFrame([{
             "horizon": h, "ic": r.ic["mean"], "ic_t": r.ic["t_stat"],
-            "rank_ic": r.rank_ic["mean"], "icir": r.rank_ic["icir"],
+            "ic_t_hac": r.ic.get("t_stat_hac"), "rank_ic": r.rank_ic["mean"],
+            "rank_ic_t": r.rank_ic["t_stat"], "rank_ic_t_hac": r.rank_ic.get("t_stat_hac"),
+            "icir": r.rank_ic["icir"],
             "pooled_ic": r.pooled_ic["ic"], "pooled_low": r.pooled_ic["low"],
             "pooled_high": r.pooled_ic["high"], "top_minus_bottom": r.top_minus_bottom.get(
                 "mean"), "hit_rate": r.hit_rate, "rows": r.rows}
@@ -232,12 +252,13 @@ def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
         ret = f"fwd_ret_{h}"
         rows, dropped = usable(panel, signal, h)
         ics = daily_ic(rows, signal, ret)
-        extra = quantile_returns(rows, signal, ret, quantiles) if rows.height else {}
+        extra = quantile_returns(rows, signal, ret, quantiles, h) if rows.height else {}
         if daily is None:
             daily = ics.select("session", "ic", "rank_ic")
             extra["calibration"] = calibration(rows, ret)
         results[h] = HorizonResult(
-            h, _summary(ics["ic"]), _summary(ics["rank_ic"]), pooled_ic(rows, signal, ret),
+            h, _summary(ics["ic"], h), _summary(ics["rank_ic"], h),
+            pooled_ic(rows, signal, ret),
             float((rows[signal].sign() == rows[ret].sign()).mean()) if rows.height else None,
             rows.height, dropped, **extra)
     return Evaluation(signal, results, daily, coverage(panel, signal))

@@ -40,6 +40,7 @@ def print_evaluation(evaluation: Evaluation, console: Console) -> None:
     rows = []
     for h, e in evaluation.horizons.items():
         rows.append({"horizon": h, "IC": fmt(e.ic["mean"]), "IC t": fmt(e.ic["t_stat"], 2),
+                     "IC t (HAC)": fmt(e.ic.get("t_stat_hac"), 2),
                      "rank IC": fmt(e.rank_ic["mean"]), "ICIR": fmt(e.rank_ic["icir"], 3),
                      "pooled IC [95%]": f"{fmt(e.pooled_ic['ic'], 3)} "
                      f"[{fmt(e.pooled_ic['low'], 3)}, {fmt(e.pooled_ic['high'], 3)}]",

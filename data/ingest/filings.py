@@ -23,6 +23,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import polars as pl
+
 from data.ingest.source import (
     IngestResult,
     Parsed,
@@ -312,6 +314,11 @@ def _unusable(filing: Filing) -> str | None:
     return None
 
 
+_FACTS = {"concept": pl.String, "value": pl.Float64, "unit": pl.String,
+          "period_start": pl.String, "period_end": pl.String, "dimensional": pl.Boolean,
+          "context": pl.String, "decimals": pl.String}
+
+
 def _insert_filing(con, filing: Filing, path: Path) -> None:
     title = " ".join(x for x in (filing.company, filing.form_type, filing.filed_date) if x)
     source = "edgar"
@@ -330,8 +337,9 @@ def _insert_filing(con, filing: Filing, path: Path) -> None:
     for item, item_title, text in filing.sections:
         con.execute("INSERT INTO filing_sections VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [f"{doc_id}:{item}", doc_id, item, item_title, text])
-    if filing.facts:
-        con.executemany(
-            "INSERT INTO filing_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [[doc_id, f["concept"], f["value"], f["unit"], f["period_start"], f["period_end"],
-              f["dimensional"], f["context"], f["decimals"]] for f in filing.facts])
+    if filing.facts:  # one insert of a frame: DuckDB's executemany goes row by row
+        facts = pl.DataFrame(filing.facts, schema=_FACTS).with_columns(doc_id=pl.lit(doc_id))
+        con.register("_facts_in", facts.to_arrow())
+        con.execute("INSERT INTO filing_facts BY NAME SELECT * FROM _facts_in "
+                    "ON CONFLICT DO NOTHING")
+        con.unregister("_facts_in")

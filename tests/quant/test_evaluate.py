@@ -98,3 +98,19 @@ def test_quantile_labels_follow_alphalens_qcut(names):
         want = pd.qcut(group["sig"].to_pandas(), 5, labels=False) + 1
         assert group["q"].to_list() == want.tolist()
         assert group.sort("sig")["q"][0] == 1 and group.sort("sig")["q"][-1] == 5
+
+
+@pytest.mark.parametrize("lags", [0, 1, 4, 9])
+def test_newey_west_t_matches_statsmodels(lags):
+    import statsmodels.api as sm
+
+    from quant.evaluate import newey_west_t
+
+    rng = np.random.default_rng(lags)
+    values = np.convolve(rng.normal(0.01, 0.05, 300), np.ones(5) / 5, mode="valid")  # overlap
+    expected = sm.OLS(values, np.ones(len(values))).fit(
+        cov_type="HAC", cov_kwds={"maxlags": lags}).tvalues[0]
+    assert newey_west_t(values, lags) == pytest.approx(expected, rel=1e-10)
+    plain = values.mean() / values.std(ddof=1) * np.sqrt(len(values))
+    if lags >= 4:  # overlapping values: the honest t-statistic is smaller
+        assert abs(newey_west_t(values, lags)) < abs(plain)
