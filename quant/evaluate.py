@@ -111,7 +111,8 @@ def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int,
     means = (ranked.group_by("session", "q").agg(pl.col(ret).mean())
              .group_by("q").agg(pl.col(ret).mean()).sort("q"))
     sides = (ranked.filter(pl.col("side").is_not_null()).group_by("session", "side")
-             .agg(pl.col(ret).mean()).pivot(on="side", index="session", values=ret))
+             .agg(pl.col(ret).mean()).pivot(on="side", index="session", values=ret)
+             .sort("session"))  # in time order: the HAC t-statistic depends on it
     spread = (sides["top"] - sides["bottom"]).drop_nulls() if {"top", "bottom"} <= set(
         sides.columns) else pl.Series([], dtype=pl.Float64)
     return {
