@@ -28,6 +28,14 @@ def reason_grammar() -> str:
             f"signal: %json {schema}\n")
 
 
+def signal_grammar() -> str:
+    """The JSON signal alone, compact (no free white space between its tokens, so a model
+    cannot pad it past the token cap): what a thinking model writes after its <think>
+    block."""
+    schema = reason_json_schema() | {"x-guidance": {"whitespace_flexible": False}}
+    return f"start: signal\nsignal: %json {json.dumps(schema)}\n"
+
+
 @lru_cache(maxsize=4)
 def _ll_tokenizer(tokenizer) -> llguidance.LLTokenizer:
     return llguidance.hf.from_tokenizer(tokenizer)

@@ -34,6 +34,10 @@ REASON_USER = (
     "confidence (integer percent 0-100), event_type (one of: "
     + ", ".join(e.value for e in EventType) + "), horizon_days (1-60), rationale (short).")
 REASON_PREFIX = "Reasoning:"
+# A thinking model (Qwen3, R1 distillations) thinks inside these tags before it answers.
+THINK_OPEN, THINK_END = "<think>\n", "</think>"
+THINK_CLOSE = "\n</think>\n\n"
+JSON_PREFIX = "JSON: "
 
 # A model without a chat template gets this plain layout.
 PLAIN = "### System\n{system}\n\n### User\n{user}\n\n### Assistant\n"
@@ -55,9 +59,9 @@ REASON_VERSION = _version("reason", SYSTEM, REASON_USER, REASON_PREFIX, PLAIN)
 SCORE_HEAD_VERSION = _version("score-head", SCORE_VERSION)
 
 
-def prompt_version(mode: str, events: bool = True) -> str:
+def prompt_version(mode: str, events: bool = True, think_tokens: int = 0) -> str:
     if mode != "score":
-        return REASON_VERSION
+        return f"{REASON_VERSION}-think{think_tokens}" if think_tokens else REASON_VERSION
     return SCORE_VERSION if events else SCORE_HEAD_VERSION
 
 

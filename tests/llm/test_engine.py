@@ -77,3 +77,19 @@ def test_contextual_calibration_divides_out_the_label_bias(tiny_qwen):
     for label, value in expected.items():
         assert fixed.probs[label] == pytest.approx(value / total, rel=1e-4)
     assert fixed.decoding["calibrated"] is True
+
+
+def test_a_runaway_think_block_is_cut_at_its_budget_and_the_json_still_comes(tiny_qwen):
+    """The tiny random model never closes its <think> block: the budget cuts it, the block is
+    closed, and the grammar still yields a valid signal whose rationale is the trace."""
+    loaded = llm.load(str(tiny_qwen), "fp32")
+    engine = Engine(loaded, think_tokens=6, max_new_tokens=400)
+    results = engine.reason([DocInput("AAPL", t) for t in TEXTS[:2]])
+    for result in results:
+        assert result.status == "ok", result.reason
+        assert isinstance(result.fields, SignalFields)
+        assert result.decoding["think_tokens"] == 6
+        assert 0 < result.decoding["thought_tokens"] <= 8  # re-encoded: a token or two of slack
+        assert result.fields.rationale and "answer_rationale" in result.decoding
+    assert engine.prompt_version("reason").endswith("-think6")
+    assert Engine(loaded).prompt_version("reason") != engine.prompt_version("reason")
