@@ -23,16 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import torch
-from pydantic import ValidationError
-from transformers import LogitsProcessorList
 
 from llm import prompts
 from llm.adapter import LABELS as HEAD_LABELS
 from llm.adapter import decoder_layers
-from llm.grammar import GrammarLogitsProcessor, new_matcher, signal_grammar
 from llm.load import LoadedModel
 from llm.prefix import SharedPrefix
-from llm.schema import EventType, ReasonOutput, SignalFields
+from llm.schema import EventType, SignalFields
 
 Progress = Callable[[int], None]
 
@@ -318,90 +315,11 @@ class Engine:
 
     # ------------------------------------------------------------ reason mode
 
-    @torch.inference_mode()
     def reason(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
-        """A short reasoning and the JSON signal under the grammar. With `think_tokens`, a
-        model that thinks in <think> blocks first thinks freely up to that many tokens; the
-        block is then closed (cut if it ran over) and the JSON forced as usual."""
-        thinking = self.options.think_tokens > 0
-        _, tail = prompts.around_document(self.tokenizer, prompts.REASON_USER, "")
-        opened = tail.rstrip().endswith(prompts.THINK_OPEN.strip())  # the template opens it
-        built = self._build(docs, prompts.REASON_USER, [
-            ("" if opened else prompts.THINK_OPEN) if thinking else prompts.REASON_PREFIX])
-        results: list[Scored | None] = [None] * len(docs)
-        eos = self.tokenizer.eos_token_id
-        started, tokens = time.perf_counter(), 0
-        for batch in self._batches(built):
-            t0 = time.perf_counter()
-            sequences = [built[i][0] for i in batch]
-            traces = self._think(sequences) if thinking else [""] * len(batch)
-            if thinking:  # the block closed, the answer is the JSON signal alone
-                close = self._encode(prompts.THINK_CLOSE + prompts.JSON_PREFIX)
-                sequences = [s + self._encode(t) + close for s, t in
-                             zip(sequences, traces, strict=True)]
-            ids, mask = self._pad_left(sequences)
-            grammar = signal_grammar() if thinking else None
-            matchers = [new_matcher(self.tokenizer, grammar) for _ in batch]
-            processor = GrammarLogitsProcessor(matchers, ids.shape[1], eos)
-            try:
-                out = self.model.generate(
-                    input_ids=ids, attention_mask=mask, do_sample=False,
-                    max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=eos, logits_processor=LogitsProcessorList([processor]))
-            except RuntimeError as exc:
-                for i in batch:
-                    results[i] = Scored("failed", reason=f"generation failed: {exc}")
-                continue
-            per_doc = (time.perf_counter() - t0) * 1000 / len(batch)
-            for row, i in enumerate(batch):
-                new = [t for t in out[row, ids.shape[1]:].tolist() if t != eos]
-                tokens += int(mask[row].sum()) + len(new)
-                results[i] = self._reason_result(docs[i], new, matchers[row], per_doc,
-                                                 built[i][1], traces[row])
-            if progress:
-                progress(len(batch))
-        return self._finish(results, started, tokens)
+        """A short reasoning and the JSON signal under the grammar (`llm.reason`)."""
+        from llm.reason import reason
 
-    def _think(self, sequences: list[list[int]]) -> list[str]:
-        """Each prompt's free thinking, greedy, up to `think_tokens` or its closing tag (the
-        text before the tag)."""
-        ids, mask = self._pad_left(sequences)
-        out = self.model.generate(
-            input_ids=ids, attention_mask=mask, do_sample=False,
-            max_new_tokens=self.options.think_tokens, pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id, stop_strings=[prompts.THINK_END],
-            tokenizer=self.tokenizer)
-        texts = self.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
-        return [text.split(prompts.THINK_END)[0].rstrip() for text in texts]
-
-    def _reason_result(self, doc: DocInput, new_tokens: list[int], matcher, latency_ms: float,
-                       truncated: bool, trace: str = "") -> Scored:
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        decoding = {"truncated": truncated, "new_tokens": len(new_tokens),
-                    "max_new_tokens": self.max_new_tokens, "constrained": True}
-        if self.options.think_tokens > 0:
-            decoding |= {"think_tokens": self.options.think_tokens,
-                         "thought_tokens": len(self._encode(trace)) if trace else 0}
-        common = {"latency_ms": latency_ms, "tokens": len(new_tokens), "decoding": decoding}
-        if not matcher.is_stopped() and not matcher.is_accepting():
-            return Scored("failed", reason=f"decode hit the token cap ({self.max_new_tokens}) "
-                          "before the JSON ended", **common)
-        reasoning, _, payload = ("", "", text) if self.options.think_tokens > 0 else (
-            text.partition("\nJSON: "))
-        try:
-            output = ReasonOutput.model_validate_json(payload)
-        except ValidationError as exc:
-            return Scored("failed", reason=f"invalid JSON signal: {exc.errors()[0]['msg']}",
-                          **common)
-        fields = output.to_fields(doc.ticker or "-")
-        decoding["reasoning"] = reasoning.strip()[:240]
-        if trace.strip():  # a thinking model's trace is its rationale (the answer's is kept)
-            decoding["answer_rationale"] = fields.rationale
-            fields = fields.model_copy(update={"rationale": " ".join(trace.split())[-400:]})
-        p_bull = max(0.0, fields.sentiment)
-        p_bear = max(0.0, -fields.sentiment)
-        probs = {"bullish": p_bull, "bearish": p_bear, "neutral": 1 - p_bull - p_bear}
-        return Scored("ok", fields=fields, probs=probs, **common)
+        return reason(self, docs, progress)
 
     def _finish(self, results: list[Scored | None], started: float, tokens: int
                 ) -> list[Scored]:
