@@ -121,6 +121,22 @@ class Workspace:
         with self.warehouse() as wh:
             return search(wh, query, ticker=ticker, kind=kind, since=_day(since), limit=limit)
 
+    def filings(self, ticker: str | None = None, table: str = "changes") -> pl.DataFrame:
+        """What the filings say beyond their text, newest first: `changes` (each section's
+        similarity to the company's previous filing of that form, the sentences added and
+        removed), `facts` (the inline XBRL numbers) or `passages` (how each scored section
+        was read, passage by passage)."""
+        sources = {"changes": "filing_changes", "facts": "filing_facts",
+                   "passages": "signal_passages"}
+        if table not in sources:
+            raise ValueError(f"table must be one of {', '.join(sources)}, not {table!r}")
+        with self.warehouse() as wh:
+            return wh.con.execute(f"""
+                SELECT d.tickers, d.form_type, d.published_at, t.* FROM {sources[table]} t
+                JOIN documents d USING (doc_id)
+                WHERE $ticker IS NULL OR list_contains(d.tickers, upper($ticker))
+                ORDER BY d.published_at DESC""", {"ticker": ticker}).pl()
+
     # ------------------------------------------------------------ signals
 
     def score(self, limit: int | None = None, mode: str | None = None, model: str | None = None,

@@ -122,3 +122,22 @@ def test_options_are_checked_where_they_are_read(root, tmp_path):
     with pytest.raises(ConfigError, match="no workspace at"):
         quant.open(tmp_path / "typo")
     assert not (tmp_path / "typo").exists()   # a misspelt workspace is not created
+
+
+def test_what_filings_say_beyond_their_text(tmp_path):
+    from tests.conftest import dataset
+
+    quant.init_workspace(tmp_path)
+    ws = quant.open(tmp_path, write=True)
+    edgar = dataset("edgar")
+    ws.ingest("filings", [edgar / "aapl-10-k-2024-11-01.html.gz"], index=edgar / "index.csv")
+    facts = quant.open(tmp_path).filings("aapl", "facts")
+    revenue = facts.filter(
+        (pl.col("concept") == "us-gaap:RevenueFromContractWithCustomerExcludingAssessedTax")
+        & ~pl.col("dimensional") & (pl.col("period_end") == pl.date(2024, 9, 28)))
+    assert revenue["value"].to_list() == [391_035e6]
+    changes = ws.filings("AAPL")
+    assert changes.height > 0 and changes["previous_doc_id"].is_null().all()  # the first one
+    assert ws.filings("MSFT", "facts").is_empty()
+    with pytest.raises(ValueError, match="table must be one of"):
+        ws.filings(table="nope")
