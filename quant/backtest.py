@@ -242,13 +242,15 @@ def window_metric(values: np.ndarray, starts: list[int], length: int, metric: st
 
 
 def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
-                 grid: list[dict] | None = None, chunk_map: ChunkMap = local_map) -> Result:
+                 grid: list[dict] | None = None, chunk_map: ChunkMap = local_map,
+                 swept: Result | None = None) -> Result:
     """Rolling windows: the best parameters on each train window by `settings.metric`, then
     their returns on the next test window; the stitched out-of-sample returns are the
-    headline."""
+    headline. `swept`: the grid's sweep when it was already run (on the same panel and
+    settings), so it is not run again."""
     train, test, metric = (settings.walk_forward_train, settings.walk_forward_test,
                            settings.metric)
-    swept = sweep(panel, strategy, settings, grid, chunk_map=chunk_map)
+    swept = swept or sweep(panel, strategy, settings, grid, chunk_map=chunk_map)
     returns = swept.returns
     if len(returns) < train + test:
         raise BacktestError(f"walk-forward needs at least {train + test} sessions, the panel "

@@ -114,3 +114,12 @@ def test_statistics_on_known_series():
 
 def _stat(returns: np.ndarray, name: str) -> float:
     return float(stats.performance(pd.Series(returns))[name].iloc[0])
+
+
+def test_a_walk_forward_reuses_a_sweep_already_run():
+    settings = replace(FREE, walk_forward_train=120, walk_forward_test=60)
+    swept = sweep(PANEL, Fixed(), settings)
+    again = walk_forward(PANEL, Fixed(), settings, swept=swept)
+    fresh = walk_forward(PANEL, Fixed(), settings)
+    assert np.array_equal(again.returns.to_numpy(), fresh.returns.to_numpy())
+    assert again.extra["windows"] == fresh.extra["windows"]
