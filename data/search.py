@@ -77,7 +77,7 @@ def refresh_index(wh: Warehouse) -> None:
                     "stemmer='porter', stopwords='english', overwrite=1)")
 
 
-def _has_index(wh: Warehouse) -> bool:
+def has_index(wh: Warehouse) -> bool:
     return wh.scalar("SELECT count(*) FROM information_schema.schemata WHERE schema_name = "
                      "'fts_main_search_passages'") == 1
 
@@ -92,7 +92,7 @@ def search(wh: Warehouse, query: str, ticker: str | None = None, kind: str | Non
         raise DataError(f"--limit must be at least 1, not {limit}")
     if kind not in (None, "news", "filing"):
         raise DataError(f"--kind must be news or filing, not {kind!r}")
-    if not _has_index(wh):
+    if not has_index(wh):
         if wh.read_only:
             raise DataError("no search index yet: run an ingest (it builds the index)")
         refresh_index(wh)

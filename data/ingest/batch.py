@@ -71,16 +71,21 @@ def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
         except DataError as exc:
             result = reject_file(wh, kind, path, str(exc))
         results.append(result)
-    # The search index is rebuilt once, after the batch, if documents came in; filings' change
-    # features are recomputed for the companies that filed.
-    if kind != "prices" and any(r.inserted for r in results):
-        from data.search import refresh_index
+    # The search index is rebuilt once, after the batch, if documents came in (or a warehouse
+    # from an older version has none yet); filings' change features are recomputed for the
+    # companies that filed (for every company, the first time).
+    from data.search import has_index, refresh_index
+
+    if kind != "prices" and (any(r.inserted for r in results) or not has_index(wh)):
         refresh_index(wh)
-    if kind == "filings" and any(r.inserted for r in results):
+    if kind == "filings":
         from data.filing_changes import refresh_changes
+
+        first = not wh.scalar("SELECT count(*) FROM filing_changes")
         new = wh.con.execute("SELECT doc_id FROM documents WHERE kind = 'filing' AND "
-                             "ingested_at >= ?", [started]).fetchall()
-        refresh_changes(wh, [doc_id for (doc_id,) in new])
+                             "(ingested_at >= ? OR ?)", [started, first]).fetchall()
+        if new:
+            refresh_changes(wh, [doc_id for (doc_id,) in new])
     return results
 
 

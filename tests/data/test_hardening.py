@@ -295,3 +295,17 @@ def test_each_bad_news_line_is_one_reject_and_nothing_else_changes(wh, tmp_path,
         assert (result.inserted, result.rejected) == (0, 1), result
         assert next(iter(result.reasons)).startswith(reason), result.reasons
         assert wh.scalar("SELECT count(*) FROM documents") == 0
+
+
+def test_a_warehouse_without_a_search_index_gets_one_on_the_next_ingest(wh, tmp_path):
+    from data import search
+
+    path = tmp_path / "n.jsonl"
+    path.write_text('{"published_at": "2024-01-02T10:00:00Z", "body": "apple pie recipe"}\n')
+    ingest_files(wh, "news", [path])
+    search.load_fts(wh.con)  # as an older version left it: documents, no passages, no index
+    wh.con.execute("PRAGMA drop_fts_index('search_passages')")
+    wh.con.execute("DELETE FROM search_passages")
+    assert not search.has_index(wh)
+    assert ingest_files(wh, "news", [path])[0].skipped_file  # nothing new, index built anyway
+    assert search.search(wh, "apple").height == 1
