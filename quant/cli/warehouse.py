@@ -157,3 +157,33 @@ def search(ctx, query, ticker, kind, since, limit, as_json):
          "tickers": ",".join(r["tickers"]), "title": (r["title"] or "")[:60],
          "snippet": (r["snippet"] or "").replace("\n", " ")[:100]} for r in rows],
         title=f"search: {query}")))
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["changes", "facts"]), default="changes")
+@click.option("--ticker", default=None)
+@click.option("--concept", default=None, help="facts: one XBRL concept (e.g. "
+              "us-gaap:NetIncomeLoss).")
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@click.pass_context
+def filings(ctx, what, ticker, concept, limit, as_json):
+    """What filings say beyond their text: each section's change since the company's previous
+    filing of the same form, or the numbers they state in inline XBRL."""
+    rows = workspace_of(ctx).filings(ticker, what)
+    if what == "facts":
+        rows = rows.filter(~rows["dimensional"])
+        rows = rows.filter(rows["concept"] == concept) if concept else rows
+    rows = rows.head(limit).to_dicts()
+
+    def render(rows: list[dict]) -> None:
+        shown = [{"published": str(r["published_at"])[:10], "tickers": ",".join(r["tickers"]),
+                  "form": r["form_type"], **({
+                      "item": r["item"], "cosine": r["cosine"], "jaccard": r["jaccard"],
+                      "added": r["added"], "removed": r["removed"]} if what == "changes" else {
+                      "concept": r["concept"], "value": r["value"], "unit": r["unit"],
+                      "period": f"{r['period_start'] or ''} .. {r['period_end']}"})}
+                 for r in rows]
+        console.print(table_of(shown, title=f"filings: {what}"))
+
+    emit(rows, as_json, render)

@@ -141,3 +141,7 @@ def test_what_filings_say_beyond_their_text(tmp_path):
     assert ws.filings("MSFT", "facts").is_empty()
     with pytest.raises(ValueError, match="table must be one of"):
         ws.filings(table="nope")
+    cli = _cli(tmp_path, "filings", "facts", "--ticker", "AAPL", "--concept",
+               "us-gaap:NetIncomeLoss")
+    assert 93_736e6 in [row["value"] for row in cli]
+    assert len(_cli(tmp_path, "filings", "--ticker", "AAPL")) == min(20, changes.height)
