@@ -30,7 +30,23 @@ _SCHEMA = {"doc_id": pl.String, "item": pl.String, "previous_doc_id": pl.String,
 
 def similarity(now: str, before: str) -> tuple[float, float]:
     """(cosine of word counts, Jaccard of word sets), each 1.0 for the same words."""
-    a, b = Counter(_WORD.findall(now.lower())), Counter(_WORD.findall(before.lower()))
+    return _similarity(_words(now), _words(before))
+
+
+def sentence_changes(now: str, before: str) -> tuple[list[str], list[str], int]:
+    """(sentences added, sentences removed, sentences now), in the order they appear."""
+    return _sentence_changes(_sentences(now), _sentences(before))
+
+
+def _words(text: str) -> Counter:
+    return Counter(_WORD.findall(text.lower()))
+
+
+def _sentences(text: str) -> list[str]:
+    return [" ".join(text[a:b].split()) for a, b in sentences(text)]
+
+
+def _similarity(a: Counter, b: Counter) -> tuple[float, float]:
     if not a or not b:
         return (1.0, 1.0) if a == b else (0.0, 0.0)
     dot = sum(count * b[word] for word, count in a.items())
@@ -38,12 +54,8 @@ def similarity(now: str, before: str) -> tuple[float, float]:
     return dot / norm, len(a.keys() & b.keys()) / len(a.keys() | b.keys())
 
 
-def sentence_changes(now: str, before: str) -> tuple[list[str], list[str], int]:
-    """(sentences added, sentences removed, sentences now), in the order they appear."""
-    def normalised(text: str) -> list[str]:
-        return [" ".join(text[a:b].split()) for a, b in sentences(text)]
-
-    current, previous = normalised(now), normalised(before)
+def _sentence_changes(current: list[str], previous: list[str]
+                      ) -> tuple[list[str], list[str], int]:
     old, new = {s.lower() for s in previous}, {s.lower() for s in current}
     return ([s for s in current if s.lower() not in old],
             [s for s in previous if s.lower() not in new], len(current))
@@ -80,18 +92,19 @@ def refresh_changes(wh: Warehouse, doc_ids: list[str]) -> int:
 
 
 def _changes(sections: list[tuple[str, str, str]]) -> list[list]:
-    """Change rows for one company's sections of one form, oldest filing first."""
-    latest: dict[str, tuple[str, str]] = {}  # item -> (doc_id, text) of the last filing seen
+    """Change rows for one company's sections of one form, oldest filing first (each text is
+    read into words and sentences once, then compared with the next filing's)."""
+    latest: dict[str, tuple[str, Counter, list[str]]] = {}  # item -> the last filing's
     rows = []
     for doc_id, item, text in sections:
+        words, said = _words(text), _sentences(text)
         previous = latest.get(item)
-        if previous is None or previous[0] == doc_id:
-            rows.append([doc_id, item, None, None, None, len(sentences(text)), None, None,
-                         None, None])
+        if previous is None:
+            rows.append([doc_id, item, None, None, None, len(said), None, None, None, None])
         else:
-            cosine, jaccard = similarity(text, previous[1])
-            added, removed, count = sentence_changes(text, previous[1])
+            cosine, jaccard = _similarity(words, previous[1])
+            added, removed, count = _sentence_changes(said, previous[2])
             rows.append([doc_id, item, previous[0], cosine, jaccard, count, len(added),
                          len(removed), json.dumps(added[:KEEP]), json.dumps(removed[:KEEP])])
-        latest[item] = (doc_id, text)
+        latest[item] = (doc_id, words, said)
     return rows

@@ -275,29 +275,25 @@ def ingest_one(wh: Warehouse, path: str | Path, kind: str,
 
     A file's identity is its content and the `options` that change how it is read (a mapping,
     a filed date, a zone, a declared `encoding`), so the same file read differently is read
-    again. Only a file that
-    went in is recorded as done: a wholly rejected one can be retried (with the options that
-    fix it), and its reject rows are replaced, not repeated."""
+    again. Only a file that went in is recorded as done: a wholly rejected one can be retried
+    (with the options that fix it), and its reject rows are replaced, not repeated."""
     path = Path(path)
     content = read_bytes(path, max_bytes)
     options = {**(options or {}), **({"encoding": encoding} if encoding else {})}
     digest = file_hash(content + json.dumps(options, sort_keys=True, default=str).encode())
-    content = recode(content, encoding, path)
     result = IngestResult(file=str(path), kind=kind)
     if already_ingested(wh, digest, kind):
         result.skipped_file = True
         return result
-    parsed = parse(path, content)
+    parsed = parse(path, recode(content, encoding, path))
     result.read, result.rejected = parsed.read, parsed.rejects.height
     result.reasons = count_reasons(parsed.rejects)
     with wh.transaction() as con:
+        replace_rejects(wh, str(path), parsed.rejects)
         if parsed.valid:
             result.inserted = insert(con, parsed.rows)
             result.duplicate = parsed.valid - result.inserted
-            replace_rejects(wh, str(path), parsed.rejects)
             record_file(wh, digest, result)
-        else:
-            replace_rejects(wh, str(path), parsed.rejects)
     return result
 
 
