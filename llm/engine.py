@@ -122,16 +122,9 @@ class Engine:
         every prompt begins with (its tokens count toward the budget); without `ending`, the
         text and cues after the document are left off but still budgeted, so a document reads
         the same text either way."""
-        heads, tails = [], []
-        for doc in docs:
-            head, tail = prompts.around_document(self.tokenizer, user, doc.ticker)
-            heads.append(head[len(opening):])
-            tails.append(tail)
-        head_ids = self._encode_many(heads)
-        tail_ids = self._encode_many(tails)
+        head_ids, tail_ids, cue_ids, fixed = self._frame([d.ticker for d in docs], user, cues,
+                                                         opening)
         body_ids = self._encode_many([prompts.normalise(d.text) for d in docs])
-        cue_ids = [tok for cue in cues for tok in self._encode(cue)]
-        fixed = len(self._encode(opening)) + len(cue_ids) if opening else len(cue_ids)
         built = []
         for head, body, tail in zip(head_ids, body_ids, tail_ids, strict=True):
             budget = self._room(fixed, head, tail)
@@ -143,22 +136,38 @@ class Engine:
             built.append((ids, len(body) > budget, span))
         return built
 
+    def _frame(self, tickers: Sequence[str], user: str, cues: list[str], opening: str):
+        """Per ticker, the prompt's tokens before the document (after `opening`) and after
+        it; the cues' tokens; and how many tokens the opening and cues take."""
+        heads, tails = [], []
+        for ticker in tickers:
+            head, tail = prompts.around_document(self.tokenizer, user, ticker)
+            heads.append(head[len(opening):])
+            tails.append(tail)
+        cue_ids = [tok for cue in cues for tok in self._encode(cue)]
+        fixed = len(self._encode(opening)) + len(cue_ids) if opening else len(cue_ids)
+        return self._encode_many(heads), self._encode_many(tails), cue_ids, fixed
+
     def _room(self, fixed: int, head: list[int], tail: list[int]) -> int:
         return self.max_input_tokens - fixed - len(head) - len(tail)
+
+    def _prompt(self, mode: str) -> tuple[str, list[str], str]:
+        """A mode's prompt: the user template, the cues after the document, and the opening
+        every prompt of the mode shares ("" for none)."""
+        if mode == "score":
+            return (prompts.SCORE_USER, [prompts.SCORE_EVENT_CUE, prompts.SCORE_SENTIMENT_CUE],
+                    prompts.opening(self.tokenizer, prompts.SCORE_USER))
+        if self.options.think_tokens > 0:  # open the think block, unless the template does
+            _, tail = prompts.around_document(self.tokenizer, prompts.REASON_USER, "")
+            opened = tail.rstrip().endswith(prompts.THINK_OPEN.strip())
+            return prompts.REASON_USER, ["" if opened else prompts.THINK_OPEN], ""
+        return prompts.REASON_USER, [prompts.REASON_PREFIX], ""
 
     def room(self, ticker: str, mode: str) -> int:
         """How many tokens of a document about `ticker` the `mode` prompt reads (the rest is
         cut): a longer text must be read in passages of at most this many."""
-        if mode == "score":
-            user, cues = prompts.SCORE_USER, [prompts.SCORE_EVENT_CUE,
-                                              prompts.SCORE_SENTIMENT_CUE]
-            opening = prompts.opening(self.tokenizer, user)
-        else:
-            user, cues, opening = prompts.REASON_USER, [prompts.REASON_PREFIX], ""
-        head, tail = prompts.around_document(self.tokenizer, user, ticker)
-        fixed = sum(len(self._encode(cue)) for cue in cues) + (
-            len(self._encode(opening)) if opening else 0)
-        return self._room(fixed, self._encode(head[len(opening):]), self._encode(tail))
+        heads, tails, _, fixed = self._frame([ticker], *self._prompt(mode))
+        return self._room(fixed, heads[0], tails[0])
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each text's length in tokens, as the prompt would read it."""
@@ -217,10 +226,8 @@ class Engine:
                       ) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
         """The score prompt per document after the shared opening; the question and cues after
         the document only when the pass reads them."""
-        return self._build(docs, prompts.SCORE_USER,
-                           [prompts.SCORE_EVENT_CUE, prompts.SCORE_SENTIMENT_CUE],
-                           opening=prompts.opening(self.tokenizer, prompts.SCORE_USER),
-                           ending=self.full_depth)
+        user, cues, opening = self._prompt("score")
+        return self._build(docs, user, cues, opening=opening, ending=self.full_depth)
 
     @torch.inference_mode()
     def score(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:

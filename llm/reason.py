@@ -24,10 +24,8 @@ def reason(engine: Engine, docs: Sequence[DocInput], progress: Progress | None =
     model that thinks in <think> blocks first thinks freely up to that many tokens; the
     block is then closed (cut if it ran over) and the JSON forced as usual."""
     thinking = engine.options.think_tokens > 0
-    _, tail = prompts.around_document(engine.tokenizer, prompts.REASON_USER, "")
-    opened = tail.rstrip().endswith(prompts.THINK_OPEN.strip())  # the template opens it
-    built = engine._build(docs, prompts.REASON_USER, [
-        ("" if opened else prompts.THINK_OPEN) if thinking else prompts.REASON_PREFIX])
+    user, cues, _ = engine._prompt("reason")
+    built = engine._build(docs, user, cues)
     results: list[Scored | None] = [None] * len(docs)
     eos = engine.tokenizer.eos_token_id
     started, tokens = time.perf_counter(), 0
