@@ -263,16 +263,17 @@ def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = S
     out = pd.DataFrame(np.stack([values[s + train:s + train + test, b]
                                  for s, b in zip(starts, best, strict=True)], axis=1))
     tested = stats.performance(out, (metric,))[metric].to_numpy()
-    stitched, windows = [], []
+    windows = []
     for w, (start, b) in enumerate(zip(starts, best, strict=True)):
         dates = returns.index[[start, start + train - 1, start + train, start + train + test - 1]]
-        stitched.append(returns.iloc[start + train:start + train + test, b])
         windows.append({
             "train_start": dates[0].date(), "train_end": dates[1].date(),
             "test_start": dates[2].date(), "test_end": dates[3].date(),
             "params": swept.params[b], f"train_{metric}": float(scores[w, b]),
             f"test_{metric}": float(tested[w])})
-    oos = pd.concat(stitched).to_frame(0)
+    # The test windows follow each other: their returns, column by column, are the stitch.
+    oos = pd.DataFrame({0: out.to_numpy().ravel(order="F")},
+                       index=returns.index[train:train + test * len(starts)])
     result = Result(strategy.name, "walk_forward", [windows[-1]["params"]], oos,
                     pd.DataFrame(np.nan, index=oos.index, columns=[0]), np.array([np.nan]),
                     measure(oos))

@@ -47,13 +47,17 @@ def drawdown(returns: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
     return equity / equity.cummax().clip(lower=1.0) - 1
 
 
+def _hit_rate(active: pd.DataFrame) -> pd.Series:
+    """The share of positive returns among the sessions with a return (not flat)."""
+    return (active > 0).sum() / active.count().replace(0, np.nan)
+
+
 _FORMULAS = {
     "sharpe": lambda frame, acc: acc.sharpe_ratio(),
     "sortino": lambda frame, acc: acc.sortino_ratio(),
     "cagr": lambda frame, acc: acc.annualized(),
     "max_drawdown": lambda frame, acc: drawdown(frame).min().clip(upper=0.0),
-    "hit_rate": lambda frame, acc: ((frame.where(frame != 0) > 0).sum()
-                                    / frame.where(frame != 0).count().replace(0, np.nan)),
+    "hit_rate": lambda frame, acc: _hit_rate(frame.where(frame != 0)),
     "total_return": lambda frame, acc: acc.total(),
     "volatility": lambda frame, acc: acc.annualized_volatility(),
     "days": lambda frame, acc: frame.count(),

@@ -56,8 +56,8 @@ def check_params(strategy: Strategy, params: dict[str, Any]) -> dict[str, Any]:
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
         if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError(f"{strategy.name}: {name} must be a number, not {value!r}")
-        if isinstance(default, int) and numeric and not isinstance(default, bool) and (
-                isinstance(value, float) and not value.is_integer()):
+        if numeric and isinstance(default, int) and isinstance(value, float) and (
+                not value.is_integer()):
             raise ValueError(f"{strategy.name}: {name} must be a whole number, not {value!r}")
         low, high = getattr(strategy, "bounds", {}).get(name, (None, None))
         if (low is not None and value < low) or (high is not None and value > high):
