@@ -186,6 +186,34 @@ class Workspace:
                                      if c.startswith("fwd_ret_"))
         return evaluate_signal(panel, signal, horizons, self.config.evaluate.quantiles)
 
+    # ------------------------------------------------------------ learned models
+
+    def features(self, names: list[str] | None = None, since: str | date | None = None,
+                 until: str | date | None = None) -> pl.DataFrame:
+        """The panel with the registered features (`quant.features`), point-in-time checked."""
+        from quant.features import with_features
+
+        return with_features(self.panel(since=since, until=until), names)
+
+    def fit_model(self, name: str = "model", since: str | date | None = None,
+                  until: str | date | None = None, **spec: object):
+        """Fit a combiner of the features walk-forward (`quant.learned.ModelSpec` fields as
+        keywords), save it under models/NAME and return it (`Fitted`): its out-of-sample
+        predictions, folds, feature importance and per-feature IC."""
+        from quant.learned import ModelSpec, fit_walk_forward
+
+        model_spec = ModelSpec(**spec)
+        horizons = tuple(sorted({*self.config.pipeline.horizons, model_spec.horizon}))
+        fitted = fit_walk_forward(self.panel(horizons, since, until), model_spec)
+        fitted.save(self.config.root / "models" / name)
+        return fitted
+
+    def fitted_model(self, name: str = "model"):
+        """A model saved by `fit_model` (or `quant model fit`)."""
+        from quant.learned import Fitted
+
+        return Fitted.load(self.config.root / "models" / name)
+
     # ------------------------------------------------------------ backtests
 
     def backtest(self, strategy: str, params: dict | None = None, sweep: bool = False,

@@ -102,10 +102,15 @@ def no_signals() -> pl.DataFrame:
 
 def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
                  until: date | None = None) -> pl.DataFrame:
-    """ok signals of one set, with the story key used for novelty."""
+    """ok signals of one set, with the story key used for novelty and the head's label
+    probabilities where the signal has them (score mode writes them into its rationale)."""
     return wh.con.execute("""
         SELECT s.doc_id, s.section, s.ticker, s.published_at, s.sentiment, s.confidence,
                s.event_type,
+               TRY_CAST(regexp_extract(s.rationale, 'p_bullish=([0-9.]+)', 1) AS DOUBLE)
+                   AS p_bullish,
+               TRY_CAST(regexp_extract(s.rationale, 'p_bearish=([0-9.]+)', 1) AS DOUBLE)
+                   AS p_bearish,
                left(regexp_replace(lower(coalesce(d.title, d.body)), '[^a-z0-9]+', ' ', 'g'),
                     120) AS story
         FROM signals s JOIN documents d USING (doc_id)
@@ -147,11 +152,15 @@ def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
     """Per (ticker, session): confidence-weighted sentiment inputs, counts, novelty, events.
 
     A story (its normalised title) is novel only where it first appeared, across all tickers
-    and sources. For speed at 10^7 signals, keys are hashed to integers and the event types
+    and sources. Tone is kept beyond its net value: the mean label probabilities (null where
+    the signals carry none) and the spread of sentiment across the session's documents. For
+    speed at 10^7 signals, keys are hashed to integers and the event types
     of a session are OR-ed as bits, decoded to a list once per panel row."""
+    tone = [pl.col(c) if c in aligned.columns else pl.lit(None, pl.Float64).alias(c)
+            for c in ("p_bullish", "p_bearish")]
     per_day = (
         aligned.lazy()
-        .with_columns(story_key=pl.col("story").hash(), doc_key=pl.col("doc_id").hash(),
+        .with_columns(*tone, story_key=pl.col("story").hash(), doc_key=pl.col("doc_id").hash(),
                       event_bit=pl.col("event_type").replace_strict(
                           EVENT_BITS, default=EVENT_BITS["other"], return_dtype=pl.UInt16))
         .with_columns(novel=pl.col("published_at") == pl.col("published_at").min().over(
@@ -162,6 +171,8 @@ def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
             weighted=(pl.col("sentiment") * pl.col("confidence")).sum(),
             weight=pl.col("confidence").sum(),
             confidence_mean=pl.col("confidence").mean(),
+            p_bullish=pl.col("p_bullish").mean(), p_bearish=pl.col("p_bearish").mean(),
+            tone_dispersion=pl.col("sentiment").std(),
             n_docs=pl.col("doc_key").n_unique(),
             novelty=pl.col("story_key").filter(pl.col("novel")).n_unique(),
             event_bits=pl.col("event_bit").bitwise_or(),

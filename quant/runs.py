@@ -104,7 +104,9 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
         return rendered(config, wh, rid, cached=True)
     result = compute(config, panel, strategy_name, params, mode, engine)
     benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
-    signal = (params or {}).get("signal", config.evaluate.signal)
+    # A strategy that trades a column of its own (`learned`: prediction) is evaluated on it.
+    signal = (params or {}).get("signal", getattr(get_strategy(strategy_name), "signal",
+                                                  config.evaluate.signal))
     evaluation = evaluate_signal(panel, signal if signal in panel.columns
                                  else config.evaluate.signal, params_panel.horizons,
                                  config.evaluate.quantiles)

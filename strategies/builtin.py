@@ -3,8 +3,10 @@
 from strategies.base import register
 from strategies.buy_and_hold import BuyAndHold
 from strategies.event_drift import EventDrift
+from strategies.learned import Learned
 from strategies.sentiment_long_short import SentimentLongShort
 from strategies.sentiment_momentum import SentimentMomentum
 
-for _strategy in (SentimentLongShort(), EventDrift(), SentimentMomentum(), BuyAndHold()):
+for _strategy in (SentimentLongShort(), EventDrift(), SentimentMomentum(), BuyAndHold(),
+                  Learned()):
     register(_strategy)

@@ -1,0 +1,116 @@
+"""Research-layer commands: features, model fit/evaluate (learned combiners), bench stocknet."""
+
+from __future__ import annotations
+
+import click
+
+from quant.cli.app import cli, console, day, emit, json_option, workspace_of
+from quant.tables import fmt, print_evaluation, table_of
+
+
+@cli.command("features")
+@json_option
+def features_cmd(as_json):
+    """The registered features: name, source (text or price) and what each measures."""
+    from quant.features import FEATURES
+
+    rows = [{"name": f.name, "source": f.source, "description": f.description}
+            for f in FEATURES.values()]
+    emit(rows, as_json, lambda r: console.print(table_of(r, title="features")))
+
+
+@cli.group("model")
+def model_group() -> None:
+    """Learned combiners of the features, fitted walk-forward (purged, embargoed)."""
+
+
+def _spec_options(fn):
+    options = [
+        click.option("--kind", type=click.Choice(["linear", "lightgbm"]), default="lightgbm",
+                     show_default=True),
+        click.option("--target", type=click.Choice(["rank", "direction"]), default="rank",
+                     show_default=True),
+        click.option("--horizon", type=int, default=1, show_default=True,
+                     help="Sessions of the forward return predicted."),
+        click.option("--test", type=int, default=21, show_default=True,
+                     help="Sessions per walk-forward test block."),
+        click.option("--train", type=int, default=None,
+                     help="Sessions in a rolling training window (default: expanding)."),
+        click.option("--embargo", type=int, default=None,
+                     help="Sessions between training labels and a test block (default: "
+                          "the horizon)."),
+        click.option("--min-train", type=int, default=120, show_default=True,
+                     help="Sessions before the first test block."),
+        click.option("--features", "names", default=None,
+                     help="Comma-separated features (default: all; `quant features`)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@model_group.command("fit")
+@click.option("--name", default="model", show_default=True, help="Saved as models/NAME.")
+@_spec_options
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--backtest", "with_backtest", is_flag=True,
+              help="Also backtest the `learned` strategy on the out-of-sample predictions.")
+@click.option("--walk-forward", is_flag=True, help="The backtest as a walk-forward over the "
+              "strategy's grid (deflated Sharpe, PBO).")
+@json_option
+@click.pass_context
+def model_fit(ctx, name, kind, target, horizon, test, train, embargo, min_train, names, since,
+              until, with_backtest, walk_forward, as_json):
+    """Fit walk-forward, save the out-of-sample predictions and evaluate them."""
+    ws = workspace_of(ctx, write=with_backtest)
+    fitted = ws.fit_model(
+        name, day(since), day(until), kind=kind, target=target, horizon=horizon, test=test,
+        train=train, embargo=embargo, min_train=min_train,
+        features=tuple(names.split(",")) if names else ())
+    _report(ws, fitted, with_backtest, walk_forward, as_json)
+
+
+@model_group.command("evaluate")
+@click.argument("name", default="model")
+@click.option("--backtest", "with_backtest", is_flag=True,
+              help="Also backtest the `learned` strategy on the out-of-sample predictions.")
+@click.option("--walk-forward", is_flag=True, help="The backtest as a walk-forward.")
+@json_option
+@click.pass_context
+def model_evaluate(ctx, name, with_backtest, walk_forward, as_json):
+    """Evaluate a saved model's out-of-sample predictions (IC, quantiles, decay), its feature
+    importance and per-feature IC; optionally backtest them."""
+    ws = workspace_of(ctx, write=with_backtest)
+    _report(ws, ws.fitted_model(name), with_backtest, walk_forward, as_json)
+
+
+def _report(ws, fitted, with_backtest: bool, walk_forward: bool, as_json: bool) -> None:
+    predictions = fitted.predictions
+    horizons = tuple(sorted({*ws.config.pipeline.horizons, fitted.spec.horizon}))
+    panel = fitted.panel(ws.panel(horizons, predictions["session"].min(),
+                                  predictions["session"].max()))
+    evaluation = ws.evaluate(panel, "prediction")
+    out = {"model": fitted.describe(), "evaluation": evaluation.to_json(),
+           "importance": fitted.importance.to_dicts(),
+           "feature_ic": fitted.feature_ic.to_dicts()}
+    if with_backtest:
+        out["backtest"] = ws.backtest("learned", walk_forward=walk_forward, panel=panel).summary
+
+    def render(o: dict) -> None:
+        m = o["model"]
+        console.print(f"{m['spec']['kind']} on {m['spec']['target']} of the "
+                      f"{m['spec']['horizon']}-session return: {m['folds']} walk-forward "
+                      f"blocks, embargo {m['embargo']}, predictions from "
+                      f"{m['first_prediction']}")
+        print_evaluation(evaluation, console)
+        ic = {r["feature"]: r for r in o["feature_ic"]}
+        console.print(table_of([
+            {"feature": r["feature"], "importance": fmt(r["importance"], 3),
+             "rank IC": fmt(ic[r["feature"]]["rank_ic"]),
+             "t (HAC)": fmt(ic[r["feature"]]["t_hac"], 2)} for r in o["importance"]],
+            title="features (out-of-sample sessions)"))
+        if "backtest" in o:
+            console.print(table_of([{"": k, "value": fmt(v, 3)}
+                                    for k, v in o["backtest"].items()], title="backtest"))
+    emit(out, as_json, render)

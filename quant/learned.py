@@ -1,0 +1,211 @@
+"""Learned combiners: point-in-time features, a model fitted walk-forward on purged, embargoed
+training windows, and its out-of-sample predictions.
+
+Each feature is rank-normalised across the session's universe (to [-0.5, 0.5], missing = 0,
+the middle), so a model sees where a name stands today, not levels that drift over years. The
+target is the session's cross-sectional rank of the forward return (`rank`) or whether that
+return is positive (`direction`). Test blocks of `test` sessions follow each other; each is
+predicted by a model trained only on sessions whose label was complete `embargo` sessions (by
+default the horizon) before the block began (`quant.purged`). Only those predictions leave
+this module.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from quant import features as feats
+from quant.errors import ConfigError
+from quant.evaluate import daily_ic, usable
+from quant.purged import walk_forward_splits
+
+KINDS = ("linear", "lightgbm")
+TABLES = ("predictions", "folds", "importance", "feature_ic")
+TARGETS = ("rank", "direction")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str = "lightgbm"            # linear (ridge / logistic) | lightgbm
+    target: str = "rank"              # rank of the forward return | direction (> 0)
+    horizon: int = 1                  # sessions of the forward return
+    test: int = 21                    # sessions per walk-forward block
+    train: int | None = None          # sessions of training window; None = expanding
+    embargo: int | None = None        # sessions after the purge; None = the horizon
+    min_train: int = 120              # sessions before the first test block
+    features: tuple[str, ...] = ()    # () = every registered feature
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or self.target not in TARGETS:
+            raise ConfigError(f"kind must be one of {KINDS} and target one of {TARGETS}, not "
+                              f"{self.kind!r} / {self.target!r}")
+        if min(self.horizon, self.test, self.min_train) < 1:
+            raise ConfigError("horizon, test and min_train must be at least 1 session")
+        if self.embargo is not None and self.embargo < self.horizon:
+            raise ConfigError(f"embargo {self.embargo} is shorter than the horizon "
+                              f"{self.horizon}: training labels would overlap the test block")
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.features) or feats.names()
+
+
+@dataclass
+class Fitted:
+    """Out-of-sample predictions (ticker, session, prediction, fold), the folds, the mean
+    feature importance, and each feature's rank IC over the predicted sessions."""
+
+    spec: ModelSpec
+    predictions: pl.DataFrame
+    folds: pl.DataFrame
+    importance: pl.DataFrame
+    feature_ic: pl.DataFrame
+    meta: dict = field(default_factory=dict)
+
+    def panel(self, panel: pl.DataFrame) -> pl.DataFrame:
+        """The panel with `prediction` (null outside the test blocks) for the `learned`
+        strategy and for `evaluate_signal(panel, "prediction")`."""
+        return panel.join(self.predictions.select("ticker", "session", "prediction"),
+                          on=["ticker", "session"], how="left")
+
+    def describe(self) -> dict:
+        return {"spec": asdict(self.spec), **self.meta}
+
+    def save(self, folder: Path) -> Path:
+        """The fit as parquet tables and a model.json in `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for part in TABLES:
+            getattr(self, part).write_parquet(folder / f"{part}.parquet")
+        (folder / "model.json").write_text(json.dumps(self.describe(), indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> Fitted:
+        described = folder / "model.json"
+        if not described.is_file():
+            raise ConfigError(f"no fitted model in {folder}: fit one with `quant model fit "
+                              f"--name {folder.name}`")
+        meta = json.loads(described.read_text())
+        spec = meta.pop("spec")
+        spec = ModelSpec(**{**spec, "features": tuple(spec["features"])})
+        return cls(spec, *(pl.read_parquet(folder / f"{part}.parquet") for part in TABLES),
+                   meta)
+
+
+def universe_features(panel: pl.DataFrame, spec: ModelSpec) -> pl.DataFrame:
+    """The panel's universe rows with the spec's features (point-in-time checked)."""
+    if f"fwd_ret_{spec.horizon}" not in panel.columns:
+        raise ConfigError(f"the panel has no fwd_ret_{spec.horizon}: build it with horizons "
+                          f"including {spec.horizon}")
+    return feats.with_features(panel, spec.names).filter(pl.col("in_universe"))
+
+
+def design(frame: pl.DataFrame, spec: ModelSpec) -> pl.DataFrame:
+    """ticker, session, the forward return, the rank-normalised features and the target."""
+    ret, names = f"fwd_ret_{spec.horizon}", spec.names
+    target = (_centred_rank(ret) if spec.target == "rank"
+              else pl.when(pl.col(ret).is_not_null()).then((pl.col(ret) > 0).cast(pl.Float64)))
+    return frame.select("ticker", "session", ret, *[
+        _centred_rank(n).fill_null(0.0).alias(n) for n in names], target=target).sort(
+        "session", "ticker")
+
+
+def _centred_rank(column: str) -> pl.Expr:
+    """Rank across the session's names scaled to [-0.5, 0.5]; null stays null."""
+    live = pl.col(column).is_not_null()
+    n = live.sum().over("session")
+    rank = pl.col(column).rank("average").over("session", live)
+    return pl.when(live).then(pl.when(n > 1).then((rank - 1) / (n - 1) - 0.5).otherwise(0.0))
+
+
+def _model(spec: ModelSpec):
+    if spec.kind == "linear":
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        return (Ridge(alpha=10.0) if spec.target == "rank"
+                else LogisticRegression(C=0.1, max_iter=1000))
+    import lightgbm as lgb
+
+    settings = dict(n_estimators=200, learning_rate=0.03, num_leaves=15, min_child_samples=100,
+                    subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=5.0,
+                    random_state=spec.seed, deterministic=True, n_jobs=2, verbose=-1)
+    return (lgb.LGBMRegressor(**settings) if spec.target == "rank"
+            else lgb.LGBMClassifier(**settings))
+
+
+def _importance(model, spec: ModelSpec) -> np.ndarray:
+    raw = (np.abs(np.ravel(model.coef_)) if spec.kind == "linear"
+           else model.booster_.feature_importance("gain"))
+    total = raw.sum()
+    return raw / total if total > 0 else raw
+
+
+def _predict(model, spec: ModelSpec, x: np.ndarray) -> np.ndarray:
+    if spec.target == "direction":
+        return model.predict_proba(x)[:, 1] - 0.5
+    return model.predict(x)
+
+
+def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitted:
+    """Fit `spec` on each purged training window and predict the block after it."""
+    raw = universe_features(panel, spec)
+    data = design(raw, spec)
+    names = spec.names
+    sessions = data["session"].unique().sort()
+    embargo = spec.horizon if spec.embargo is None else spec.embargo
+    splits = walk_forward_splits(sessions.len(), spec.test, spec.horizon, spec.train,
+                                 embargo, first_test=spec.min_train)
+    if not splits:
+        raise ConfigError(f"{sessions.len()} sessions leave no test block after min_train "
+                          f"{spec.min_train}: lower it or give a longer period")
+    position = data.with_columns(pos=pl.col("session").rank("dense").cast(pl.Int64) - 1)
+    predictions, folds, importance = [], [], []
+    for fold, (train_pos, test_pos) in enumerate(splits):
+        train = position.filter(pl.col("pos").is_between(train_pos[0], train_pos[-1])
+                                & pl.col("target").is_not_null())
+        test = position.filter(pl.col("pos").is_between(test_pos[0], test_pos[-1]))
+        if train.height < 50 or test.is_empty():
+            continue
+        model = _model(spec)
+        model.fit(train.select(names).to_numpy(), train["target"].to_numpy())
+        importance.append(_importance(model, spec))
+        predictions.append(test.select("ticker", "session").with_columns(
+            prediction=pl.Series(_predict(model, spec, test.select(names).to_numpy())),
+            fold=pl.lit(fold)))
+        folds.append({"fold": fold, "train_start": train["session"].min(),
+                      "train_end": train["session"].max(), "test_start": test["session"].min(),
+                      "test_end": test["session"].max(), "train_rows": train.height,
+                      "test_rows": test.height})
+    if not predictions:
+        raise ConfigError("no walk-forward block had 50 training rows: give a longer period")
+    out = pl.concat(predictions)
+    mean_importance = np.mean(importance, axis=0)
+    return Fitted(
+        spec, out, pl.DataFrame(folds),
+        pl.DataFrame({"feature": names, "importance": mean_importance}).sort(
+            "importance", descending=True),
+        feature_ic(raw.join(out.select("ticker", "session"), on=["ticker", "session"]),
+                   names, f"fwd_ret_{spec.horizon}", spec.horizon),
+        {"sessions": sessions.len(), "folds": len(folds), "embargo": embargo,
+         "first_prediction": str(out["session"].min())})
+
+
+def feature_ic(frame: pl.DataFrame, names: list[str], ret: str, horizon: int) -> pl.DataFrame:
+    """Each feature's mean daily rank IC against `ret`, with its Newey-West t-statistic."""
+    from quant.evaluate import newey_west_t
+
+    rows = []
+    for name in names:
+        kept, _ = usable(frame, name, horizon)
+        ics = daily_ic(kept, name, ret)["rank_ic"].drop_nulls().to_numpy()
+        rows.append({"feature": name, "rank_ic": float(ics.mean()) if ics.size else None,
+                     "t_hac": newey_west_t(ics, horizon - 1) if ics.size > 2 else None,
+                     "sessions": int(ics.size)})
+    return pl.DataFrame(rows, schema={"feature": pl.String, "rank_ic": pl.Float64,
+                                      "t_hac": pl.Float64, "sessions": pl.Int64})

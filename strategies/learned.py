@@ -1,0 +1,40 @@
+"""Trade a learned model's out-of-sample predictions.
+
+Every `rebalance` sessions, long the top `quantile` of names by the model's prediction and short
+the bottom, equal weights, dollar neutral. The panel's `prediction` column is null outside the
+model's test blocks (`quant.learned.Fitted.panel`), so the book is flat until the first session
+the model predicted without having trained on it: nothing in-sample is ever traded.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from strategies.base import long_short, long_short_grid
+
+
+class Learned:
+    name = "learned"
+    description = "long top / short bottom quantile of a learned model's out-of-sample prediction"
+    signal = "prediction"             # what the run's factor evaluation reads
+    defaults = {"quantile": 0.25, "rebalance": 1, "gross": 1.0}
+    grid = {"quantile": [0.1, 0.25, 0.5], "rebalance": [1, 5]}
+    bounds = {"quantile": (0.01, 0.5), "rebalance": (1, None), "gross": (0.0, 10.0)}
+
+    def weights(self, panel: pl.DataFrame, quantile: float = 0.25, rebalance: int = 1,
+                gross: float = 1.0) -> pl.DataFrame:
+        return long_short(_checked(panel), "prediction", quantile, rebalance, gross)
+
+    def weights_grid(self, panel: pl.DataFrame, grid: list[dict]) -> pl.DataFrame:
+        full = [{**self.defaults, **params} for params in grid]
+        return long_short_grid(_checked(panel), [
+            ("prediction", p["quantile"], p["rebalance"], p["gross"]) for p in full])
+
+
+def _checked(panel: pl.DataFrame) -> pl.DataFrame:
+    if "prediction" not in panel.columns:
+        raise ValueError("the learned strategy trades a model's out-of-sample predictions and "
+                         "this panel has none; fit a model and backtest it with `quant model "
+                         "fit --name NAME --backtest`, or from Python with "
+                         "ws.backtest('learned', panel=ws.fit_model(...).panel(ws.panel()))")
+    return panel
