@@ -219,14 +219,16 @@ class Workspace:
     def backtest(self, strategy: str, params: dict | None = None, sweep: bool = False,
                  walk_forward: bool = False, since: str | date | None = None,
                  until: str | date | None = None, panel: pl.DataFrame | None = None,
-                 engine: str | None = None) -> StoredRun:
-        """Run (or find, when it ran before) a backtest, store it and write its report."""
+                 engine: str | None = None, notes: dict | None = None) -> StoredRun:
+        """Run (or find, when it ran before) a backtest, store it and write its report;
+        `notes` (e.g. `Fitted.notes()`) say where a given `panel` came from."""
         if sweep and walk_forward:
             raise ConfigError("choose sweep or walk_forward, not both")
         mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
         with self.warehouse(write=True) as wh:
             return runs.execute(self.config, wh, strategy, params, mode,
-                                *_period(since, until), engine=engine, panel=panel)
+                                *_period(since, until), engine=engine, panel=panel,
+                                notes=notes)
 
     def run(self, run_id: str = "latest") -> StoredRun:
         """A stored run by id (`latest`: the newest)."""

@@ -5,8 +5,10 @@
 2. the news scored by the default local model (score mode);
 3. the signal evaluated (IC, decay, quantiles);
 4. the built-in strategies backtested, a sweep and a walk-forward test of the main one;
-5. the HTML reports, a summary table and the report's path;
-6. one `daily` job through the scheduler machinery (`schedule once daily`).
+5. a learned model of the features fitted walk-forward (purged), its out-of-sample
+   predictions evaluated and backtested (the `learned` strategy);
+6. the HTML reports, a summary table and the report's path;
+7. one `daily` job through the scheduler machinery (`schedule once daily`).
 
 Running it again reuses everything already done: files already ingested, signals already
 scored for this model and prompt, backtests already run on the same inputs.
@@ -83,6 +85,24 @@ def _backtests(config, wh: Warehouse) -> list[dict]:
     return backtests
 
 
+def _learned(config, wh: Warehouse) -> dict:
+    """A ridge on every feature's cross-sectional rank, refitted each quarter on an expanding,
+    purged window; only its out-of-sample predictions are evaluated and traded."""
+    from quant.evaluate import evaluate_signal
+    from quant.learned import ModelSpec, fit_walk_forward
+    from quant.pipeline import panel_from_warehouse
+
+    panel, _ = panel_from_warehouse(wh, config.pipeline, calendar=config.data.calendar)
+    fitted = fit_walk_forward(panel, ModelSpec(kind="linear", test=63, min_train=250))
+    fitted.save(config.root / "models" / "demo")
+    predicted = fitted.panel(panel)
+    first = evaluate_signal(predicted, "prediction", (1,)).first
+    return {"rank_ic": first.rank_ic["mean"], "rank_ic_t_hac": first.rank_ic["t_stat_hac"],
+            "folds": fitted.folds.height, "top_features": fitted.importance["feature"][:3]
+            .to_list(), "backtest": runs.run(config, wh, "learned", panel=predicted,
+                                 notes=fitted.notes())}
+
+
 def run_demo(root: Path, quiet: bool = False) -> dict:
     started = time.perf_counter()
     say = (lambda *a: None) if quiet else console.print
@@ -97,19 +117,22 @@ def run_demo(root: Path, quiet: bool = False) -> dict:
         timings[name] = round(time.perf_counter() - t0, 1)
 
     with Warehouse(config.warehouse_path) as wh:
-        step("ingest", "[bold]1/6[/] ingesting the bundled real prices and the generated news",
+        step("ingest", "[bold]1/7[/] ingesting the bundled real prices and the generated news",
              lambda: _ingest(config, wh))
-        step("score", "[bold]2/6[/] scoring the news with the default local model",
+        step("score", "[bold]2/7[/] scoring the news with the default local model",
              lambda: _score(config, wh, quiet))
-        step("evaluate", "[bold]3/6[/] evaluating the signal", lambda: _evaluate(config, wh,
+        step("evaluate", "[bold]3/7[/] evaluating the signal", lambda: _evaluate(config, wh,
                                                                                   quiet))
-        step("backtests", "[bold]4/6[/] backtesting the strategies (first use compiles "
+        step("backtests", "[bold]4/7[/] backtesting the strategies (first use compiles "
              "vectorbt, ~20 s)", lambda: _backtests(config, wh))
-    say("[bold]5/6[/] reports written")
+        step("learned", "[bold]5/7[/] fitting a model of the features walk-forward and "
+             "backtesting its out-of-sample predictions", lambda: _learned(config, wh))
+    summary["backtests"].append(summary["learned"]["backtest"])
+    say("[bold]6/7[/] reports written")
     summary["report"] = next(b for b in summary["backtests"]
                              if b["kind"] == "walk_forward")["report"]
     as_of = date(SAMPLE_END.year, SAMPLE_END.month, SAMPLE_END.day)
-    step("daily", "[bold]6/6[/] one `daily` job through the scheduler machinery "
+    step("daily", "[bold]7/7[/] one `daily` job through the scheduler machinery "
          "(schedule once daily)", lambda: run_once(config, "daily", as_of))
     summary["timings_s"] = timings
     summary["seconds"] = round(time.perf_counter() - started, 1)

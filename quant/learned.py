@@ -77,6 +77,14 @@ class Fitted:
     def describe(self) -> dict:
         return {"spec": asdict(self.spec), **self.meta}
 
+    def notes(self) -> dict:
+        """What a backtest of these predictions stores for its report."""
+        ic = {r["feature"]: r for r in self.feature_ic.to_dicts()}
+        return {"model": json.dumps(self.describe(), default=str), "features": [
+            {"feature": r["feature"], "importance": r["importance"],
+             "rank_ic": ic[r["feature"]]["rank_ic"], "t_hac": ic[r["feature"]]["t_hac"]}
+            for r in self.importance.to_dicts()]}
+
     def save(self, folder: Path) -> Path:
         """The fit as parquet tables and a model.json in `folder`."""
         folder.mkdir(parents=True, exist_ok=True)

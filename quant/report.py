@@ -150,7 +150,7 @@ font-size:13px;text-align:left}h1{font-size:22px}h2{font-size:17px;margin-top:28
 def _provenance(run: StoredRun, warehouse: str) -> dict:
     return {"period": f"{run.period[0]} .. {run.period[1]}", "strategy": run.strategy,
             "kind": run.kind, "params": json.dumps(run.params, default=str),
-            **{k: v for k, v in run.signals.items() if k != "evidence"},
+            **{k: v for k, v in run.signals.items() if k not in ("evidence", "features")},
             "settings": json.dumps(run.settings), "created_at": str(run.created_at),
             "warehouse": warehouse}
 
@@ -191,6 +191,8 @@ window.__errors.push(String(e.message))}});</script>
 {_table(honest, "Overfitting checks") if honest else ""}
 <div class="grid">{charts}</div>
 {_table(run.signals.get("evidence") or [], "Passages behind the strongest filing signals")}
+{_table(run.signals.get("features") or [], "Learned model: feature importance and each "
+        "feature's rank IC over the out-of-sample sessions")}
 {_table(run.evaluation.coverage, "Signal coverage")}
 {_table(run.evaluation.first.dropped, "Rows left out of the evaluation, by reason")}
 {_table(run.windows, "Walk-forward windows")}

@@ -72,10 +72,12 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
 def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
             mode: str = "single", since: date | None = None, until: date | None = None,
             params_panel: PanelParams | None = None, which: SignalSet | None = None,
-            engine: str | None = None, panel: pl.DataFrame | None = None) -> StoredRun:
+            engine: str | None = None, panel: pl.DataFrame | None = None,
+            notes: dict | None = None) -> StoredRun:
     """Run, store and report one backtest, or find it stored; the run, its `summary` saying
     which. `panel` replaces the warehouse's (a researcher's own signal columns); its content
-    is part of the run's key."""
+    is part of the run's key. `notes` say where such a panel came from (a learned model's
+    spec and features: `Fitted.notes()`) and are stored with the run for its report."""
     get_strategy_or_fail(strategy_name)
     params_panel = params_panel or config.pipeline
     if panel is None:
@@ -85,7 +87,8 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
         signals = which.provenance()
     else:
         start, end = panel["session"].min(), panel["session"].max()
-        signals = {"panel": f"{panel.hash_rows().sum():x}-{panel.height}x{panel.width}"}
+        signals = {"panel": f"{panel.hash_rows().sum():x}-{panel.height}x{panel.width}",
+                   **(notes or {})}
     first, last = start, end
     start, end = max(since, start) if since else start, min(until, end) if until else end
     if start > end:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import polars as pl
 
 from quant.cli.app import cli, console, day, emit, json_option, workspace_of
 from quant.tables import fmt, print_evaluation, table_of
@@ -95,7 +96,8 @@ def _report(ws, fitted, with_backtest: bool, walk_forward: bool, as_json: bool) 
            "importance": fitted.importance.to_dicts(),
            "feature_ic": fitted.feature_ic.to_dicts()}
     if with_backtest:
-        out["backtest"] = ws.backtest("learned", walk_forward=walk_forward, panel=panel).summary
+        out["backtest"] = ws.backtest("learned", walk_forward=walk_forward, panel=panel,
+                                      notes=fitted.notes()).summary
 
     def render(o: dict) -> None:
         m = o["model"]
@@ -114,3 +116,36 @@ def _report(ws, fitted, with_backtest: bool, walk_forward: bool, as_json: bool) 
             console.print(table_of([{"": k, "value": fmt(v, 3)}
                                     for k, v in o["backtest"].items()], title="backtest"))
     emit(out, as_json, render)
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Standard benchmarks, run on the workspace's data."""
+
+
+@bench_group.command("stocknet")
+@click.option("--split", "evaluate_on", type=click.Choice(["dev", "test"]), default="dev",
+              show_default=True, help="Where to measure (models train on the train split).")
+@json_option
+@click.pass_context
+def bench_stocknet(ctx, evaluate_on, as_json):
+    """StockNet movement prediction (Xu and Cohen, 2018): accuracy and MCC of price, text and
+    text + price models, point-in-time, on a workspace holding StockNet's prices and scored
+    posts."""
+    from data.calendar import get_calendar
+    from quant import stocknet
+    from quant.pipeline import choose_signal_set, load_prices, load_signals
+
+    ws = workspace_of(ctx)
+    with ws.warehouse() as wh:
+        which = choose_signal_set(wh)
+        signals, prices = load_signals(wh, which), load_prices(wh)
+    data = stocknet.examples(signals, prices, get_calendar(ws.config.data.calendar))
+    counts = data.group_by("split").agg(examples=pl.len(), up=pl.col("label").mean(),
+                                        with_posts=(pl.col("posts") > 0).mean()).sort("split")
+    scores = [vars(s) for s in stocknet.benchmark(data, evaluate_on)]
+    emit({"signals": which.provenance(), "splits": counts.to_dicts(), "scores": scores},
+         as_json, lambda o: (console.print(table_of(
+             [{k: fmt(v, 3) for k, v in r.items()} for r in o["splits"]], title="examples")),
+             console.print(table_of([{k: fmt(v, 4) for k, v in r.items()}
+                                     for r in o["scores"]], title=f"StockNet {evaluate_on}"))))

@@ -145,3 +145,21 @@ def test_what_filings_say_beyond_their_text(tmp_path):
                "us-gaap:NetIncomeLoss")
     assert 93_736e6 in [row["value"] for row in cli]
     assert len(_cli(tmp_path, "filings", "--ticker", "AAPL")) == min(20, changes.height)
+
+
+def test_a_learned_model_fits_saves_evaluates_and_backtests(root):
+    spec = {"kind": "linear", "test": 126, "min_train": 500,
+            "features": ["tone", "tone_change", "return_1", "return_5"]}
+    fitted = quant.open(root).fit_model("m", **spec)
+    assert (root / "models" / "m" / "predictions.parquet").is_file()
+    assert quant.open(root).fitted_model("m").predictions.equals(fitted.predictions)
+    out = _cli(root, "model", "evaluate", "m", "--backtest")
+    assert out["model"]["folds"] == fitted.folds.height
+    assert out["backtest"]["strategy"] == "learned"
+    assert {r["feature"] for r in out["importance"]} == set(spec["features"])
+    # the planted tone is found out of sample, and the report shows the model's features
+    assert out["evaluation"]["horizons"]["1"]["rank_ic"]["mean"] > 0
+    page = (root / "reports" / out["backtest"]["run_id"] / "report.html").read_text()
+    assert "Learned model: feature importance" in page and "tone_change" in page
+    listed = _cli(root, "features")
+    assert {f["name"] for f in listed} >= set(spec["features"])
