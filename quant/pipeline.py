@@ -95,6 +95,12 @@ SIGNALS_SCHEMA = {"doc_id": pl.String, "section": pl.String, "ticker": pl.String
                   "confidence": pl.Float64, "event_type": pl.String, "story": pl.String}
 
 
+def with_tone(signals: pl.DataFrame) -> pl.DataFrame:
+    """The signals with the head's label probabilities, null where a frame has none."""
+    return signals.with_columns(pl.lit(None, pl.Float64).alias(c) for c in
+                                ("p_bullish", "p_bearish") if c not in signals.columns)
+
+
 def no_signals() -> pl.DataFrame:
     """An empty frame shaped like `load_signals`: a panel of prices and returns alone."""
     return pl.DataFrame(schema=SIGNALS_SCHEMA)
@@ -156,11 +162,9 @@ def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
     the signals carry none) and the spread of sentiment across the session's documents. For
     speed at 10^7 signals, keys are hashed to integers and the event types
     of a session are OR-ed as bits, decoded to a list once per panel row."""
-    tone = [pl.col(c) if c in aligned.columns else pl.lit(None, pl.Float64).alias(c)
-            for c in ("p_bullish", "p_bearish")]
     per_day = (
-        aligned.lazy()
-        .with_columns(*tone, story_key=pl.col("story").hash(), doc_key=pl.col("doc_id").hash(),
+        with_tone(aligned).lazy()
+        .with_columns(story_key=pl.col("story").hash(), doc_key=pl.col("doc_id").hash(),
                       event_bit=pl.col("event_type").replace_strict(
                           EVENT_BITS, default=EVENT_BITS["other"], return_dtype=pl.UInt16))
         .with_columns(novel=pl.col("published_at") == pl.col("published_at").min().over(

@@ -23,7 +23,7 @@ import polars as pl
 
 from data.calendar import TradingCalendar
 from quant import features as feats
-from quant.pipeline import LookAheadError, PanelParams, build_panel, no_signals
+from quant.pipeline import LookAheadError, PanelParams, build_panel, no_signals, with_tone
 
 UP, DOWN = 0.0055, -0.005
 LAG = 5
@@ -63,7 +63,7 @@ def window_text(signals: pl.DataFrame, calendar: TradingCalendar, lag: int = LAG
     closed = np.searchsorted(calendar.closes, published, side="right")
     sessions = pl.Series(calendar.sessions).cast(pl.Date)
     closes = pl.Series(calendar.closes).dt.replace_time_zone("UTC")
-    spread = (signals.with_columns(closed=pl.Series(closed)).join(
+    spread = (with_tone(signals).with_columns(closed=pl.Series(closed)).join(
         pl.DataFrame({"k": list(range(1, lag + 1))}), how="cross")
         .with_columns(target=pl.col("closed") + pl.col("k"))
         .filter(pl.col("target") < len(sessions)))
@@ -117,7 +117,8 @@ def _fit_predict(kind: str, train: pl.DataFrame, test: pl.DataFrame, columns: li
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        mean = np.nanmean(x_train, axis=0)
+        # Missing (no posts, too little history): the training mean; 0 when all missing.
+        mean = train.select(columns).mean().fill_null(0.0).to_numpy().astype(float)[0]
         x_train, x_test = (np.where(np.isnan(x), mean, x) for x in (x_train, x_test))
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
     else:

@@ -144,8 +144,17 @@ def bench_stocknet(ctx, evaluate_on, as_json):
     counts = data.group_by("split").agg(examples=pl.len(), up=pl.col("label").mean(),
                                         with_posts=(pl.col("posts") > 0).mean()).sort("split")
     scores = [vars(s) for s in stocknet.benchmark(data, evaluate_on)]
-    emit({"signals": which.provenance(), "splits": counts.to_dicts(), "scores": scores},
-         as_json, lambda o: (console.print(table_of(
-             [{k: fmt(v, 3) for k, v in r.items()} for r in o["splits"]], title="examples")),
-             console.print(table_of([{k: fmt(v, 4) for k, v in r.items()}
-                                     for r in o["scores"]], title=f"StockNet {evaluate_on}"))))
+    covered = counts.filter(pl.col("split") == evaluate_on)["with_posts"]
+    warning = (f"only {covered[0]:.0%} of the {evaluate_on} examples have posts in their "
+               "window: this warehouse lacks that period's posts, so its text models read "
+               "almost nothing" if covered.len() and covered[0] < 0.5 else None)
+
+    def render(o: dict) -> None:
+        console.print(table_of([{k: fmt(v, 3) for k, v in r.items()} for r in o["splits"]],
+                               title="examples"))
+        console.print(table_of([{k: fmt(v, 4) for k, v in r.items()} for r in o["scores"]],
+                               title=f"StockNet {evaluate_on}"))
+        if warning:
+            console.print(f"[yellow]warning:[/] {warning}")
+    emit({"signals": which.provenance(), "splits": counts.to_dicts(), "scores": scores,
+          "warning": warning}, as_json, render)

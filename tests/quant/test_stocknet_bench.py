@@ -59,3 +59,35 @@ def test_a_post_counts_for_the_five_sessions_after_the_close_it_precedes():
     assert windows["session"].to_list() == CAL.sessions_between(date(2014, 3, 10),
                                                                 date(2014, 3, 17))
     assert windows.filter(pl.col("session") == date(2014, 3, 17))["posts"][0] == 1
+
+
+def _planted(hour_utc: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Prices for 2014 - Sep 2015 and, for every target session, one post on the session
+    before at `hour_utc` whose tone is the sign of the target session's move."""
+    from tests.quant.helpers import calendar_prices
+
+    prices = calendar_prices(["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"], date(2014, 1, 1),
+                             date(2015, 9, 30), seed=5).with_columns(volume=pl.lit(1e6))
+    labels = stocknet.movement_labels(prices)
+    sessions = CAL.sessions_between(date(2013, 12, 1), date(2015, 10, 1))
+    previous = dict(zip(sessions[1:], sessions[:-1], strict=False))
+    rows = [{"ticker": r["ticker"], "sentiment": 1.0 if r["movement"] > 0 else -1.0,
+             "published_at": datetime(*previous[r["session"]].timetuple()[:3], hour_utc,
+                                      tzinfo=timezone.utc)}
+            for r in labels.iter_rows(named=True)]
+    return signals_frame(rows), prices
+
+
+@pytest.mark.parametrize("hour_utc,expect_skill", [(19, True), (22, False)])
+def test_posts_before_the_close_predict_and_posts_after_it_cannot(hour_utc, expect_skill):
+    # 19:00 UTC is 14:00/15:00 in New York (before the close); 22:00 UTC is after it, when
+    # the move the post describes has already happened.
+    signals, prices = _planted(hour_utc)
+    scores = {(s.model, s.inputs): s for s in stocknet.benchmark(
+        stocknet.examples(signals, prices, CAL), "dev")}
+    text = scores[("logistic", "text")]
+    assert text.examples == scores[("majority class", "-")].examples > 100
+    if expect_skill:
+        assert text.accuracy > 0.9 and text.mcc > 0.8
+    else:
+        assert abs(text.mcc) < 0.2
