@@ -21,6 +21,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 from rich.console import Console
 
 from data.ingest import ingest_files
@@ -86,14 +87,16 @@ def _backtests(config, wh: Warehouse) -> list[dict]:
 
 
 def _learned(config, wh: Warehouse) -> dict:
-    """A ridge on every feature's cross-sectional rank, refitted each quarter on an expanding,
-    purged window; only its out-of-sample predictions are evaluated and traded."""
+    """A ridge on every feature's cross-sectional rank over the news period, refitted each
+    quarter on an expanding, purged window after its first half-year; only its out-of-sample
+    predictions are evaluated and traded."""
     from quant.evaluate import evaluate_signal
     from quant.learned import ModelSpec, fit_walk_forward
     from quant.pipeline import panel_from_warehouse
 
     panel, _ = panel_from_warehouse(wh, config.pipeline, calendar=config.data.calendar)
-    fitted = fit_walk_forward(panel, ModelSpec(kind="linear", test=63, min_train=250))
+    panel = panel.filter(pl.col("session").is_between(*runs.signal_period(panel)))
+    fitted = fit_walk_forward(panel, ModelSpec(kind="linear", test=63, min_train=126))
     fitted.save(config.root / "models" / "demo")
     predicted = fitted.panel(panel)
     first = evaluate_signal(predicted, "prediction", (1,)).first

@@ -63,10 +63,11 @@ def compute(config: Config, panel: pl.DataFrame, strategy_name: str, params: dic
 def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         mode: str = "single", since: date | None = None, until: date | None = None,
         params_panel: PanelParams | None = None, which: SignalSet | None = None,
-        engine: str | None = None, panel: pl.DataFrame | None = None) -> dict:
+        engine: str | None = None, panel: pl.DataFrame | None = None,
+        notes: dict | None = None) -> dict:
     """Run, store and report one backtest; returns the run summary (`execute`'s)."""
     return execute(config, wh, strategy_name, params, mode, since, until, params_panel,
-                   which, engine, panel).summary
+                   which, engine, panel, notes).summary
 
 
 def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
