@@ -26,6 +26,7 @@ from quant.purged import walk_forward_splits
 
 KINDS = ("linear", "lightgbm")
 TABLES = ("predictions", "folds", "importance", "feature_ic")
+MIN_TRAIN_ROWS = 50  # a block whose training window has fewer labelled rows is not predicted
 TARGETS = ("rank", "direction")
 
 
@@ -178,7 +179,7 @@ def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitt
         train = position.filter(pl.col("pos").is_between(train_pos[0], train_pos[-1])
                                 & pl.col("target").is_not_null())
         test = position.filter(pl.col("pos").is_between(test_pos[0], test_pos[-1]))
-        if train.height < 50 or test.is_empty():
+        if train.height < MIN_TRAIN_ROWS or test.is_empty():
             continue
         model = _model(spec)
         model.fit(train.select(names).to_numpy(), train["target"].to_numpy())
@@ -191,7 +192,8 @@ def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitt
                       "test_end": test["session"].max(), "train_rows": train.height,
                       "test_rows": test.height})
     if not predictions:
-        raise ConfigError("no walk-forward block had 50 training rows: give a longer period")
+        raise ConfigError(f"no walk-forward block had {MIN_TRAIN_ROWS} labelled training rows: "
+                          "give a longer period or a smaller min_train")
     out = pl.concat(predictions)
     mean_importance = np.mean(importance, axis=0)
     return Fitted(
