@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from quant.errors import ConfigError
 from quant.pipeline import LookAheadError
 
 Accessor = Callable[[str], pl.Expr]
@@ -186,7 +187,7 @@ def _chosen(selected: Iterable[str] | None) -> list[Feature]:
     selected = list(selected) if selected is not None else list(FEATURES)
     unknown = [n for n in selected if n not in FEATURES]
     if unknown:
-        raise ValueError(f"no feature {unknown[0]!r}; the features: {', '.join(FEATURES)} "
+        raise ConfigError(f"no feature {unknown[0]!r}; the features: {', '.join(FEATURES)} "
                          "(`quant features` describes them)")
     return [FEATURES[n] for n in selected]
 
@@ -194,7 +195,7 @@ def _chosen(selected: Iterable[str] | None) -> list[Feature]:
 def _inputs(panel: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in INPUT_COLUMNS if c not in panel.columns]
     if missing:
-        raise ValueError(f"the panel lacks {', '.join(missing)}: build it with "
+        raise ConfigError(f"the panel lacks {', '.join(missing)}: build it with "
                          "quant.pipeline.build_panel (or Workspace.panel)")
     return panel.select(INPUT_COLUMNS).sort("ticker", "session")
 

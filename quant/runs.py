@@ -21,6 +21,7 @@ from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from quant.report import write_report
 from quant.run_store import RunStore, StoredRun, run_id
 from strategies import get_strategy
+from strategies.base import missing_columns
 
 MODES = ("single", "sweep", "walk_forward")
 
@@ -52,6 +53,9 @@ def compute(config: Config, panel: pl.DataFrame, strategy_name: str, params: dic
     if mode not in MODES:
         raise BacktestError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     strategy = get_strategy_or_fail(strategy_name)
+    problem = missing_columns(strategy, panel)
+    if problem:
+        raise BacktestError(problem)
     if mode == "sweep":
         return bt.sweep(panel, strategy, config.backtest, chunk_map=chunk_map(config, engine))
     if mode == "walk_forward":

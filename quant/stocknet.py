@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from data.calendar import TradingCalendar
+from data.errors import DataError
 from quant import features as feats
 from quant.pipeline import LookAheadError, PanelParams, build_panel, no_signals, with_tone
 
@@ -140,8 +141,8 @@ def benchmark(data: pl.DataFrame, evaluate_on: str = "dev", seed: int = 0) -> li
     train = data.filter(pl.col("split") == "train")
     test = data.filter(pl.col("split") == evaluate_on)
     if train.is_empty() or test.is_empty():
-        raise ValueError(f"no labelled examples in the train or {evaluate_on} split: ingest "
-                         "StockNet's prices and posts for 2014-2015 and score them")
+        raise DataError(f"no labelled examples in the train or {evaluate_on} split; ingest "
+                        "StockNet's prices and posts for 2014-2015 and score them")
     truth = test["label"].to_numpy()
     majority = int(train["label"].mean() >= 0.5)
     scores = [Score("majority class", "-", float((truth == majority).mean()), 0.0, len(truth))]

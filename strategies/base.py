@@ -10,6 +10,9 @@ A strategy may also define `weights_grid(panel, grid)`: the weights of every con
 configuration in grid order. Sweeps use it when present, so work that configurations share
 (ranking a signal, say) is done once.
 
+A strategy that reads a column the panel does not always have declares it in `requires`
+({column: how to get it}); a backtest without it is an error that says how.
+
 To add one: write a module with a class like those below and register it:
 
     from strategies import register
@@ -34,6 +37,14 @@ class Strategy(Protocol):
     def weights(self, panel: pl.DataFrame, **params: Any) -> pl.DataFrame:
         """Columns session, ticker, weight (null = hold)."""
         ...
+
+
+def missing_columns(strategy: Strategy, panel: pl.DataFrame) -> str | None:
+    """What the panel lacks of the strategy's `requires`, and how to get it; None if nothing."""
+    for column, how in getattr(strategy, "requires", {}).items():
+        if column not in panel.columns:
+            return f"{strategy.name} needs a panel column {column!r} that this panel lacks; {how}"
+    return None
 
 
 def combinations(strategy: Strategy) -> list[dict[str, Any]]:

@@ -3,10 +3,10 @@
 from strategies.base import register
 from strategies.buy_and_hold import BuyAndHold
 from strategies.event_drift import EventDrift
-from strategies.learned import Learned
+from strategies.learned import LEARNED
 from strategies.sentiment_long_short import SentimentLongShort
 from strategies.sentiment_momentum import SentimentMomentum
 
 for _strategy in (SentimentLongShort(), EventDrift(), SentimentMomentum(), BuyAndHold(),
-                  Learned()):
+                  LEARNED):
     register(_strategy)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from strategies.base import long_short, long_short_grid
+from strategies.base import long_short, long_short_grid, missing_columns
 
 
 class Learned:
     name = "learned"
     description = "long top / short bottom quantile of a learned model's out-of-sample prediction"
     signal = "prediction"             # what the run's factor evaluation reads
+    requires = {"prediction": "fit a model and backtest its out-of-sample predictions with "
+                "`quant model fit --backtest`, or from Python with ws.backtest('learned', "
+                "panel=fitted.panel(ws.panel()))"}
     defaults = {"quantile": 0.25, "rebalance": 1, "gross": 1.0}
     grid = {"quantile": [0.1, 0.25, 0.5], "rebalance": [1, 5]}
     bounds = {"quantile": (0.01, 0.5), "rebalance": (1, None), "gross": (0.0, 10.0)}
@@ -32,9 +35,10 @@ class Learned:
 
 
 def _checked(panel: pl.DataFrame) -> pl.DataFrame:
-    if "prediction" not in panel.columns:
-        raise ValueError("the learned strategy trades a model's out-of-sample predictions and "
-                         "this panel has none; fit a model and backtest it with `quant model "
-                         "fit --name NAME --backtest`, or from Python with "
-                         "ws.backtest('learned', panel=ws.fit_model(...).panel(ws.panel()))")
+    problem = missing_columns(LEARNED, panel)
+    if problem:
+        raise ValueError(problem)
     return panel
+
+
+LEARNED = Learned()

@@ -163,3 +163,12 @@ def test_a_learned_model_fits_saves_evaluates_and_backtests(root):
     assert "Learned model: feature importance" in page and "tone_change" in page
     listed = _cli(root, "features")
     assert {f["name"] for f in listed} >= set(spec["features"])
+
+
+def test_the_learned_strategy_without_predictions_is_a_clear_error(root):
+    done = subprocess.run([sys.executable, "-m", "quant.cli", "-w", str(root), "backtest",
+                           "--strategy", "learned", "--json"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 2
+    error = json.loads(done.stdout)
+    assert error["type"] == "BacktestError" and "quant model fit" in error["fix"]

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from quant import features
+from quant.errors import ConfigError
 from quant.pipeline import LookAheadError, PanelParams, build_panel
 from tests.quant.helpers import calendar_prices, signals_frame
 
@@ -90,5 +91,5 @@ def test_price_features_match_a_hand_computation():
 
 
 def test_unknown_feature_names_the_known_ones():
-    with pytest.raises(ValueError, match="tone"):
+    with pytest.raises(ConfigError, match="tone"):
         features.with_features(PANEL, ["no_such_feature"])
