@@ -31,7 +31,7 @@ Accessor = Callable[[str], pl.Expr]
 # What a feature may read: the panel minus its labels and same-session cross-sections.
 PRICE_COLUMNS = ("open", "close", "adj_close", "adj_open", "volume")
 TEXT_COLUMNS = ("n_docs", "novelty", "confidence_mean", "sentiment_today", "sentiment",
-                "p_bullish", "p_bearish", "tone_dispersion", "event_types")
+                "p_bullish", "p_bearish", "sentiment_std", "event_types")
 INPUT_COLUMNS = ("ticker", "session", "decision_at", *PRICE_COLUMNS, *TEXT_COLUMNS)
 
 
@@ -97,7 +97,7 @@ def confidence(col):
 @feature("text")
 def tone_dispersion(col):
     """Standard deviation of sentiment across the session's documents (disagreement)."""
-    return col("tone_dispersion")
+    return col("sentiment_std")
 
 
 @feature("text")
@@ -126,7 +126,7 @@ def abnormal_attention(col):
 
 
 @feature("text")
-def novelty(col):
+def novelty_share(col):
     """Share of the session's documents whose story had not appeared before (null: none)."""
     return pl.when(col("n_docs") > 0).then(col("novelty") / col("n_docs"))
 
@@ -158,7 +158,7 @@ def volatility_20(col):
 
 
 @feature("price")
-def volume(col):
+def log_volume(col):
     """log(1 + shares traded) in the last session."""
     return past(col, "volume").cast(pl.Float64).log1p()
 
@@ -211,8 +211,14 @@ def compute(panel: pl.DataFrame, selected: Sequence[str] | None = None,
 
 def with_features(panel: pl.DataFrame, selected: Sequence[str] | None = None,
                   check: bool = True) -> pl.DataFrame:
-    """The panel with its feature columns joined, point-in-time checked unless `check` is off."""
+    """The panel with its feature columns joined, point-in-time checked unless `check` is off.
+    A feature named like a panel column is an error: the join would keep the panel's column
+    (the session's own volume, say) under the feature's name."""
     values = compute(panel, selected)
+    clash = [c for c in values.columns[2:] if c in panel.columns]
+    if clash:
+        raise ConfigError(f"feature {clash[0]!r} has the name of a panel column; rename the "
+                          "feature (or drop the column) so the panel's value is not read as it")
     if check:
         check_point_in_time(panel, selected)
     return panel.join(values, on=["ticker", "session"], how="left")

@@ -176,7 +176,7 @@ def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
             weight=pl.col("confidence").sum(),
             confidence_mean=pl.col("confidence").mean(),
             p_bullish=pl.col("p_bullish").mean(), p_bearish=pl.col("p_bearish").mean(),
-            tone_dispersion=pl.col("sentiment").std(),
+            sentiment_std=pl.col("sentiment").std(),
             n_docs=pl.col("doc_key").n_unique(),
             novelty=pl.col("story_key").filter(pl.col("novel")).n_unique(),
             event_bits=pl.col("event_bit").bitwise_or(),

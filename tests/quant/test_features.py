@@ -81,13 +81,27 @@ def test_a_feature_reading_the_sessions_own_close_trips_the_guard():
 
 
 def test_price_features_match_a_hand_computation():
-    out = features.with_features(PANEL, ["return_1", "return_5", "gap"]).filter(
+    out = features.with_features(PANEL, ["return_1", "return_5", "gap", "log_volume"]).filter(
         pl.col("ticker") == "BBB").sort("session")
     close, adj_open = out["adj_close"].to_numpy(), out["adj_open"].to_numpy()
     t = 30
     assert out["return_1"][t] == pytest.approx(close[t - 1] / close[t - 2] - 1)
     assert out["return_5"][t] == pytest.approx(close[t - 1] / close[t - 6] - 1)
     assert out["gap"][t] == pytest.approx(adj_open[t - 1] / close[t - 2] - 1)
+    assert out["log_volume"][t] == pytest.approx(np.log1p(out["volume"][t - 1]))
+
+
+def test_a_feature_named_like_a_panel_column_is_refused():
+    @features.feature("price")
+    def close(col):
+        """Shadows the panel's own close."""
+        return features.past(col, "close")
+
+    try:
+        with pytest.raises(ConfigError, match="'close' has the name of a panel column"):
+            features.with_features(PANEL, ["close"])
+    finally:
+        del features.FEATURES["close"]
 
 
 def test_unknown_feature_names_the_known_ones():
