@@ -203,10 +203,21 @@ class Workspace:
         from quant.learned import ModelSpec, fit_walk_forward
 
         model_spec = ModelSpec(**spec)
-        horizons = tuple(sorted({*self.config.pipeline.horizons, model_spec.horizon}))
-        fitted = fit_walk_forward(self.panel(horizons, since, until), model_spec)
+        fitted = fit_walk_forward(self.panel(self._with(model_spec.horizon), since, until),
+                                  model_spec)
         fitted.save(self.config.root / "models" / name)
         return fitted
+
+    def predicted_panel(self, fitted) -> pl.DataFrame:
+        """The panel over a fitted model's out-of-sample sessions, with its `prediction`:
+        what `evaluate(..., signal="prediction")` and the `learned` strategy read."""
+        sessions = fitted.predictions["session"]
+        return fitted.panel(self.panel(self._with(fitted.spec.horizon), sessions.min(),
+                                       sessions.max()))
+
+    def _with(self, horizon: int) -> tuple[int, ...]:
+        """The configured horizons and `horizon`."""
+        return tuple(sorted({*self.config.pipeline.horizons, horizon}))
 
     def fitted_model(self, name: str = "model"):
         """A model saved by `fit_model` (or `quant model fit`)."""

@@ -22,7 +22,7 @@ import polars as pl
 
 from quant import simulation, stats
 from quant.errors import BacktestError, ConfigError
-from strategies.base import Strategy, check_params, combinations
+from strategies.base import Strategy, check_params, combinations, missing_columns
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,9 @@ def chunked(param_sets: list[dict], panel: pl.DataFrame, chunk: int | None) -> l
 def run(panel: pl.DataFrame, strategy: Strategy, param_sets: list[dict], settings: Settings,
         kind: str, chunk: int | None = None, chunk_map: ChunkMap = local_map) -> Result:
     """Every parameter set, simulated in chunks mapped by `chunk_map`."""
+    problem = missing_columns(strategy, panel)
+    if problem:
+        raise BacktestError(problem)
     outcomes = chunk_map(Simulation(panel, strategy, settings),
                          chunked(param_sets, panel, chunk))
     returns, turnover = (pd.concat([o[k] for o in outcomes], axis=1) for k in (0, 1))

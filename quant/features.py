@@ -220,21 +220,23 @@ def with_features(panel: pl.DataFrame, selected: Sequence[str] | None = None,
         raise ConfigError(f"feature {clash[0]!r} has the name of a panel column; rename the "
                           "feature (or drop the column) so the panel's value is not read as it")
     if check:
-        check_point_in_time(panel, selected)
+        check_point_in_time(panel, selected, full=values)
     return panel.join(values, on=["ticker", "session"], how="left")
 
 
 def check_point_in_time(panel: pl.DataFrame, selected: Sequence[str] | None = None,
-                        cuts: int = 4, accessor: Accessor = pl.col) -> None:
+                        cuts: int = 4, accessor: Accessor = pl.col,
+                        full: pl.DataFrame | None = None) -> None:
     """Fail with `LookAheadError` when a feature's value at a session changes once the panel is
     cut there: later sessions dropped and that session's prices (not known at its open) unset.
-    Checked at `cuts` sessions spread over the second half of the panel."""
+    Checked at `cuts` sessions spread over the second half of the panel; `full`: the features
+    already computed on the whole panel (`compute`), when the caller has them."""
     chosen = [f.name for f in _chosen(selected)]
     frame = _inputs(panel)
     sessions = frame["session"].unique().sort()
     if sessions.len() < 2:
         return
-    full = compute(frame, chosen, accessor)
+    full = compute(frame, chosen, accessor) if full is None else full
     for i in range(cuts):
         cut = sessions[sessions.len() // 2 + (sessions.len() // 2 - 1) * i // max(cuts - 1, 1)]
         known = frame.filter(pl.col("session") <= cut).with_columns(

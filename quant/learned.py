@@ -21,11 +21,15 @@ import polars as pl
 
 from quant import features as feats
 from quant.errors import ConfigError
-from quant.evaluate import daily_ic, usable
+from quant.evaluate import daily_ic, newey_west_t, usable
 from quant.purged import walk_forward_splits
 
 KINDS = ("linear", "lightgbm")
 TABLES = ("predictions", "folds", "importance", "feature_ic")
+# Gradient-boosted trees kept shallow and slow, for noisy daily cross-sections (not tuned).
+LIGHTGBM = dict(n_estimators=200, learning_rate=0.03, num_leaves=15, min_child_samples=100,
+                subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=5.0,
+                deterministic=True, n_jobs=2, verbose=-1)
 MIN_TRAIN_ROWS = 50  # a block whose training window has fewer labelled rows is not predicted
 TARGETS = ("rank", "direction")
 
@@ -141,11 +145,8 @@ def _model(spec: ModelSpec):
                 else LogisticRegression(C=0.1, max_iter=1000))
     import lightgbm as lgb
 
-    settings = dict(n_estimators=200, learning_rate=0.03, num_leaves=15, min_child_samples=100,
-                    subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=5.0,
-                    random_state=spec.seed, deterministic=True, n_jobs=2, verbose=-1)
-    return (lgb.LGBMRegressor(**settings) if spec.target == "rank"
-            else lgb.LGBMClassifier(**settings))
+    estimator = lgb.LGBMRegressor if spec.target == "rank" else lgb.LGBMClassifier
+    return estimator(**LIGHTGBM, random_state=spec.seed)
 
 
 def _importance(model, spec: ModelSpec) -> np.ndarray:
@@ -208,8 +209,6 @@ def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitt
 
 def feature_ic(frame: pl.DataFrame, names: list[str], ret: str, horizon: int) -> pl.DataFrame:
     """Each feature's mean daily rank IC against `ret`, with its Newey-West t-statistic."""
-    from quant.evaluate import newey_west_t
-
     rows = []
     for name in names:
         kept, _ = usable(frame, name, horizon)

@@ -21,7 +21,6 @@ from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from quant.report import write_report
 from quant.run_store import RunStore, StoredRun, run_id
 from strategies import get_strategy
-from strategies.base import missing_columns
 
 MODES = ("single", "sweep", "walk_forward")
 
@@ -53,9 +52,6 @@ def compute(config: Config, panel: pl.DataFrame, strategy_name: str, params: dic
     if mode not in MODES:
         raise BacktestError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     strategy = get_strategy_or_fail(strategy_name)
-    problem = missing_columns(strategy, panel)
-    if problem:
-        raise BacktestError(problem)
     if mode == "sweep":
         return bt.sweep(panel, strategy, config.backtest, chunk_map=chunk_map(config, engine))
     if mode == "walk_forward":
@@ -83,7 +79,7 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     which. `panel` replaces the warehouse's (a researcher's own signal columns); its content
     is part of the run's key. `notes` say where such a panel came from (a learned model's
     spec and features: `Fitted.notes()`) and are stored with the run for its report."""
-    get_strategy_or_fail(strategy_name)
+    strategy = get_strategy_or_fail(strategy_name)
     params_panel = params_panel or config.pipeline
     if panel is None:
         panel, which = panel_from_warehouse(wh, params_panel, which,
@@ -113,8 +109,7 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     result = compute(config, panel, strategy_name, params, mode, engine)
     benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
     # A strategy that trades a column of its own (`learned`: prediction) is evaluated on it.
-    signal = (params or {}).get("signal", getattr(get_strategy(strategy_name), "signal",
-                                                  config.evaluate.signal))
+    signal = (params or {}).get("signal", getattr(strategy, "signal", config.evaluate.signal))
     evaluation = evaluate_signal(panel, signal if signal in panel.columns
                                  else config.evaluate.signal, params_panel.horizons,
                                  config.evaluate.quantiles)

@@ -24,6 +24,7 @@ import polars as pl
 from data.calendar import TradingCalendar
 from data.errors import DataError
 from quant import features as feats
+from quant.learned import LIGHTGBM
 from quant.pipeline import LookAheadError, PanelParams, build_panel, no_signals, with_tone
 
 UP, DOWN = 0.0055, -0.005
@@ -89,8 +90,7 @@ def examples(signals: pl.DataFrame, prices: pl.DataFrame, calendar: TradingCalen
     """Every labelled (ticker, target session) with its text and price features and split."""
     panel = build_panel(no_signals(), prices, PanelParams(min_history=0, horizons=(1,)),
                         calendar)
-    price = feats.compute(panel, PRICE)
-    feats.check_point_in_time(panel, PRICE)
+    price = feats.with_features(panel, PRICE).select("ticker", "session", *PRICE)
     text = window_text(signals, calendar)
     labelled = movement_labels(prices).filter(pl.col("label").is_not_null()
                                               & pl.col("split").is_not_null())
@@ -125,10 +125,7 @@ def _fit_predict(kind: str, train: pl.DataFrame, test: pl.DataFrame, columns: li
     else:
         import lightgbm as lgb
 
-        model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.03, num_leaves=15,
-                                   min_child_samples=100, subsample=0.8, subsample_freq=1,
-                                   colsample_bytree=0.8, reg_lambda=5.0, random_state=seed,
-                                   deterministic=True, n_jobs=2, verbose=-1)
+        model = lgb.LGBMClassifier(**LIGHTGBM, random_state=seed)
     model.fit(x_train, y)
     return model.predict(x_test)
 

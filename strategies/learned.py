@@ -19,7 +19,7 @@ class Learned:
     signal = "prediction"             # what the run's factor evaluation reads
     requires = {"prediction": "fit a model and backtest its out-of-sample predictions with "
                 "`quant model fit --backtest`, or from Python with ws.backtest('learned', "
-                "panel=fitted.panel(ws.panel()))"}
+                "panel=ws.predicted_panel(fitted))"}
     defaults = {"quantile": 0.25, "rebalance": 1, "gross": 1.0}
     grid = {"quantile": [0.1, 0.25, 0.5], "rebalance": [1, 5]}
     bounds = {"quantile": (0.01, 0.5), "rebalance": (1, None), "gross": (0.0, 10.0)}

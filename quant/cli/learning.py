@@ -87,17 +87,15 @@ def model_evaluate(ctx, name, with_backtest, walk_forward, as_json):
 
 
 def _report(ws, fitted, with_backtest: bool, walk_forward: bool, as_json: bool) -> None:
-    predictions = fitted.predictions
-    horizons = tuple(sorted({*ws.config.pipeline.horizons, fitted.spec.horizon}))
-    panel = fitted.panel(ws.panel(horizons, predictions["session"].min(),
-                                  predictions["session"].max()))
+    panel = ws.predicted_panel(fitted)
+    notes = fitted.notes()
     evaluation = ws.evaluate(panel, "prediction")
     out = {"model": fitted.describe(), "evaluation": evaluation.to_json(),
            "importance": fitted.importance.to_dicts(),
            "feature_ic": fitted.feature_ic.to_dicts()}
     if with_backtest:
         out["backtest"] = ws.backtest("learned", walk_forward=walk_forward, panel=panel,
-                                      notes=fitted.notes()).summary
+                                      notes=notes).summary
 
     def render(o: dict) -> None:
         m = o["model"]
@@ -106,12 +104,10 @@ def _report(ws, fitted, with_backtest: bool, walk_forward: bool, as_json: bool) 
                       f"blocks, embargo {m['embargo']}, predictions from "
                       f"{m['first_prediction']}")
         print_evaluation(evaluation, console)
-        ic = {r["feature"]: r for r in o["feature_ic"]}
         console.print(table_of([
             {"feature": r["feature"], "importance": fmt(r["importance"], 3),
-             "rank IC": fmt(ic[r["feature"]]["rank_ic"]),
-             "t (HAC)": fmt(ic[r["feature"]]["t_hac"], 2)} for r in o["importance"]],
-            title="features (out-of-sample sessions)"))
+             "rank IC": fmt(r["rank_ic"]), "t (HAC)": fmt(r["t_hac"], 2)}
+            for r in notes["features"]], title="features (out-of-sample sessions)"))
         if "backtest" in o:
             console.print(table_of([{"": k, "value": fmt(v, 3)}
                                     for k, v in o["backtest"].items()], title="backtest"))
