@@ -202,11 +202,16 @@ def _inputs(panel: pl.DataFrame) -> pl.DataFrame:
 
 def compute(panel: pl.DataFrame, selected: Sequence[str] | None = None,
             accessor: Accessor = pl.col) -> pl.DataFrame:
-    """ticker, session and one column per feature, for every panel row (sorted)."""
+    """ticker, session and one column per feature, for every panel row (sorted).
+
+    Values are rounded to 12 decimals: the panel's sums run in parallel, in any order, so a
+    value that is exactly 0 or a tie in exact arithmetic (the tone change of a session without
+    news) carries noise near 1e-16 that would otherwise order names at random."""
     chosen = _chosen(selected)
     frame = _inputs(panel)
     return frame.select("ticker", "session", *[
-        f.build(accessor).cast(pl.Float64).fill_nan(None).alias(f.name) for f in chosen])
+        f.build(accessor).cast(pl.Float64).fill_nan(None).round(12).alias(f.name)
+        for f in chosen])
 
 
 def with_features(panel: pl.DataFrame, selected: Sequence[str] | None = None,
