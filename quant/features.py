@@ -206,7 +206,8 @@ def compute(panel: pl.DataFrame, selected: Sequence[str] | None = None,
 
     Values are rounded to 12 decimals: the panel's sums run in parallel, in any order, so a
     value that is exactly 0 or a tie in exact arithmetic (the tone change of a session without
-    news) carries noise near 1e-16 that would otherwise order names at random."""
+    news) carries noise near 1e-16 that would otherwise order names at random. (A value within
+    that noise of a rounding boundary can still differ, about once in 10^4 values.)"""
     chosen = _chosen(selected)
     frame = _inputs(panel)
     return frame.select("ticker", "session", *[

@@ -107,3 +107,10 @@ def test_a_feature_named_like_a_panel_column_is_refused():
 def test_unknown_feature_names_the_known_ones():
     with pytest.raises(ConfigError, match="tone"):
         features.with_features(PANEL, ["no_such_feature"])
+
+
+def test_float_noise_of_the_order_of_parallel_sums_does_not_change_any_feature():
+    rng = np.random.default_rng(1)
+    noisy = PANEL.with_columns(pl.col("sentiment") * (1 + pl.Series(
+        rng.uniform(-1e-15, 1e-15, PANEL.height))))
+    assert features.compute(noisy).equals(features.compute(PANEL))
