@@ -1,8 +1,9 @@
 """Fused MoE experts in Triton, with bf16/fp32 weights or fp8 (e4m3, 128 x 128 block scales).
 
-1. `moe_align_block_size` (host, as vLLM does it): the (token, expert) pairs are sorted by
-   expert and each expert's run is padded to a multiple of BLOCK_M, so every block of rows
-   belongs to one expert. Padding rows carry an out-of-range id and are masked.
+1. `moe_align_block_size` (torch ops on the device, as vLLM does it, and no host sync): the
+   (token, expert) pairs are sorted by expert and each expert's run is padded to a multiple
+   of BLOCK_M, so every block of rows belongs to one expert. Padding rows carry an
+   out-of-range id and are masked.
 2. `_expert_gemm_kernel`, one gathered GEMM body with compile-time flags (as vLLM's
    `fused_moe_kernel`), launched twice:
    - gate/up (GATHER, GATED): for a block of rows of one expert, the token rows are gathered
@@ -12,8 +13,10 @@
      routing weight, written to the pair's slot; the host sums each token's top-k slots.
 
 fp8: activations are quantised per token in groups of 128 (`act_quant`); BLOCK_K is 128, so
-each K step multiplies one activation group by one weight block, and the product is scaled by
-both scales and accumulated in fp32.
+each K step multiplies one activation group by one weight block (an e4m3 x e4m3 product on the
+GPU), and the product is scaled by both scales and accumulated in fp32.
+
+Block sizes, warps and stages come from `llm.kernels.tuning`: tuned per card and shape.
 
 Under TRITON_INTERPRET=1 (tests on a CPU) `tl.dot` on bf16 multiplies bit patterns, so the
 kernels upcast to fp32 before the dot when `UPCAST` is set (the wrapper sets it whenever the
@@ -27,39 +30,36 @@ import triton
 import triton.language as tl
 
 from llm.kernels.reference import BLOCK, FP8
+from llm.kernels.tuning import KernelConfig, config_for
 
 FP8_MAX = 448.0
 
-# Block sizes (BLOCK_M, BLOCK_N, BLOCK_K) by device and weights. The interpreter's are the
-# smallest that keep its tests quick; fp8 must step K by one 128-wide scale block. The CUDA
-# entries are the ones the kernels are verified with (bench/gpu_check.py); retune them there
-# on a new card and record the measurement beside the entry.
-BLOCKS = {
-    ("interpreter", "dense"): (16, 32, 32),
-    ("interpreter", "fp8"): (16, 32, BLOCK),
-    ("cuda", "dense"): (16, 32, 32),
-    ("cuda", "fp8"): (16, 32, BLOCK),
-}
-
 
 def moe_align_block_size(topk_ids: torch.Tensor, block_m: int, num_experts: int
-                         ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(sorted pair ids padded per expert, the expert of each block, padded length)."""
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sorted pair ids, each expert's run padded to a multiple of `block_m` with the
+    out-of-range id `pairs`; the expert of each block of rows, -1 past the last).
+
+    Sized for the worst case (every used expert one row short of a full block), so nothing
+    waits for the GPU to know the padded length: no host sync, and a CUDA graph can capture
+    it. Blocks past the end exit at once."""
     flat = topk_ids.reshape(-1)
-    pairs = flat.numel()
-    counts = torch.bincount(flat, minlength=num_experts)
+    pairs, device = flat.numel(), flat.device
+    counts = torch.zeros(num_experts, dtype=torch.long, device=device).index_add_(
+        0, flat, torch.ones_like(flat))                 # bincount would sync on a GPU
     padded = (counts + block_m - 1) // block_m * block_m
-    total = int(padded.sum())
-    order = torch.argsort(flat, stable=True)
-    sorted_ids = torch.full((max(total, block_m),), pairs, dtype=torch.int32,
-                            device=topk_ids.device)
-    starts = torch.cumsum(padded, 0) - padded
-    rank = torch.arange(pairs, device=topk_ids.device) - (torch.cumsum(counts, 0) - counts
-                                                          ).repeat_interleave(counts)
-    sorted_ids[(starts.repeat_interleave(counts) + rank).long()] = order.to(torch.int32)
-    block_experts = torch.repeat_interleave(torch.arange(num_experts, device=topk_ids.device),
-                                            padded // block_m).to(torch.int32)
-    return sorted_ids, block_experts, total
+    capacity = triton.cdiv(pairs + min(num_experts, pairs) * (block_m - 1), block_m) * block_m
+    sorted_experts, order = torch.sort(flat, stable=True)
+    first = torch.cumsum(counts, 0) - counts            # each expert's first sorted position
+    starts = torch.cumsum(padded, 0) - padded           # and its first padded slot
+    slot = starts[sorted_experts] + torch.arange(pairs, device=device) - first[sorted_experts]
+    sorted_ids = torch.full((max(capacity, block_m),), pairs, dtype=torch.int32, device=device)
+    sorted_ids[slot] = order.to(torch.int32)
+    block_ends = torch.cumsum(padded // block_m, 0)
+    blocks = torch.arange(sorted_ids.numel() // block_m, device=device)
+    block_experts = torch.searchsorted(block_ends, blocks, right=True)
+    block_experts = torch.where(block_experts < num_experts, block_experts, -1)
+    return sorted_ids, block_experts.to(torch.int32)
 
 
 @triton.jit
@@ -69,9 +69,9 @@ def _block_product(a, a_scale, w_ptr, w_scale_ptr, cols, ks, k0, k_ok, col_ok, s
     """One K step: the activation tile times the expert's weight rows `cols`, in fp32."""
     w = tl.load(w_ptr + cols[None, :] * stride_wn + ks[:, None],
                 mask=k_ok[:, None] & col_ok[None, :], other=0.0)
-    if UPCAST or USE_FP8:
+    if UPCAST:
         a, w = a.to(tl.float32), w.to(tl.float32)
-    part = tl.dot(a, w)
+    part = tl.dot(a, w)                                      # e4m3 x e4m3 -> fp32 on the GPU
     if USE_FP8:
         w_scale = tl.load(w_scale_ptr + (cols // BLOCK_K) * stride_wsn + k0 // BLOCK_K,
                           mask=col_ok, other=0.0)
@@ -95,6 +95,8 @@ def _expert_gemm_kernel(a_ptr, w_ptr, out_ptr, a_scale_ptr, w_scale_ptr, sorted_
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     expert = tl.load(block_experts_ptr + pid_m)
+    if expert < 0:                                           # past the last padded block
+        return
     rows = tl.load(sorted_ids_ptr + pid_m * BLOCK_M + tl.arange(0, BLOCK_M))
     valid = rows < num_pairs
     a_rows = rows // top_k if GATHER else rows
@@ -159,12 +161,6 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def block_sizes(device: torch.device, fp8: bool) -> tuple[int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_K) from `BLOCKS`; fp8 steps K one scale block at a time."""
-    kind = "cuda" if device.type == "cuda" else "interpreter"
-    return BLOCKS[kind, "fp8" if fp8 else "dense"]
-
-
 def _check_inputs(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,
                   gate_up: torch.Tensor, down: torch.Tensor, fp8: bool) -> None:
     _check(x.dim() == 2 and x.is_contiguous(), "x must be a contiguous (tokens, hidden) tensor")
@@ -187,39 +183,46 @@ def _check_inputs(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.T
 
 
 def fused_experts(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,
-                  gate_up: torch.Tensor, down: torch.Tensor, quantize=None) -> torch.Tensor:
+                  gate_up: torch.Tensor, down: torch.Tensor, quantize=None,
+                  config: KernelConfig | None = None) -> torch.Tensor:
     """x (T, H) -> (T, H) through the top-k experts. Weights: `gate_up` (E, 2I, H) and `down`
     (E, H, I), in x's dtype or e4m3 with their block scales as `.scale` (`fp8_weight`).
     `quantize` replaces the activation quantiser (tests pass the torch reference, because the
-    Triton interpreter rounds fp32 -> fp8 casts wrongly)."""
+    Triton interpreter rounds fp32 -> fp8 casts wrongly); `config` replaces the tuned launch
+    configuration (`llm.kernels.tuning`; the tuning sweep passes each candidate)."""
     use_fp8 = gate_up.dtype == FP8
     _check_inputs(x, topk_ids, topk_weights, gate_up, down, use_fp8)
     num_experts, two_inter, hidden = gate_up.shape
     inter = two_inter // 2
-    block_m, block_n, block_k = block_sizes(x.device, use_fp8)
     tokens, top_k = topk_ids.shape
+    c = config or config_for(x, gate_up, tokens, top_k)
+    _check(not use_fp8 or c.block_k == BLOCK, f"fp8 steps K by one scale block: BLOCK_K {BLOCK}")
     pairs = tokens * top_k
-    sorted_ids, block_experts, total = moe_align_block_size(topk_ids, block_m, num_experts)
-    grid_m = max(total, block_m) // block_m
+    sorted_ids, block_experts = moe_align_block_size(topk_ids, c.block_m, num_experts)
+    grid_m = block_experts.numel()
     no_scale = x.new_empty((1, 1, 1), dtype=torch.float32)
     w1s, w2s = (gate_up.scale, down.scale) if use_fp8 else (no_scale, no_scale)
     a, a_scale = (quantize or act_quant)(x) if use_fp8 else (x, no_scale[0])
-    act_dtype = torch.float32 if use_fp8 or x.dtype == torch.float32 else x.dtype
-    inter_cache = torch.zeros((pairs, inter), dtype=act_dtype, device=x.device)
-    out = torch.zeros((pairs, hidden), dtype=torch.float32, device=x.device)
+    # fp8 keeps the intermediate in fp32 until it is quantised again (the recipe's order).
+    act_dtype = torch.float32 if use_fp8 else x.dtype
+    inter_cache = torch.empty((pairs, inter), dtype=act_dtype, device=x.device)
+    out = torch.empty((pairs, hidden), dtype=x.dtype, device=x.device)  # every row is written
     weights = topk_weights.reshape(-1).to(torch.float32).contiguous()
-    flags = {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k, "USE_FP8": use_fp8,
-             "UPCAST": not x.is_cuda}
-    _expert_gemm_kernel[(grid_m, triton.cdiv(inter, block_n))](
+    flags = {"BLOCK_M": c.block_m, "BLOCK_N": c.block_n, "BLOCK_K": c.block_k,
+             "USE_FP8": use_fp8, "UPCAST": not x.is_cuda, "num_warps": c.num_warps,
+             "num_stages": c.num_stages}
+    _expert_gemm_kernel[(grid_m, triton.cdiv(inter, c.block_n))](
         a, gate_up, inter_cache, a_scale, w1s, sorted_ids, block_experts, weights, pairs,
         inter, hidden, top_k, a.stride(0), gate_up.stride(0), gate_up.stride(1),
         inter_cache.stride(0), a_scale.stride(0), w1s.stride(0), w1s.stride(1),
         GATHER=True, GATED=True, ROUTED=False, **flags)
-    a2, a2_scale = ((quantize or act_quant)(inter_cache) if use_fp8
-                    else (inter_cache.to(x.dtype), a_scale))
-    _expert_gemm_kernel[(grid_m, triton.cdiv(hidden, block_n))](
+    a2, a2_scale = (quantize or act_quant)(inter_cache) if use_fp8 else (inter_cache, a_scale)
+    _expert_gemm_kernel[(grid_m, triton.cdiv(hidden, c.block_n))](
         a2, down, out, a2_scale, w2s, sorted_ids, block_experts, weights, pairs, hidden, inter,
         1, a2.stride(0), down.stride(0), down.stride(1), out.stride(0),
         a2_scale.stride(0), w2s.stride(0), w2s.stride(1),
         GATHER=False, GATED=False, ROUTED=True, **flags)
-    return out.view(tokens, top_k, hidden).sum(1).to(x.dtype)   # scatter back and sum
+    if top_k == 1:
+        return out
+    # each token's top-k rows, summed in fp32
+    return out.view(tokens, top_k, hidden).sum(1, dtype=torch.float32).to(x.dtype)

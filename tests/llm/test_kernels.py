@@ -1,6 +1,8 @@
 """Kernels against their references: Triton under TRITON_INTERPRET=1 on tiny shapes, the CPU
 path at realistic shapes."""
 
+import json
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -68,13 +70,15 @@ def test_act_quant_kernel():
 
 def test_align_block_size():
     ids = torch.tensor([[2, 0], [2, 1], [2, 0]])
-    sorted_ids, block_experts, total = moe_align_block_size(ids, 4, 4)
-    assert total == 12 and block_experts.tolist() == [0, 1, 2]
+    sorted_ids, block_experts = moe_align_block_size(ids, 4, 4)
+    # sized for the worst case (6 pairs, each of 4 experts 3 rows short), the rest marked -1
+    assert block_experts.tolist() == [0, 1, 2, -1, -1]
     blocks = sorted_ids.view(-1, 4).tolist()
     pairs = ids.numel()
     for expert, block in zip(block_experts.tolist(), blocks, strict=True):
         real = [p for p in block if p < pairs]
         assert all(ids.reshape(-1)[p] == expert for p in real)
+        assert expert >= 0 or not real
     assert sorted(p for p in sorted_ids.tolist() if p < pairs) == list(range(pairs))
 
 
@@ -120,3 +124,51 @@ def test_cpu_path_with_fp8_weights_dequantises_per_block():
     out = experts_cpu(x, w1, w2, ids, weights)
     ref = experts_reference(x, dequantise(w1), dequantise(w2), ids, weights)
     assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_launch_configurations_come_from_the_tuned_table_or_the_heuristic():
+    from llm.kernels.tuning import INTERPRETER, TUNED, KernelConfig, heuristic, lookup
+
+    entries = {"1": {"config": [16, 64, 128, 4, 5], "us": 10.0},
+               "4096": {"config": [128, 128, 64, 8, 3], "us": 900.0}}
+    table = {"Card": {"bf16": {"E8_I256_H512": entries},
+                      "fp8": {"E8_I256_H512": {"1": {"config": [16, 64, 64, 4, 4]}}}}}
+
+    def find(tokens, card="Card", dtype=torch.bfloat16, experts=8):
+        return lookup(card, dtype, experts, 256, 512, tokens, 2, table)
+
+    assert find(1) == find(3) == KernelConfig(16, 64, 128, 4, 5)  # nearest listed count
+    assert find(2000) == find(50_000) == KernelConfig(128, 128, 64, 8, 3)
+    assert find(64, card="Other") == heuristic(64, 8, 2, False)  # unlisted card
+    assert find(64, experts=16) == heuristic(64, 16, 2, False)   # unlisted shape
+    # an fp8 entry that does not step K by the 128-wide scale block is not used
+    assert find(1, dtype=torch.float8_e4m3fn) == heuristic(1, 8, 2, True)
+    assert heuristic(1, 8, 2, True).block_k == 128
+    assert heuristic(1, 64, 6, False).block_m < heuristic(8192, 64, 6, False).block_m
+    # off the GPU the interpreter's tiny blocks run, whatever the table says
+    x, gate_up, down, ids, weights = problem(3, 64, 32, 4, 2)
+    from llm.kernels.tuning import config_for
+
+    assert config_for(x, gate_up, 3, 2) == INTERPRETER[False]
+    # the shipped table is well formed: five numbers per entry, fp8 stepping K by 128
+    shipped = json.loads(TUNED.read_text()) if TUNED.exists() else {}
+    for card in shipped.values():
+        for dtype, shapes in card.items():
+            for counts in shapes.values():
+                for entry in counts.values():
+                    config = KernelConfig(*entry["config"])
+                    assert dtype != "fp8" or config.block_k == 128
+                    assert all(v > 0 for v in config.as_list())
+
+
+def test_a_forced_configuration_runs_and_fp8_rejects_a_wrong_k_step():
+    from llm.kernels.tuning import KernelConfig
+
+    x, gate_up, down, ids, weights = problem(9, 64, 64, 4, 2)
+    ref = experts_reference(x, gate_up, down, ids, weights)
+    out = fused_experts(x, ids, weights, gate_up, down, config=KernelConfig(32, 16, 16, 1, 1))
+    assert torch.allclose(out, ref, atol=1e-5)
+    x, gate_up, down, ids, weights = problem(3, 128, 128, 4, 2)
+    with pytest.raises(ValueError, match="BLOCK_K 128"):
+        fused_experts(x, ids, weights, fp8_weight(gate_up), fp8_weight(down),
+                      config=KernelConfig(16, 32, 64, 1, 1))
