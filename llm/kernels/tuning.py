@@ -52,14 +52,16 @@ def shape_key(experts: int, inter: int, hidden: int) -> str:
 
 def heuristic(tokens: int, experts: int, top_k: int, fp8: bool) -> KernelConfig:
     """For cards and shapes the table does not list: small row blocks when each expert gets
-    few rows (decode), large ones when it gets many (prefill)."""
-    block_k = BLOCK if fp8 else 64
+    few rows (decode), large ones when it gets many (prefill). These are the H200's winners
+    (or the nearest that fit in 160 KB of shared memory); fp8 prefers 64-row blocks there."""
     rows_per_expert = tokens * top_k / max(experts, 1)
     if rows_per_expert <= 16:
-        return KernelConfig(16, 64, block_k, 4, 4)
+        return KernelConfig(16, 64, BLOCK, 4, 4)
+    if fp8:
+        return KernelConfig(64, 128, BLOCK, 4, 3)
     if rows_per_expert <= 64:
-        return KernelConfig(64, 64, block_k, 4, 3)
-    return KernelConfig(128, 128, block_k, 8, 3)
+        return KernelConfig(64, 128, 64, 4, 4)
+    return KernelConfig(128, 128, 64, 8, 3)
 
 
 @cache
@@ -87,9 +89,14 @@ def lookup(card: str, dtype: torch.dtype, experts: int, inter: int, hidden: int,
 def config_for(x: torch.Tensor, weights: torch.Tensor, tokens: int, top_k: int
                ) -> KernelConfig:
     """What a launch on x's device uses: the interpreter's tiny blocks off the GPU."""
-    fp8 = weights.dtype == FP8
     if not x.is_cuda:
-        return INTERPRETER[fp8]
-    experts, two_inter, hidden = weights.shape
-    return lookup(torch.cuda.get_device_name(x.device), weights.dtype, experts, two_inter // 2,
-                  hidden, tokens, top_k)
+        return INTERPRETER[weights.dtype == FP8]
+    return _cached(x.device.index, weights.dtype, tuple(weights.shape), tokens, top_k)
+
+
+@cache  # a lookup per layer and batch would cost host time comparable to a decode step
+def _cached(device: int | None, dtype: torch.dtype, shape: tuple[int, int, int], tokens: int,
+            top_k: int) -> KernelConfig:
+    experts, two_inter, hidden = shape
+    return lookup(torch.cuda.get_device_name(device), dtype, experts, two_inter // 2, hidden,
+                  tokens, top_k)
