@@ -64,7 +64,9 @@ def build(model_dir: Path) -> LoadedModel:
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.02)
     upcycle(model, **DEFAULT_UPCYCLE)
-    model.to(DEVICE, torch.bfloat16)
+    stray = [n for n, p in model.named_parameters() if p.device.type != DEVICE]
+    print(f"parameters off {DEVICE} after upcycling: {len(stray)}", flush=True)
+    model.to(DEVICE)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     loaded = LoadedModel(model=model, tokenizer=tokenizer, model_id="default (random weights)",
                          fingerprint="bench", precision="bf16", path=model_dir)

@@ -214,11 +214,11 @@ def apply(model: nn.Module, adapter: Adapter, base_id: str) -> SentimentHead:
                 raise ModelError(f"{where}: {name} does not fit this model")
             pending.append((target, None, value))
     with torch.no_grad():  # only after every check passed: never a half-applied adapter
-        for target, delta, whole in pending:
-            if delta is None:
-                target.copy_(whole.to(target.dtype))
+        for target, delta, whole in pending:  # the adapter is read on the CPU, the model may
+            if delta is None:                 # already be on a GPU
+                target.copy_(whole.to(target.device, target.dtype))
             else:
-                target.add_(delta.to(target.dtype))
+                target.add_(delta.to(target.device, target.dtype))
     hidden = adapter.tensors["head.linear.weight"].shape[1]
     head = SentimentHead(hidden)
     head.load_state_dict({k[5:]: v for k, v in adapter.tensors.items() if k.startswith("head.")})

@@ -33,7 +33,7 @@ def copy_mlp(mlp: nn.Module, n_experts: int, top_k: int, seed: int = 0) -> MoE:
     inter, hidden = gate.shape
     config = MoEConfig(hidden=hidden, inter=inter, n_experts=n_experts, top_k=top_k,
                        scoring="softmax", norm_topk=True)
-    moe = MoE(config).to(gate.dtype)
+    moe = MoE(config).to(gate.device, gate.dtype)   # beside the weights it replaces
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         moe.gate_up.copy_(torch.cat([gate, up]).expand(n_experts, -1, -1))
@@ -62,7 +62,7 @@ def split_mlp(mlp: nn.Module, n_experts: int, top_k: int, shared_fraction: float
     config = MoEConfig(hidden=hidden, inter=width, n_experts=n_experts, top_k=top_k,
                        shared_inter=shared, scoring="sigmoid", weighting="ones",
                        norm_topk=False)
-    moe = MoE(config).to(gate.dtype)
+    moe = MoE(config).to(gate.device, gate.dtype)   # beside the weights it replaces
     units = routed_units.view(n_experts, width)
     with torch.no_grad():
         moe.gate_up.copy_(torch.cat([gate[units], up[units]], dim=1))
