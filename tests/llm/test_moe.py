@@ -131,3 +131,13 @@ def test_split_upcycling_is_exact_when_all_experts_are_active():
     upcycle(sparse, "split", n_experts=4, top_k=2, shared_fraction=0.25)
     with torch.no_grad():
         assert not torch.allclose(dense(ids).logits, sparse(ids).logits, atol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["copy", "split"])
+def test_upcycled_blocks_are_made_beside_the_weights_they_replace(method):
+    """A model already on a GPU must get its MoE blocks there too (the meta device stands in
+    for the GPU here: nothing is computed, only where each tensor lives)."""
+    model = tiny_llama().to("meta")
+    upcycle(model, method, n_experts=4, top_k=2)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert {b.device.type for b in model.buffers()} == {"meta"}
