@@ -40,7 +40,11 @@ def read_labelled(path: str | Path, text_col: str, label_col: str,
             raise ModelError(f"{path}: no column {column!r} (columns: {frame.columns})")
     frame = frame.select(text=pl.col(text_col).cast(pl.String),
                          label=pl.col(label_col).cast(pl.String).str.to_lowercase()
-                         .replace_strict(_LABEL_MAP, default=None))
+                         .replace_strict(_LABEL_MAP, default=None),
+                         entity=_entity(frame, text_col),
+                         entities=(pl.col("entities_in_headline").cast(pl.Int64)
+                                   if "entities_in_headline" in frame.columns
+                                   else pl.lit(1, dtype=pl.Int64)))
     unknown = frame.filter(pl.col("label").is_null()).height
     if unknown:
         raise ModelError(f"{path}: {unknown} labels are not bullish/bearish/neutral or "
@@ -48,6 +52,16 @@ def read_labelled(path: str | Path, text_col: str, label_col: str,
     if limit is not None and limit < frame.height:  # a stratified-enough random sample
         frame = frame.sample(limit, seed=seed, shuffle=True)
     return frame
+
+
+def _entity(frame: pl.DataFrame, text_col: str) -> pl.Expr:
+    """What a row's label is about: its `entity` (SEntFiN) or `ticker` column, else the
+    first cashtag in its text, else "" (the prompt then says "the company")."""
+    if "entity" in frame.columns or "ticker" in frame.columns:
+        column = "entity" if "entity" in frame.columns else "ticker"
+        return pl.col(column).cast(pl.String).fill_null("")
+    return (pl.col(text_col).cast(pl.String).str.extract(r"\$([A-Za-z][A-Za-z.]{0,5})\b", 1)
+            .str.to_uppercase().fill_null(""))
 
 
 def classification_metrics(truth: list[str], predicted: list[str],
@@ -98,9 +112,13 @@ def sentiment_metrics(truth: list[str], probs: np.ndarray) -> dict:
     return classification_metrics(truth, predicted, p, labels)
 
 
-def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score") -> dict:
-    """Run the model on `frame` (text, label) and compute the metrics."""
-    docs = [DocInput("", text) for text in frame["text"]]
+def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score",
+             with_probs: bool = False) -> dict:
+    """Run the model on `frame` (text, label; entity when it has one) and compute the
+    metrics; `with_probs` adds each row's probabilities in LABELS order ("probs")."""
+    entities = frame["entity"] if "entity" in frame.columns else [""] * frame.height
+    docs = [DocInput(entity, text) for entity, text in zip(entities, frame["text"],
+                                                           strict=True)]
     started = time.perf_counter()
     results = engine.score(docs) if mode == "score" else engine.reason(docs)
     seconds = time.perf_counter() - started
@@ -109,7 +127,15 @@ def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score") -> dict:
                       else [1 / len(LABELS)] * len(LABELS) for r in results])
     failed = sum(r.status != "ok" for r in results)
     metrics = sentiment_metrics(frame["label"].to_list(), probs)
+    if "entities" in frame.columns and (frame["entities"] > 1).any():
+        # headlines naming several entities, each row about one of them: the hard cases
+        multi = (frame["entities"] > 1).to_numpy()
+        subset = sentiment_metrics(frame.filter(pl.col("entities") > 1)["label"].to_list(),
+                                   probs[multi])
+        metrics["multi_entity"] = {k: subset[k] for k in ("n", "accuracy", "weighted_f1")}
     metrics |= {"mode": mode, "not_ok": failed, "seconds": round(seconds, 2),
                 "docs_per_s": round(len(docs) / seconds, 2) if seconds else None,
                 "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint}
+    if with_probs:
+        metrics["probs"] = probs
     return metrics

@@ -5,7 +5,9 @@ cached; only the band `[start, stop)` (low-rank deltas on attention and every ex
 whole, bias balancing on) and a sentiment head on the mean-pooled document tokens at layer
 `stop` are trained, for several epochs, on that cache. Documents sit in the score-mode prompt,
 whose opening is the same for all of them: it runs once per step and every document attends to
-its keys and values (`llm.prefix.SharedPrefix`), so a step costs the documents' own tokens only.
+its keys and values (`llm.prefix.SharedPrefix`), so a step costs the documents' own tokens and
+the few that name the entity the label is about (" AAPL\nText:"), laid out as scoring lays
+them out.
 
 The validation files choose the epoch whose head is kept; they are never trained on.
 """
@@ -56,10 +58,22 @@ def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
-def prompt_prefix(tokenizer, ticker: str = "") -> list[int]:
-    """Token ids of the score prompt up to where the document text starts."""
-    head, _ = prompts.around_document(tokenizer, prompts.SCORE_USER, ticker)
-    return tokenizer(head, add_special_tokens=False)["input_ids"]
+def prompt_prefix(tokenizer) -> list[int]:
+    """Token ids of the score prompt's opening, the same for every document and entity (its
+    keys and values are computed once: `llm.prefix.SharedPrefix`)."""
+    return tokenizer(prompts.opening(tokenizer, prompts.SCORE_USER),
+                     add_special_tokens=False)["input_ids"]
+
+
+def entity_heads(tokenizer, entities: set[str]) -> dict[str, list[int]]:
+    """Per entity, the prompt's tokens between the opening and the document (" AAPL\nText:"),
+    laid out as the engine lays them out: training sees the entity where scoring shows it."""
+    opening = prompts.opening(tokenizer, prompts.SCORE_USER)
+    heads = {}
+    for entity in entities:
+        head, _ = prompts.around_document(tokenizer, prompts.SCORE_USER, entity)
+        heads[entity] = tokenizer(head[len(opening):], add_special_tokens=False)["input_ids"]
+    return heads
 
 
 # ---------------------------------------------------------------- data
@@ -68,30 +82,39 @@ def prompt_prefix(tokenizer, ticker: str = "") -> list[int]:
 @dataclass
 class Batch:
     rows: list[int]         # the frame rows in this batch
-    ids: torch.Tensor       # (B, L) right-padded document tokens
-    mask: torch.Tensor      # (B, L)
+    ids: torch.Tensor       # (B, L) right-padded: the entity's head, then the document
+    mask: torch.Tensor      # (B, L) 1 on the document's own tokens (what the head pools)
     labels: torch.Tensor    # (B,) index into adapters.LABELS (0 for a frame without labels)
+    lengths: torch.Tensor   # (B,) tokens before the padding
     hidden: torch.Tensor | None = None  # cached input to the band
 
 
 def batches(tokenizer, frame: pl.DataFrame, settings: FinetuneSettings) -> list[Batch]:
-    """Length-bucketed batches of `frame`'s text (and label, when it has one), sorted by
-    length so padding is small; empty texts are left out."""
+    """Length-bucketed batches of `frame`'s text about its `entity` (the company, when the
+    frame has none), with the label when it has one; sorted by length so padding is small;
+    empty texts are left out."""
     texts = [prompts.normalise(t) for t in frame["text"]]
+    entities = (frame["entity"].fill_null("").to_list() if "entity" in frame.columns
+                else [""] * len(texts))
+    heads = entity_heads(tokenizer, set(entities))
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     labels = ([adapters.LABELS.index(x) for x in frame["label"]] if "label" in frame.columns
               else [0] * len(ids))
-    kept = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
+    kept = sorted((i for i in range(len(ids)) if ids[i]),
+                  key=lambda i: len(heads[entities[i]]) + len(ids[i]))
     pad = tokenizer.pad_token_id
     out = []
     for begin in range(0, len(kept), settings.batch_size):
         rows = kept[begin:begin + settings.batch_size]
-        seqs = [ids[i][:settings.max_doc_tokens] for i in rows]
-        width = max(len(s) for s in seqs)
+        parts = [(heads[entities[i]], ids[i][:settings.max_doc_tokens]) for i in rows]
+        width = max(len(h) + len(d) for h, d in parts)
         out.append(Batch(
-            rows=rows, ids=torch.tensor([s + [pad] * (width - len(s)) for s in seqs]),
-            mask=torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs]),
-            labels=torch.tensor([labels[i] for i in rows])))
+            rows=rows,
+            ids=torch.tensor([h + d + [pad] * (width - len(h) - len(d)) for h, d in parts]),
+            mask=torch.tensor([[0] * len(h) + [1] * len(d) + [0] * (width - len(h) - len(d))
+                               for h, d in parts]),
+            labels=torch.tensor([labels[i] for i in rows]),
+            lengths=torch.tensor([len(h) + len(d) for h, d in parts])))
     return out
 
 

@@ -31,7 +31,8 @@ DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
 # that ships in this package (llm/adapters/default, see its MODEL_CARD.md); `default-base` is
 # the upcycled MoE before fine-tuning; `default-dense` is the bundled model as shipped.
 DEFAULT_NAMES = ("default", "default-base", "default-dense")
-DEFAULT_ADAPTER = Path(__file__).parent / "adapters" / "default"
+ADAPTERS = Path(__file__).parent / "adapters"   # the shipped ones, by name
+DEFAULT_ADAPTER = ADAPTERS / "default"
 # The dtype each precision loads the weights in (int8 quantises the fp32 weights after loading;
 # fp8 quantises the experts of a bf16 model); `auto` resolves to one of them (`resolve_precision`).
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16,
@@ -203,7 +204,8 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
          names: dict[str, str] | None = None, adapter: str | Path | None = None
          ) -> LoadedModel:
     """Load a model for inference on the CPU (or the first GPU when there is one), with a
-    domain adapter directory applied (`default` applies the shipped one). `precision` is
+    domain adapter applied: a directory or a shipped adapter's name (`default` applies the
+    shipped default). `precision` is
     auto, fp32, bf16, fp8 or int8; the resolved one is what runs and what the fingerprint
     records."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -241,7 +243,7 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
             adapter = DEFAULT_ADAPTER
     loaded.base_id = fingerprint(path, "", extra)
     if adapter is not None:
-        extra += "|" + _apply_adapter(loaded, adapter)
+        extra += "|" + _apply_adapter(loaded, adapter_path(adapter))
     from llm.experts import attach_experts
 
     loaded.notes += attach_experts(loaded)
@@ -251,6 +253,15 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
         loaded.notes.append(quantise_model(model))
     loaded.fingerprint = fingerprint(path, precision, extra)
     return loaded
+
+
+def adapter_path(adapter: str | Path) -> Path:
+    """A shipped adapter by name (`default`, `sentiment-v1`: see llm/adapters) or a
+    directory written by `quant llm finetune --out`."""
+    shipped = ADAPTERS / str(adapter)
+    if isinstance(adapter, str) and "/" not in adapter and (shipped / "adapter.json").exists():
+        return shipped
+    return Path(adapter)
 
 
 def _apply_adapter(loaded: LoadedModel, directory: str | Path) -> str:

@@ -51,7 +51,7 @@ class ModelConfig(EngineSettings):
     """Which model, how it is loaded, and the engine's own settings."""
 
     spec: str = "default"          # default | a local HF directory | a .gguf file | a [models] name
-    adapter: str = ""              # a domain adapter directory (quant llm finetune --out)
+    adapter: str = ""              # a shipped adapter's name or a directory (llm finetune --out)
     precision: str = "auto"        # auto | fp32 | bf16 | fp8 | int8
     mode: str = "score"            # score | reason
     cache_dir: str = ""            # converted models; "" = the user's cache (llm.load)
@@ -205,7 +205,7 @@ inbox = "inbox"                    # the ingest job reads inbox/prices, inbox/ne
 # default (the bundled MoE with its domain adapter) | default-base (the MoE before fine-tuning)
 # | default-dense | /path/to/hf-dir | /path/to/x.gguf | a [models] name
 spec = "default"
-adapter = ""                       # an adapter directory from `quant llm finetune --out DIR`
+adapter = ""                       # a shipped adapter (sentiment-v1) or `llm finetune --out DIR`
 # auto = bf16 where the hardware computes it natively (CUDA, CPUs with AVX512-BF16 or AMX),
 # else fp32 | fp32 | bf16 | fp8 (experts) | int8 (CPU: int8 weights, faster, slightly less exact)
 precision = "auto"

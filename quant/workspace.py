@@ -33,12 +33,13 @@ def init_workspace(root: Path) -> dict:
             "schema_version": version}
 
 
-def load_model(config: Config, spec: str | None = None, precision: str | None = None):
+def load_model(config: Config, spec: str | None = None, precision: str | None = None,
+               adapter: str | None = None):
     import llm
 
     return llm.load(spec or config.model.spec, precision or config.model.precision,
                     cache_dir=model_cache(config), names=config.models,
-                    adapter=config.model.adapter or None)
+                    adapter=adapter or config.model.adapter or None)
 
 
 def model_cache(config: Config) -> Path | None:

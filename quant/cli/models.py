@@ -55,17 +55,21 @@ def llm_info(ctx, spec, precision, as_json):
 @click.option("--text-col", default="text", show_default=True)
 @click.option("--label-col", default="label", show_default=True)
 @click.option("--model", "spec", default=None)
+@click.option("--adapter", default=None,
+              help="a shipped adapter's name (sentiment-v1) or a directory, on --model")
 @click.option("--mode", type=click.Choice(["score", "reason"]), default="score")
 @click.option("--limit", type=int, default=None)
 @json_option
 @click.pass_context
-def llm_eval(ctx, data_path, text_col, label_col, spec, mode, limit, as_json):
-    """Accuracy, F1, confusion matrix and calibration on a labelled Parquet/CSV file."""
+def llm_eval(ctx, data_path, text_col, label_col, spec, adapter, mode, limit, as_json):
+    """Accuracy, F1, confusion matrix and calibration on a labelled Parquet/CSV file; rows
+    about an entity (an `entity` or `ticker` column, or a cashtag) are read about it."""
     from llm.evaluate import evaluate, read_labelled
 
     config = config_of(ctx)
     frame = read_labelled(data_path, text_col, label_col, limit)
-    metrics = evaluate(make_engine(config, load_model(config, spec)), frame, mode)
+    metrics = evaluate(make_engine(config, load_model(config, spec, adapter=adapter)), frame,
+                       mode)
     metrics["data"] = str(data_path)
 
     def render(m: dict) -> None:
@@ -103,10 +107,12 @@ def _command_line() -> str:
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="adapter directory to write")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="fit the head's temperature on the validation files afterwards")
 @json_option
 @click.pass_context
 def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epochs, lora_rank,
-                 layers, batch_size, out, as_json):
+                 layers, batch_size, out, calibrate, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
     from llm.finetune import FinetuneSettings, train_adapter
 
@@ -122,6 +128,8 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
     meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
                          out, settings, cache_dir=model_cache(config),
                          names=config.models, command=_command_line(), log=log)
+    if valid_files and calibrate:
+        log(f"calibrating: {_calibrate(config, base, out, valid_files, text_col, label_cols)}")
     report = meta["report"]
     summary = {"adapter": out, "best_epoch": report["best_epoch"],
                "wall_seconds": report["wall_seconds"],
@@ -129,6 +137,38 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
                   for k in ("accuracy", "weighted_f1")}}
     emit(meta if as_json else summary, as_json,
          lambda s: console.print(table_of([s], title="fine-tuning")))
+
+
+@llm_group.command("calibrate")
+@click.option("--adapter", "adapter_dir", required=True, type=click.Path(file_okay=False),
+              help="adapter directory (rewritten with its head calibrated)")
+@click.option("--valid", "valid_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="validation file (repeatable)")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
+              show_default=True, help="label column; the first one a file has is used")
+@click.option("--base", default="default-base", show_default=True, help="the adapter's model")
+@json_option
+@click.pass_context
+def llm_calibrate(ctx, adapter_dir, valid_files, text_col, label_cols, base, as_json):
+    """Fit the sentiment head's temperature on validation files; ECE before and after."""
+    report = _calibrate(config_of(ctx), base, adapter_dir, valid_files, text_col, label_cols)
+    emit(report, as_json, lambda r: console.print(table_of(
+        [{"file": f, **m} for f, m in r["files"].items()],
+        title=f"temperature {r['temperature']}")))
+
+
+def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
+               label_cols) -> dict:
+    from pathlib import Path
+
+    from llm.calibrate import calibrate
+    from llm.finetune import read_training_files
+
+    valid = {Path(f).parent.name + "/" + Path(f).stem:
+             read_training_files([f], text_col, list(label_cols)) for f in valid_files}
+    engine = make_engine(config, load_model(config, base, adapter=adapter_dir))
+    return calibrate(engine, adapter_dir, valid)
 
 
 @llm_group.command("reward")

@@ -41,7 +41,7 @@ def test_shared_prefix_equals_the_models_own_forward(arch, request):
         ours = runner.run(runner.run(runner.embed(batch.ids), 0, 1), 1, 2)
         captured.clear()
         for row in range(len(batch.ids)):
-            n = int(batch.mask[row].sum())
+            n = int(batch.lengths[row])
             model(input_ids=torch.tensor([prefix + batch.ids[row, :n].tolist()]))
             torch.testing.assert_close(ours[row, :n], captured[-1][0, len(prefix):],
                                        atol=1e-4, rtol=1e-4)
@@ -163,3 +163,55 @@ def test_early_exit_reads_the_same_sentiment_as_the_full_pass(trained, tiny_qwen
         assert a.fields.sentiment == pytest.approx(b.fields.sentiment, abs=1e-5)
         assert a.fields.event_type.value == "other" and a.decoding["event_from"] == "not read"
         assert b.decoding["event_from"] == "label words"
+
+
+def test_one_headline_about_two_entities_gets_a_signal_per_entity(trained, tiny_qwen):
+    """Training lays the entity out where scoring does, and each entity's signal is what the
+    training path computes for that entity: two tickers in one headline can differ."""
+    _, _, _, _, out = trained
+    adapted = llm.load(str(tiny_qwen), "fp32", adapter=out)
+    text = "Apple beats earnings estimates while Microsoft misses guidance"
+    results = Engine(adapted, batch_size=2).score([DocInput("AAPL", text),
+                                                   DocInput("MSFT", text)])
+    runner = SharedPrefix(adapted.model, prompt_prefix(adapted.tokenizer))
+    frame = pl.DataFrame({"text": [text, text], "entity": ["AAPL", "MSFT"]})
+    data = batches(adapted.tokenizer, frame, FinetuneSettings(batch_size=2))
+    with torch.no_grad():
+        probs = adapted.head(pooled(runner.run(runner.embed(data[0].ids), 0, 2),
+                                    data[0].mask)).softmax(-1)
+    by_entity = dict(zip(["AAPL", "MSFT"], results, strict=True))
+    for row, index in enumerate(data[0].rows):
+        entity = frame["entity"][index]
+        for i, label in enumerate(adapters.LABELS):
+            assert by_entity[entity].probs[label] == pytest.approx(float(probs[row, i]),
+                                                                   abs=1e-4)
+    assert by_entity["AAPL"].probs != by_entity["MSFT"].probs
+    # the document's own tokens are pooled, not the entity's
+    assert all(int(m.sum()) == n for m, n in zip(
+        data[0].mask, [len(adapted.tokenizer(text, add_special_tokens=False)["input_ids"])] * 2,
+        strict=True))
+
+
+def test_calibration_recovers_a_known_temperature_and_rewrites_the_head(trained, tiny_qwen,
+                                                                         tmp_path):
+    import numpy as np
+
+    from llm.calibrate import calibrate, fit_temperature
+
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(size=(4000, 3)) * 1.5
+    p = np.exp(true_logits) / np.exp(true_logits).sum(1, keepdims=True)
+    truth = np.array([rng.choice(3, p=row) for row in p])
+    assert fit_temperature(true_logits * 3.0, truth) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(true_logits, truth) == pytest.approx(1.0, rel=0.1)
+
+    _, _, _, _, out = trained
+    adapted = llm.load(str(tiny_qwen), "fp32", adapter=out)
+    report = calibrate(Engine(adapted, batch_size=8), out, {"valid": labelled(1)},
+                       out=tmp_path / "calibrated")
+    before, after = adapters.read(out), adapters.read(tmp_path / "calibrated")
+    t = report["temperature"]
+    assert after.meta["calibration"]["temperature"] == t
+    assert torch.allclose(after.tensors["head.linear.weight"],
+                          before.tensors["head.linear.weight"] / t)
+    assert set(report["files"]["valid"]) >= {"ece_before", "ece_after"}

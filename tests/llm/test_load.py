@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,3 +47,13 @@ def test_missing_or_wrong_models_are_clear_errors(tmp_path):
         llm.load(str(tmp_path / "weights.bin"))
     with pytest.raises(ModelError, match="precision must be"):
         llm.load("default", "fp4")
+
+
+def test_shipped_adapters_are_found_by_name_and_directories_pass_through(tmp_path):
+    from llm.load import ADAPTERS, adapter_path
+
+    assert adapter_path("default") == ADAPTERS / "default"
+    assert adapter_path("sentiment-v1") == ADAPTERS / "sentiment-v1"
+    assert (ADAPTERS / "sentiment-v1" / "adapter.json").exists()
+    assert adapter_path(str(tmp_path)) == tmp_path
+    assert adapter_path("no-such-adapter") == Path("no-such-adapter")  # then read() says why
