@@ -29,7 +29,7 @@ from llm.adapter import LABELS as HEAD_LABELS
 from llm.adapter import decoder_layers
 from llm.load import LoadedModel
 from llm.prefix import SharedPrefix
-from llm.schema import EventType, SignalFields
+from llm.schema import TICKER_MAX, EventType, SignalFields
 
 Progress = Callable[[int], None]
 
@@ -264,11 +264,14 @@ class Engine:
             for row, i in enumerate(batch):
                 n = runner.length + lengths[row]
                 tokens += n
-                results[i] = self._score_result(
-                    docs[i], per_doc, n, built[i][1],
-                    None if sentiment_probs is None else sentiment_probs[row],
-                    None if event_probs is None else event_probs[row],
-                    None if head_probs is None else head_probs[row])
+                try:
+                    results[i] = self._score_result(
+                        docs[i], per_doc, n, built[i][1],
+                        None if sentiment_probs is None else sentiment_probs[row],
+                        None if event_probs is None else event_probs[row],
+                        None if head_probs is None else head_probs[row])
+                except ValueError as exc:  # one invalid signal fails alone, not the batch
+                    results[i] = Scored("failed", reason=f"invalid signal: {exc}")
             if progress:
                 progress(len(batch))
         return self._finish(results, started, tokens)
@@ -311,8 +314,11 @@ class Engine:
             if self.prior is not None:
                 p = _divide(p, self.prior["sentiment"])
         top, second = sorted(p.values(), reverse=True)[:2]
+        # The prompt names whatever entity the caller gave (evaluation passes company names
+        # such as "Financial Tech"); the signal's ticker field takes it only when it is one.
+        ticker = doc.ticker if 0 < len(doc.ticker) <= TICKER_MAX else "-"
         fields = SignalFields(
-            ticker=doc.ticker or "-", sentiment=max(-1.0, min(1.0, p["bullish"] - p["bearish"])),
+            ticker=ticker, sentiment=max(-1.0, min(1.0, p["bullish"] - p["bearish"])),
             confidence=max(0.0, min(1.0, top - second)),
             event_type=EventType(max(events, key=events.get)),
             horizon_days=prompts.SCORE_HORIZON_DAYS,

@@ -11,6 +11,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+TICKER_MAX = 12
+
 
 class EventType(str, Enum):
     earnings = "earnings"
@@ -30,7 +32,7 @@ class SignalFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ticker: str = Field(min_length=1, max_length=12)
+    ticker: str = Field(min_length=1, max_length=TICKER_MAX)
     sentiment: float = Field(ge=-1, le=1)
     confidence: float = Field(ge=0, le=1)
     event_type: EventType

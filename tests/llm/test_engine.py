@@ -93,3 +93,25 @@ def test_a_runaway_think_block_is_cut_at_its_budget_and_the_json_still_comes(tin
         assert result.fields.rationale and "answer_rationale" in result.decoding
     assert engine.prompt_version("reason").endswith("-think6")
     assert Engine(loaded).prompt_version("reason") != engine.prompt_version("reason")
+
+
+def test_an_entity_named_in_words_is_read_and_one_invalid_signal_fails_alone(engine,
+                                                                          monkeypatch):
+    # evaluation names companies, not tickers: the prompt reads the name, the signal's ticker
+    # field (at most 12 characters) says there is none
+    results = engine.score([DocInput("Financial Technologies", TEXTS[0]),
+                            DocInput("AAPL", TEXTS[0])])
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert results[0].fields.ticker == "-" and results[1].fields.ticker == "AAPL"
+    assert results[0].probs != results[1].probs          # the entity is part of the prompt
+    real = Engine._score_result
+
+    def invalid_for_msft(self, doc, *args):
+        if doc.ticker == "MSFT":
+            raise ValueError("sentiment out of range")
+        return real(self, doc, *args)
+
+    monkeypatch.setattr(Engine, "_score_result", invalid_for_msft)
+    results = engine.score([DocInput("AAPL", TEXTS[0]), DocInput("MSFT", TEXTS[1])])
+    assert [r.status for r in results] == ["ok", "failed"]
+    assert "invalid signal" in results[1].reason
