@@ -58,10 +58,15 @@ def calibrate(engine, adapter_dir: str | Path, valid: dict[str, pl.DataFrame],
     report = {"temperature": round(temperature, 4), "files": {}}
     for name, (lp, before) in read.items():
         after = sentiment_metrics(valid[name]["label"].to_list(), scaled(lp, temperature))
-        report["files"][name] = {"ece_before": round(before["ece"], 4),
+        # a temperature never changes the most likely label: accuracy and F1 stay
+        report["files"][name] = {"n": before["n"], "accuracy": round(before["accuracy"], 4),
+                                 "macro_f1": round(before["macro_f1"], 4),
+                                 "weighted_f1": round(before["weighted_f1"], 4),
+                                 "ece_before": round(before["ece"], 4),
                                  "ece_after": round(after["ece"], 4),
-                                 "accuracy": round(after["accuracy"], 4),
-                                 "weighted_f1": round(after["weighted_f1"], 4)}
+                                 "brier_after": round(after["brier"], 4)}
+        if "multi_entity" in before:
+            report["files"][name]["multi_entity"] = before["multi_entity"]
     found = adapters.read(adapter_dir)
     tensors = dict(found.tensors)
     for key in ("head.linear.weight", "head.linear.bias"):
