@@ -35,14 +35,29 @@ def test_shipped_adapter_reads_sentiment_far_above_chance(default):
     from tests.conftest import dataset
 
     assert default.head is not None and default.adapter.endswith("default")
+    assert default.model_id.endswith("+sentiment-v2")
     engine = Engine(default)
     tfns = evaluate(engine, read_labelled(dataset("tfns", "valid.parquet"), "text", "label",
                                           limit=300))
-    # Always answering the majority class (neutral, 65%) gives a weighted F1 of about 0.51.
-    assert tfns["weighted_f1"] >= 0.75 and tfns["not_ok"] == 0
+    # Always answering the majority class (neutral, 65%) gives a weighted F1 of about 0.51;
+    # on all 2,388 rows the adapter measured 0.852.
+    assert tfns["weighted_f1"] >= 0.80 and tfns["not_ok"] == 0
     emotions = evaluate(engine, read_labelled(dataset("stockemotions", "val.parquet"), "text",
                                               "sentiment", limit=300))
-    assert emotions["accuracy"] >= 0.62  # two classes: chance is 0.5
+    assert emotions["accuracy"] >= 0.66  # two classes: chance is 0.5; measured 0.724
+    # news headlines, each row about one entity (measured 0.823; multi-entity rows 0.779)
+    news = evaluate(engine, read_labelled(dataset("sentfin", "valid.parquet"), "text", "label",
+                                          limit=600))
+    assert news["weighted_f1"] >= 0.77 and news["not_ok"] == 0
+    assert news["multi_entity"]["n"] > 200 and news["multi_entity"]["accuracy"] >= 0.70
+
+
+def test_the_previous_adapter_loads_by_name(default):
+    previous = llm.load("default-base", "auto", cache_dir=default.path.parent,
+                        adapter="sentiment-v1")
+    assert previous.model_id.endswith("+sentiment-v1") and previous.head is not None
+    assert previous.fingerprint != default.fingerprint
+    assert previous.base_id == default.base_id
 
 
 def test_default_scores_and_reasons(default):
