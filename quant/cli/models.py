@@ -129,7 +129,10 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
                          out, settings, cache_dir=model_cache(config),
                          names=config.models, command=_command_line(), log=log)
     if valid_files and calibrate:
+        from llm import adapter as adapters
+
         log(f"calibrating: {_calibrate(config, base, out, valid_files, text_col, label_cols)}")
+        meta = adapters.read(out).meta             # as written, with its calibration
     report = meta["report"]
     summary = {"adapter": out, "best_epoch": report["best_epoch"],
                "wall_seconds": report["wall_seconds"],

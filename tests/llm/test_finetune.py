@@ -149,6 +149,16 @@ def test_finetune_command_writes_an_adapter(tiny_qwen, tmp_path):
     meta = json.loads(result.output)
     assert meta["start"] == 0 and meta["stop"] == 2 and meta["report"]["best_epoch"] == 1
     assert (tmp_path / "adapter" / adapters.TENSORS).exists()
+    # calibrated on the validation file when training ends, and again on demand
+    assert meta["calibration"]["temperature"] > 0
+    assert adapters.read(tmp_path / "adapter").meta["calibration"] == meta["calibration"]
+    result = runner.invoke(cli, ["--workspace", str(tmp_path), "llm", "calibrate", "--base",
+                                 str(tiny_qwen), "--adapter", str(tmp_path / "adapter"),
+                                 "--valid", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    (figures,) = report["files"].values()
+    assert set(figures) >= {"ece_before", "ece_after", "accuracy"}
 
 
 def test_early_exit_reads_the_same_sentiment_as_the_full_pass(trained, tiny_qwen):
