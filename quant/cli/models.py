@@ -174,6 +174,37 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
     return calibrate(engine, adapter_dir, valid)
 
 
+@llm_group.command("routing")
+@click.option("--data", "files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="labelled file: one source each")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
+              show_default=True)
+@click.option("--model", "spec", default=None)
+@click.option("--adapter", default=None, help="a shipped adapter's name or a directory")
+@click.option("--limit", type=int, default=500, show_default=True, help="documents per source")
+@json_option
+@click.pass_context
+def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json):
+    """Expert load per layer and source, and how far the sources' routing diverges."""
+    from pathlib import Path
+
+    from llm.engine import DocInput
+    from llm.finetune import read_training_files
+    from llm.specialisation import routing_by_source, specialisation
+
+    config = config_of(ctx)
+    sources = {}
+    for f in files:
+        frame = read_training_files([f], text_col, list(label_cols))
+        frame = frame.sample(min(limit, frame.height), seed=0) if limit else frame
+        sources[Path(f).parent.name + "/" + Path(f).stem] = [
+            DocInput(e, t) for e, t in zip(frame["entity"], frame["text"], strict=True)]
+    engine = make_engine(config, load_model(config, spec, adapter=adapter))
+    rows = specialisation(routing_by_source(engine, sources))
+    emit(rows, as_json, lambda r: console.print(table_of(r, title="routing by source")))
+
+
 @llm_group.command("reward")
 @click.option("--posts", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Parquet of posts: ticker, created_at (UTC), text")

@@ -141,3 +141,47 @@ def test_upcycled_blocks_are_made_beside_the_weights_they_replace(method):
     upcycle(model, method, n_experts=4, top_k=2)
     assert {p.device.type for p in model.parameters()} == {"meta"}
     assert {b.device.type for b in model.buffers()} == {"meta"}
+
+
+def test_routing_specialisation_is_measured_per_source(monkeypatch):
+    """Each source's routing sums to one per layer; identical sources diverge by 0 bits, and
+    sources routed to disjoint experts (planted through the balance bias) by 1."""
+    from pathlib import Path
+
+    import numpy as np
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llm.engine import DocInput, Engine
+    from llm.load import LoadedModel
+    from llm.specialisation import js_divergence, routing_by_source, specialisation
+    from tests.llm.tiny import train_tokenizer
+
+    assert js_divergence(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0
+    assert js_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(1.0)
+    tokenizer = train_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32,
+                                         intermediate_size=96, num_hidden_layers=2,
+                                         num_attention_heads=4, pad_token_id=1)).eval()
+    upcycle(model, "copy", n_experts=4, top_k=1)
+    loaded = LoadedModel(model=model, tokenizer=tokenizer, model_id="tiny-moe", fingerprint="t",
+                         precision="fp32", path=Path("."))
+    engine = Engine(loaded, batch_size=4, min_label_mass=0.0, calibrate=False)
+    a = [DocInput("AAA", "shares rise"), DocInput("AAA", "stock falls sharply")]
+    b = [DocInput("BBB", t.text) for t in a]
+    routing = routing_by_source(engine, {"a": a, "b": a})
+    assert all(np.allclose(r.sum(1), 1) for r in routing.values())
+    assert all(row["js_divergence"] == pytest.approx(0, abs=1e-9)
+               for row in specialisation(routing))
+    real = engine.score
+
+    def planted(docs, progress=None):  # source a to expert 0, source b to expert 1
+        for block in moe_blocks(model):
+            block.bias.zero_()
+            block.bias[0 if docs[0].ticker == "AAA" else 1] = 1e6
+        return real(docs, progress)
+
+    monkeypatch.setattr(engine, "score", planted)
+    rows = specialisation(routing_by_source(engine, {"a": a, "b": b}))
+    assert len(rows) == 2 and all(row["js_divergence"] == pytest.approx(1.0) for row in rows)
+    assert all(row["entropy a"] == 0 for row in rows)
