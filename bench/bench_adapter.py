@@ -1,7 +1,8 @@
-"""Score-mode speed with the domain adapter (`default`) vs before fine-tuning (`default-base`),
-same documents, same process, alternating runs so that machine noise hits both.
+"""Score-mode speed with the domain adapter (`default`) vs before fine-tuning (`default-base`)
+and vs the previous adapter (`sentiment-v1` on `default-base`), same documents, same process,
+alternating runs so that machine noise hits each alike. Prints the CPU capability.
 
-Run: `python bench/bench_adapter.py [N] [ROUNDS]`.
+Run: `python bench/bench_adapter.py [N] [ROUNDS] [PRECISION]` (precision: auto, fp32, bf16).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import llm  # noqa: E402
 from bench.bench_engine import documents  # noqa: E402
 from llm.engine import Engine  # noqa: E402
 
+MODELS = {"default-base": ("default-base", None), "default": ("default", None),
+          "sentiment-v1": ("default-base", "sentiment-v1")}
 
-def main(n: int = 256, rounds: int = 3) -> None:
+
+def main(n: int = 256, rounds: int = 3, precision: str = "auto") -> None:
     torch.manual_seed(0)
     docs = documents(n)
-    engines = {name: Engine(llm.load(name, "bf16"), batch_size=16)
-               for name in ("default-base", "default")}
+    engines = {name: Engine(llm.load(spec, precision, adapter=adapter), batch_size=16)
+               for name, (spec, adapter) in MODELS.items()}
     seconds = {name: 0.0 for name in engines}
     for engine in engines.values():
         engine.score(docs[:16])  # warm-up
@@ -33,10 +37,14 @@ def main(n: int = 256, rounds: int = 3) -> None:
             engine.score(docs)
             seconds[name] += time.perf_counter() - started
     rates = {name: n * rounds / s for name, s in seconds.items()}
-    print(f"score mode, {n} docs x {rounds} rounds: before fine-tuning "
-          f"{rates['default-base']:.1f} docs/s, with the adapter {rates['default']:.1f} docs/s "
-          f"-> {rates['default'] / rates['default-base']:.2f}x")
+    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, precision "
+          f"{engines['default'].loaded.precision}; score mode, {n} docs x {rounds} rounds: "
+          f"before fine-tuning {rates['default-base']:.1f} docs/s, sentiment-v1 "
+          f"{rates['sentiment-v1']:.1f}, default {rates['default']:.1f} docs/s -> "
+          f"{rates['default'] / rates['default-base']:.2f}x before fine-tuning, "
+          f"{rates['default'] / rates['sentiment-v1']:.2f}x sentiment-v1")
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    args = sys.argv[1:]
+    main(*(int(a) for a in args[:2]), *args[2:3])
