@@ -29,19 +29,19 @@ def log_probs(engine, frame: pl.DataFrame) -> tuple[np.ndarray, dict]:
     return np.log(np.clip(probs, 1e-12, 1.0)), metrics
 
 
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
 def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
     """The T on `GRID` that minimises the mean NLL of `truth` (label indices)."""
-    def nll(t: float) -> float:
-        z = logits / t
-        z = z - z.max(1, keepdims=True)
-        return float(-(z[np.arange(len(z)), truth] - np.log(np.exp(z).sum(1))).mean())
-    return float(min(GRID, key=nll))
+    rows = np.arange(len(logits))
+    return float(min(GRID, key=lambda t: -log_softmax(logits / t)[rows, truth].mean()))
 
 
 def scaled(probs_log: np.ndarray, temperature: float) -> np.ndarray:
-    z = probs_log / temperature
-    z = np.exp(z - z.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
+    return np.exp(log_softmax(probs_log / temperature))
 
 
 def calibrate(engine, adapter_dir: str | Path, valid: dict[str, pl.DataFrame],

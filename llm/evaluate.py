@@ -130,8 +130,7 @@ def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score",
     if "entities" in frame.columns and (frame["entities"] > 1).any():
         # headlines naming several entities, each row about one of them: the hard cases
         multi = (frame["entities"] > 1).to_numpy()
-        subset = sentiment_metrics(frame.filter(pl.col("entities") > 1)["label"].to_list(),
-                                   probs[multi])
+        subset = sentiment_metrics(frame["label"].filter(multi).to_list(), probs[multi])
         metrics["multi_entity"] = {k: subset[k] for k in ("n", "accuracy", "weighted_f1")}
     metrics |= {"mode": mode, "not_ok": failed, "seconds": round(seconds, 2),
                 "docs_per_s": round(len(docs) / seconds, 2) if seconds else None,

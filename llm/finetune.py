@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -333,17 +334,19 @@ def read_training_files(paths: list[str], text_col: str, label_cols: list[str]) 
     return pl.concat(frames)
 
 
+def source_name(path) -> str:
+    """How reports name a labelled file: its folder and stem (`tfns/valid`)."""
+    return f"{Path(path).parent.name}/{Path(path).stem}"
+
+
 def train_adapter(base: str, train_files: list[str], valid_files: list[str], text_col: str,
                   label_cols: list[str], out: str, settings: FinetuneSettings,
                   cache_dir=None, names=None, command: str = "", log: Log = print) -> dict:
     """Load `base` in fp32, fine-tune, and write the adapter of the best epoch to `out`."""
-    from pathlib import Path
-
     from llm.load import load
 
     train = read_training_files(train_files, text_col, label_cols)
-    valid = {Path(f).parent.name + "/" + Path(f).stem: read_training_files([f], text_col,
-                                                                          label_cols)
+    valid = {source_name(f): read_training_files([f], text_col, label_cols)
              for f in valid_files}
     loaded = load(base, "fp32", cache_dir=cache_dir, names=names)
     if loaded.adapter:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from llm.engine import DocInput, Engine
 from llm.moe import load_entropy
@@ -57,13 +58,8 @@ def specialisation(routing: dict[str, np.ndarray]) -> list[dict]:
         pairs = [js_divergence(routing[a][layer], routing[b][layer])
                  for i, a in enumerate(names) for b in names[i + 1:]]
         rows.append({"layer": layer,
-                     **{f"entropy {n}": round(load_entropy(_as_tensor(routing[n][layer])), 4)
+                     **{f"entropy {n}": round(load_entropy(torch.from_numpy(routing[n][layer])), 4)
                         for n in names},
                      "js_divergence": round(float(np.mean(pairs)), 4) if pairs else 0.0})
     return rows
 
-
-def _as_tensor(fractions: np.ndarray):
-    import torch
-
-    return torch.from_numpy(fractions)

@@ -163,13 +163,11 @@ def llm_calibrate(ctx, adapter_dir, valid_files, text_col, label_cols, base, as_
 
 def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
                label_cols) -> dict:
-    from pathlib import Path
-
     from llm.calibrate import calibrate
-    from llm.finetune import read_training_files
+    from llm.finetune import read_training_files, source_name
 
-    valid = {Path(f).parent.name + "/" + Path(f).stem:
-             read_training_files([f], text_col, list(label_cols)) for f in valid_files}
+    valid = {source_name(f): read_training_files([f], text_col, list(label_cols))
+             for f in valid_files}
     engine = make_engine(config, load_model(config, base, adapter=adapter_dir))
     return calibrate(engine, adapter_dir, valid)
 
@@ -187,10 +185,8 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
 @click.pass_context
 def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json):
     """Expert load per layer and source, and how far the sources' routing diverges."""
-    from pathlib import Path
-
     from llm.engine import DocInput
-    from llm.finetune import read_training_files
+    from llm.finetune import read_training_files, source_name
     from llm.specialisation import routing_by_source, specialisation
 
     config = config_of(ctx)
@@ -198,7 +194,7 @@ def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json)
     for f in files:
         frame = read_training_files([f], text_col, list(label_cols))
         frame = frame.sample(min(limit, frame.height), seed=0) if limit else frame
-        sources[Path(f).parent.name + "/" + Path(f).stem] = [
+        sources[source_name(f)] = [
             DocInput(e, t) for e, t in zip(frame["entity"], frame["text"], strict=True)]
     engine = make_engine(config, load_model(config, spec, adapter=adapter))
     rows = specialisation(routing_by_source(engine, sources))
