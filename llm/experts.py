@@ -79,7 +79,9 @@ def attach_experts(loaded) -> list[str]:
         device = "fused Triton kernels" if next(model.parameters()).is_cuda else "CPU path"
         fp8_note = "; fp8 is not offered for upcycled blocks, so it runs bf16" if (
             precision == "fp8") else ""
-        return [f"experts: our MoE block ({device}), {len(moe_blocks(model))} layers{fp8_note}"]
+        copies = sum(block.mark_copies() for block in moe_blocks(model))
+        return [f"experts: our MoE block ({device}), {len(moe_blocks(model))} layers{fp8_note}"
+                f"; {copies} of them still identical copies, run as one dense MLP"]
     modules = expert_modules(model)
     if not is_moe(loaded.config) and not modules:
         return ["dense model: no experts" + ("; fp8 applies to experts only, so it runs bf16"

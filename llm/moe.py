@@ -14,6 +14,9 @@
   split into experts is then exact when every expert is chosen).
 - Expert load (tokens per expert) is counted on every forward: imbalance is the first thing to
   look at.
+- Experts that are still identical copies (an upcycled layer no training has touched) with
+  weights summing to one compute exactly one MLP whatever the routing: `copies` marks them so
+  they run as that one dense MLP, which reads a quarter of the weights when decoding.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from llm.kernels.dispatch import run_experts
 
@@ -84,6 +88,7 @@ class MoE(nn.Module):
                              persistent=False)
         self.balance = False  # set during training to move the bias toward balance
         self.int8 = None      # llm.int8.Int8Experts once quantised (the CPU path reads it)
+        self.copies = False   # set by `mark_copies`: every expert is the same MLP
         for p in self.parameters():
             nn.init.normal_(p, std=0.02)
 
@@ -99,11 +104,30 @@ class MoE(nn.Module):
             with torch.no_grad():
                 self.bias += self.config.bias_update_speed * torch.sign(
                     counts.float().mean() - counts.float())
-        out = run_experts(x, ids, weights, self.gate_up, self.down, int8=self.int8)
+        if self._runs_dense(x):
+            gate, up = F.linear(x, self.gate_up[0]).chunk(2, dim=-1)
+            out = F.linear(F.silu(gate) * up, self.down[0])
+        else:
+            out = run_experts(x, ids, weights, self.gate_up, self.down, int8=self.int8)
         if self.config.shared_inter:
             gate, up = F.linear(x, self.shared_gate_up).chunk(2, dim=-1)
             out = out + F.linear(F.silu(gate) * up, self.shared_down)
         return out.reshape(shape)
+
+    def _runs_dense(self, x: torch.Tensor) -> bool:
+        # a delta being trained on the experts makes them differ: the routed path then
+        return (self.copies and self.int8 is None and self.gate_up.dtype == x.dtype
+                and not parametrize.is_parametrized(self))
+
+    def mark_copies(self) -> bool:
+        """Whether every expert is the same MLP and the routing weights sum to one (the block
+        is then that MLP exactly); sets `copies` accordingly."""
+        c = self.config
+        same = all(torch.equal(w[0], w[e]) for w in (self.gate_up, self.down)
+                   for e in range(1, c.n_experts))
+        self.copies = bool(same and c.weighting == "scores" and c.norm_topk
+                           and c.route_scale == 1.0)
+        return self.copies
 
     def expert_load(self) -> torch.Tensor:
         """Tokens routed to each expert since the last reset."""

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from transformers import LogitsProcessorList
 
 from llm import prompts
+from llm.adapter import LABELS
 from llm.engine import DocInput, Engine, Progress, Scored
 from llm.grammar import GrammarLogitsProcessor, new_matcher, signal_grammar
 from llm.schema import ReasonOutput
@@ -96,8 +97,19 @@ def _reason_result(engine: Engine, doc: DocInput, new_tokens: list[int], matcher
     if trace.strip():  # a thinking model's trace is its rationale (the answer's is kept)
         decoding["answer_rationale"] = fields.rationale
         fields = fields.model_copy(update={"rationale": " ".join(trace.split())[-400:]})
-    p_bull = max(0.0, fields.sentiment)
-    p_bear = max(0.0, -fields.sentiment)
-    probs = {"bullish": p_bull, "bearish": p_bear, "neutral": 1 - p_bull - p_bear}
-    return Scored("ok", fields=fields, probs=probs, **common)
+    return Scored("ok", fields=fields, probs=sentiment_probs(fields.sentiment), **common)
+
+
+def sentiment_probs(sentiment: float) -> dict[str, float]:
+    """A reasoned sentiment in [-1, 1] read as label probabilities: its size goes to its
+    side, the rest to neutral."""
+    bullish, bearish = max(0.0, sentiment), max(0.0, -sentiment)
+    return {"bullish": bullish, "bearish": bearish, "neutral": 1 - bullish - bearish}
+
+
+def label_of(sentiment: float) -> str:
+    """The label evaluation reads from a reasoned sentiment: the most likely one (ties go to
+    the first in LABELS order, as numpy's argmax does)."""
+    probs = sentiment_probs(sentiment)
+    return max(LABELS, key=lambda label: (probs[label], -LABELS.index(label)))
 

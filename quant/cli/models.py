@@ -231,3 +231,37 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
             for name in ("supervised_ic", "rewarded_ic") for h, m in report[name].items()]
     emit(meta if as_json else rows, as_json,
          lambda r: console.print(table_of(r, title="out-of-sample rank IC")))
+
+
+@llm_group.command("reason-train")
+@click.option("--data", "train_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="labelled file (repeatable)")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
+              show_default=True, help="label column; the first one a file has is used")
+@click.option("--adapter", default="default", show_default=True,
+              help="the adapter to start from (a shipped name or a directory)")
+@click.option("--minutes", type=float, default=50.0, show_default=True,
+              help="wall-time budget; training stops at the first step past it")
+@click.option("--group", type=int, default=4, show_default=True,
+              help="completions sampled per document")
+@click.option("--prompts", type=int, default=4, show_default=True, help="documents per step")
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="adapter directory to write (the starting adapter plus the reason deltas)")
+@json_option
+@click.pass_context
+def llm_reason_train(ctx, train_files, text_col, label_cols, adapter, minutes, group, prompts,
+                     lr, out, as_json):
+    """Train reason mode with verifiable rewards (GRPO: valid JSON, right label, short)."""
+    from llm.reason_train import ReasonTrainSettings, train_reason_adapter
+
+    config = config_of(ctx)
+    settings = ReasonTrainSettings(minutes=minutes, group=group, prompts=prompts, lr=lr)
+    log = (lambda line: None) if as_json else (lambda line: console.print(line))
+    meta = train_reason_adapter(adapter, list(train_files), text_col, list(label_cols), out,
+                                settings, cache_dir=model_cache(config), names=config.models,
+                                command=_command_line(), log=log)
+    report = meta["reasoning"]
+    emit(meta if as_json else report["history"], as_json,
+         lambda rows: console.print(table_of(rows, title=f"reason training: {out}")))

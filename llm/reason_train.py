@@ -1,0 +1,291 @@
+"""Reason mode trained with verifiable rewards: GRPO over the model's own trace and JSON.
+
+Each step draws a few labelled documents and samples a group of reason-mode completions for
+each, under the same grammar reason mode decodes with. Rules score every completion, with no
+learned reward model: the JSON parses and validates (format), its sentiment gives the gold
+label (accuracy), and a penalty grows with its length, so traces stay short and always finish
+before the token cap. A completion's advantage is its reward standardised within its group; the
+loss is -advantage x the mean log-probability of its tokens, plus a KL penalty (the k3
+estimator, per token) to the starting model.
+
+Cheap on a CPU by construction: low-rank deltas on the attention projections of the layers from
+the sentiment head's layer up, so the layers below run once per step without gradients (for the
+policy and the reference alike) and score mode, which stops at the head's layer, is untouched;
+the experts are left as they are, so copied experts still run as one MLP; small groups, short
+completions, and a wall-time budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+import torch
+from pydantic import ValidationError
+from torch.nn.utils import parametrize
+from transformers import LogitsProcessorList
+
+from llm import adapter as adapters
+from llm.engine import DocInput, Engine
+from llm.errors import ModelError
+from llm.finetune import Log
+from llm.grammar import GrammarLogitsProcessor, new_matcher
+from llm.load import LoadedModel
+from llm.prefix import _out
+from llm.reason import label_of
+from llm.schema import ReasonOutput
+
+ATTENTION = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")
+
+
+@dataclass(frozen=True)
+class ReasonTrainSettings:
+    start: int | None = None      # first trained layer; None: the sentiment head's layer
+    group: int = 4                # completions sampled per document
+    prompts: int = 4              # documents per step
+    max_new_tokens: int = 96      # a completion that does not finish by then earns no format
+    temperature: float = 1.0
+    lr: float = 2e-4
+    kl: float = 0.04              # weight of the per-token KL to the starting model
+    format_weight: float = 0.5
+    length_penalty: float = 0.2   # times the completion's share of the token cap
+    minutes: float = 50.0         # wall-time budget of the whole run
+    max_steps: int = 10_000
+    seed: int = 0
+
+
+@dataclass
+class Completions:
+    """One step's samples: prompts (left-padded, each repeated `group` times) + completions."""
+
+    ids: torch.Tensor             # (R, P + T)
+    mask: torch.Tensor            # (R, P + T): real prompt tokens and completion tokens
+    prompt_length: int
+    texts: list[str]
+    finished: list[bool]          # the grammar accepted the completion
+
+
+def reward(text: str, finished: bool, label: str, tokens: int,
+           settings: ReasonTrainSettings) -> dict[str, float]:
+    """The rule-based reward of one completion and its parts."""
+    _, _, payload = text.partition("\nJSON: ")
+    valid, correct = 0.0, 0.0
+    if finished:
+        try:
+            output = ReasonOutput.model_validate_json(payload)
+            valid, correct = 1.0, float(label_of(output.sentiment / 100) == label)
+        except ValidationError:
+            pass
+    length = tokens / settings.max_new_tokens
+    total = settings.format_weight * valid + correct - settings.length_penalty * length
+    return {"reward": total, "format": valid, "accuracy": correct, "length": length}
+
+
+def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """(documents, group) rewards -> advantages standardised within each group (0 where the
+    group's rewards are all equal: nothing to learn from it)."""
+    centred = rewards - rewards.mean(1, keepdim=True)
+    return (centred / (rewards.std(1, keepdim=True) + 1e-4)).reshape(-1)
+
+
+@torch.no_grad()
+def sample(engine: Engine, docs: list[DocInput], settings: ReasonTrainSettings
+           ) -> Completions:
+    """`group` completions per document, sampled under the reason grammar."""
+    user, cues, _ = engine._prompt("reason")
+    sequences = [ids for ids, *_ in engine._build(docs, user, cues)]
+    if any(ids is None for ids in sequences):
+        raise ModelError("a training document does not fit the reason prompt")
+    ids, mask = engine._pad_left(sequences)
+    tokenizer, eos = engine.tokenizer, engine.tokenizer.eos_token_id
+    matchers = [new_matcher(tokenizer) for _ in range(len(docs) * settings.group)]
+    out = engine.model.generate(
+        input_ids=ids, attention_mask=mask, do_sample=True, temperature=settings.temperature,
+        top_k=0, top_p=1.0, num_return_sequences=settings.group,
+        max_new_tokens=settings.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos, logits_processor=LogitsProcessorList(
+            [GrammarLogitsProcessor(matchers, ids.shape[1], eos)]))
+    completion = out[:, ids.shape[1]:]
+    # a completion runs up to and including its first end token
+    ended = (completion == eos).long()
+    keep = (ended.cumsum(1) - ended) == 0
+    texts = [tokenizer.decode(row[k], skip_special_tokens=True)
+             for row, k in zip(completion, keep, strict=True)]
+    prompt_mask = mask.repeat_interleave(settings.group, 0)
+    return Completions(out, torch.cat([prompt_mask, keep.long()], 1), ids.shape[1], texts,
+                       [m.is_stopped() or m.is_accepting() for m in matchers])
+
+
+def completion_logprobs(model: torch.nn.Module, start: int, batch: Completions,
+                        deltas: dict[str, adapters.LowRank]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probabilities of the completions (R, T): under the policy (with
+    gradients) and under the starting model (the deltas off). Layers below `start` run once."""
+    inner, layers = model.model, adapters.decoder_layers(model)
+    mask = batch.mask
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    length = mask.shape[1]
+    causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=mask.device))
+    allowed = (causal[None] & mask.bool()[:, None, :])[:, None]
+    with torch.no_grad():
+        hidden = inner.embed_tokens(batch.ids)
+        additive = torch.zeros(allowed.shape, dtype=hidden.dtype).masked_fill(
+            ~allowed, torch.finfo(hidden.dtype).min)
+        rotary = inner.rotary_emb(hidden, positions)
+        for index in range(start):
+            hidden = _out(layers[index](hidden, attention_mask=additive, position_ids=positions,
+                                        position_embeddings=rotary))
+    targets = batch.ids[:, batch.prompt_length:]
+
+    def upper(x: torch.Tensor) -> torch.Tensor:
+        for index in range(start, len(layers)):
+            x = _out(layers[index](x, attention_mask=additive, position_ids=positions,
+                                   position_embeddings=rotary))
+        logits = model.lm_head(inner.norm(x[:, batch.prompt_length - 1:-1])).float()
+        return logits.log_softmax(-1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
+
+    with torch.no_grad(), deltas_off(deltas):
+        reference = upper(hidden)
+    return upper(hidden), reference
+
+
+@contextlib.contextmanager
+def deltas_off(deltas: dict[str, adapters.LowRank]):
+    """The starting model: every low-rank delta scaled to zero for the duration."""
+    scales = {name: delta.scale for name, delta in deltas.items()}
+    for delta in deltas.values():
+        delta.scale = 0.0
+    try:
+        yield
+    finally:
+        for name, delta in deltas.items():
+            delta.scale = scales[name]
+
+
+def grpo_loss(policy: torch.Tensor, reference: torch.Tensor, completion_mask: torch.Tensor,
+              advantages: torch.Tensor, kl: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The GRPO objective (one update per sample, so the ratio is 1) and the mean KL."""
+    log_ratio = reference - policy
+    k3 = log_ratio.exp() - log_ratio - 1
+    per_token = -advantages[:, None] * policy + kl * k3
+    weights = completion_mask.float()
+    per_row = (per_token * weights).sum(1) / weights.sum(1).clamp(min=1)
+    mean_kl = (k3.detach() * weights).sum() / weights.sum().clamp(min=1)
+    return per_row.mean(), mean_kl
+
+
+def attach_attention_deltas(model: torch.nn.Module, start: int, rank: int, alpha: float
+                            ) -> dict[str, adapters.LowRank]:
+    """Freeze the model; low-rank deltas on the attention projections of layers [start, end)."""
+    for param in model.parameters():
+        param.requires_grad_(False)
+    stop = len(adapters.decoder_layers(model))
+    names = [n for n in adapters.band_targets(model, start, stop)
+             if n.rsplit(".", 2)[-2] + ".weight" in ATTENTION]
+    if not names:
+        raise ModelError(f"layers {start}-{stop - 1} have no attention projections to train")
+    return adapters.add_low_rank(model, names, rank, alpha)
+
+
+def reason_train(loaded: LoadedModel, train: pl.DataFrame, settings: ReasonTrainSettings,
+                 rank: int, alpha: float, log: Log) -> tuple[dict[str, torch.Tensor], dict]:
+    """GRPO on `train` (text, label, entity) within the wall-time budget; returns the
+    low-rank tensors (adapter keys) and a report with the reward history."""
+    began = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    model = loaded.model
+    start = settings.start if settings.start is not None else (
+        loaded.head_layer or len(adapters.decoder_layers(model)) // 2)
+    deltas = attach_attention_deltas(model, start, rank, alpha)
+    trainable = [p for d in deltas.values() for p in (d.A, d.B)]
+    optimiser = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
+    engine = Engine(loaded, batch_size=settings.prompts * settings.group,
+                    max_new_tokens=settings.max_new_tokens)
+    order = torch.randperm(train.height, generator=torch.Generator().manual_seed(settings.seed))
+    history, step = [], 0
+    while (step < settings.max_steps and (step + 1) * settings.prompts <= len(order)
+           and time.perf_counter() - began < settings.minutes * 60):
+        rows = order[step * settings.prompts:(step + 1) * settings.prompts].tolist()
+        history.append(_step(engine, deltas, optimiser, train[rows], start, settings))
+        step += 1
+        if step % 5 == 0 or step == 1:
+            log(_summary(step, history[-5:], time.perf_counter() - began))
+    tensors = {}
+    for name, delta in deltas.items():
+        tensors[f"lora.{name}.A"] = delta.A.detach().float().clone()
+        tensors[f"lora.{name}.B"] = delta.B.detach().float().clone()
+    adapters.remove_low_rank(model, list(deltas))
+    report = {"settings": asdict(settings), "layers": [start, len(adapters.decoder_layers(model))],
+              "targets": list(ATTENTION), "steps": step, "documents": step * settings.prompts,
+              "wall_seconds": round(time.perf_counter() - began, 1),
+              "history": _windows(history, 10)}
+    return tensors, report
+
+
+def _step(engine: Engine, deltas: dict[str, adapters.LowRank], optimiser, rows: pl.DataFrame,
+          start: int, settings: ReasonTrainSettings) -> dict[str, float]:
+    docs = [DocInput(entity, text) for entity, text in zip(rows["entity"], rows["text"],
+                                                          strict=True)]
+    with parametrize.cached():   # the deltas are fixed while sampling: merge them once
+        batch = sample(engine, docs, settings)
+    completion_mask = batch.mask[:, batch.prompt_length:]
+    labels = [label for label in rows["label"] for _ in range(settings.group)]
+    parts = [reward(text, done, label, int(n), settings) for text, done, label, n in
+             zip(batch.texts, batch.finished, labels, completion_mask.sum(1), strict=True)]
+    rewards = torch.tensor([p["reward"] for p in parts]).view(len(docs), settings.group)
+    policy, reference = completion_logprobs(engine.model, start, batch, deltas)
+    loss, kl = grpo_loss(policy, reference, completion_mask,
+                         group_advantages(rewards), settings.kl)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return {key: sum(p[key] for p in parts) / len(parts) for key in parts[0]} | {
+        "kl": float(kl)}
+
+
+def _summary(step: int, recent: list[dict], seconds: float) -> str:
+    mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
+    return (f"step {step}: reward {mean['reward']:+.3f}, valid JSON {mean['format']:.2f}, "
+            f"correct {mean['accuracy']:.2f}, length {mean['length']:.2f} of the cap, "
+            f"KL {mean['kl']:.4f}, {seconds / 60:.1f} min")
+
+
+def _windows(history: list[dict], size: int) -> list[dict]:
+    """The history averaged over consecutive windows of `size` steps (what the report keeps)."""
+    out = []
+    for first in range(0, len(history), size):
+        window = history[first:first + size]
+        out.append({"steps": f"{first + 1}-{first + len(window)}"} | {
+            k: round(sum(h[k] for h in window) / len(window), 4) for k in window[0]})
+    return out
+
+
+def train_reason_adapter(adapter: str, train_files: list[str], text_col: str,
+                         label_cols: list[str], out: str, settings: ReasonTrainSettings,
+                         base: str = "default", cache_dir=None, names=None, command: str = "",
+                         log: Log = print) -> dict:
+    """Load `base` in fp32 with `adapter`, train reason mode on the files, and write a copy
+    of the adapter with the reason deltas added to `out` (score mode reads it unchanged)."""
+    from llm.finetune import read_training_files
+    from llm.load import adapter_path, load
+
+    train = read_training_files(train_files, text_col, label_cols)
+    train = train.filter(pl.col("text").str.strip_chars().str.len_chars() > 0)
+    source = adapters.read(adapter_path(adapter))
+    loaded = load(base, "fp32", cache_dir=cache_dir, names=names, adapter=adapter)
+    rank, alpha = source.meta["rank"], source.meta["alpha"]  # one scale for every delta
+    log(f"reason training on {train.height} documents, {settings.minutes:g} minutes at most")
+    tensors, report = reason_train(loaded, train, settings, rank, alpha, log)
+    clash = set(tensors) & set(source.tensors)
+    if clash:
+        raise ModelError(f"{adapter} already trains {sorted(clash)[0]}: start the reason "
+                         "band above its layers (--start)")
+    kept = {k: v for k, v in source.meta.items() if k not in ("sha256", "format", "command")}
+    meta = kept | {"name": Path(out).name, "reasoning": report | {
+        "from_adapter": source.meta.get("name", str(adapter)), "command": command,
+        "train_files": {f: int(train.filter(pl.col("source") == f).height)
+                        for f in train_files}}}
+    return adapters.save(Path(out), source.tensors | tensors, meta).meta
