@@ -341,14 +341,17 @@ def source_name(path) -> str:
 
 def train_adapter(base: str, train_files: list[str], valid_files: list[str], text_col: str,
                   label_cols: list[str], out: str, settings: FinetuneSettings,
-                  cache_dir=None, names=None, command: str = "", log: Log = print) -> dict:
-    """Load `base` in fp32, fine-tune, and write the adapter of the best epoch to `out`."""
+                  cache_dir=None, names=None, command: str = "", log: Log = print,
+                  upcycle: dict | None = None) -> dict:
+    """Load `base` in fp32, fine-tune, and write the adapter of the best epoch to `out`;
+    `upcycle` (e.g. {"top_k": 2}) changes how the bundled model is upcycled, and is recorded
+    so the adapter loads on the same upcycle."""
     from llm.load import load
 
     train = read_training_files(train_files, text_col, label_cols)
     valid = {source_name(f): read_training_files([f], text_col, label_cols)
              for f in valid_files}
-    loaded = load(base, "fp32", cache_dir=cache_dir, names=names)
+    loaded = load(base, "fp32", cache_dir=cache_dir, names=names, upcycle=upcycle)
     if loaded.adapter:
         raise ModelError(f"{base} already has an adapter ({loaded.adapter}); fine-tune the base "
                          "model (e.g. default-base)")
@@ -359,5 +362,9 @@ def train_adapter(base: str, train_files: list[str], valid_files: list[str], tex
             "train_files": {f: int(train.filter(pl.col("source") == f).height)
                             for f in train_files},
             "valid_files": list(valid_files), "command": command, "report": report}
+    if upcycle is not None:
+        from llm.upcycle import upcycle_of
+
+        meta["upcycle"] = upcycle_of(None, upcycle)
     saved = adapters.save(Path(out), tensors, meta)
     return saved.meta

@@ -201,13 +201,14 @@ def fingerprint(path: Path, precision: str, extra: str = "") -> str:
 
 
 def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None = None,
-         names: dict[str, str] | None = None, adapter: str | Path | None = None
-         ) -> LoadedModel:
+         names: dict[str, str] | None = None, adapter: str | Path | None = None,
+         upcycle: dict | None = None) -> LoadedModel:
     """Load a model for inference on the CPU (or the first GPU when there is one), with a
     domain adapter applied: a directory or a shipped adapter's name (`default` applies the
     shipped default). `precision` is
     auto, fp32, bf16, fp8 or int8; the resolved one is what runs and what the fingerprint
-    records."""
+    records. `upcycle` overrides how the bundled model becomes an MoE (llm/upcycle.py); an
+    adapter trained on another upcycle than the default's records it and is loaded on it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -233,14 +234,14 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     extra = ""
     name = (names or {}).get(spec, spec)
     if name in ("default", "default-base"):
-        from llm.upcycle import DEFAULT_UPCYCLE, upcycle
+        from llm.upcycle import upcycle, upcycle_of
 
-        extra = upcycle(model, **DEFAULT_UPCYCLE)
-        loaded.model_id = f"{model_id}-MoE{DEFAULT_UPCYCLE['n_experts']}x" \
-                          f"top{DEFAULT_UPCYCLE['top_k']}"
-        loaded.notes.append(f"upcycled from the dense model: {DEFAULT_UPCYCLE}")
         if name == "default" and adapter is None and (DEFAULT_ADAPTER / "adapter.json").exists():
             adapter = DEFAULT_ADAPTER
+        how = upcycle_of(adapter_path(adapter) if adapter is not None else None, upcycle)
+        extra = upcycle(model, **how)
+        loaded.model_id = f"{model_id}-MoE{how['n_experts']}xtop{how['top_k']}"
+        loaded.notes.append(f"upcycled from the dense model: {how}")
     loaded.base_id = fingerprint(path, "", extra)
     if adapter is not None:
         extra += "|" + _apply_adapter(loaded, adapter_path(adapter))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -87,6 +88,17 @@ def upcycle(model: nn.Module, method: str = "copy", n_experts: int = 4, top_k: i
             raise ValueError(f"upcycle method must be copy or split, not {method!r}")
     config = asdict(layers[0].mlp.config)
     return json.dumps({"upcycle": method, "config": config}, sort_keys=True)
+
+
+def upcycle_of(adapter_dir: Path | None, override: dict | None = None) -> dict:
+    """How to upcycle the bundled model: `override`, else what the adapter about to be applied
+    was trained on (recorded as its `upcycle`), else the default."""
+    if override is not None:
+        return DEFAULT_UPCYCLE | override
+    meta = Path(adapter_dir or "") / "adapter.json"
+    recorded = json.loads(meta.read_text()).get("upcycle") if adapter_dir and meta.exists() \
+        else None
+    return DEFAULT_UPCYCLE | (recorded or {})
 
 
 def moe_blocks(model: nn.Module) -> list[MoE]:

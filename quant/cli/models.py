@@ -105,6 +105,9 @@ def _command_line() -> str:
 @click.option("--layers", default="10:16", show_default=True,
               help="trained band START:STOP; the head reads layer STOP's input")
 @click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--top-k", type=int, default=None,
+              help="experts per token of the bundled model's upcycle (default: as `default`); "
+                   "2 or more gives the routers a gradient")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="adapter directory to write")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
@@ -112,7 +115,7 @@ def _command_line() -> str:
 @json_option
 @click.pass_context
 def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epochs, lora_rank,
-                 layers, batch_size, out, calibrate, as_json):
+                 layers, batch_size, top_k, out, calibrate, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
     from llm.finetune import FinetuneSettings, train_adapter
 
@@ -127,7 +130,8 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
                          out, settings, cache_dir=model_cache(config),
-                         names=config.models, command=_command_line(), log=log)
+                         names=config.models, command=_command_line(), log=log,
+                         upcycle=None if top_k is None else {"top_k": top_k})
     if valid_files and calibrate:
         from llm import adapter as adapters
 

@@ -185,3 +185,37 @@ def test_routing_specialisation_is_measured_per_source(monkeypatch):
     rows = specialisation(routing_by_source(engine, {"a": a, "b": b}))
     assert len(rows) == 2 and all(row["js_divergence"] == pytest.approx(1.0) for row in rows)
     assert all(row["entropy a"] == 0 for row in rows)
+
+
+def _router_gradients(top_k: int) -> list[float]:
+    model = tiny_llama()
+    upcycle(model, "copy", n_experts=4, top_k=top_k)
+    for block in moe_blocks(model):  # the experts diverge, as training makes them
+        with torch.no_grad():
+            block.gate_up.add_(torch.randn_like(block.gate_up) * 0.02)
+    ids = torch.randint(0, 64, (2, 12))
+    model(ids, labels=ids).loss.backward()
+    return [float(block.router.grad.abs().sum()) for block in moe_blocks(model)]
+
+
+def test_routers_learn_at_top2_and_get_no_gradient_at_normalised_top1():
+    """Normalised top-1 weights are always 1, so the loss never reaches the router; at top-2
+    the two weights depend on the router's scores."""
+    top1, top2 = _router_gradients(1), _router_gradients(2)
+    assert all(g > 1e-3 for g in top2)
+    assert all(g < 1e-5 * min(top2) for g in top1)  # zero but for rounding
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_copied_experts_run_as_one_mlp_with_the_same_result(top_k):
+    dense = tiny_llama().eval()
+    moe = copy.deepcopy(dense)
+    upcycle(moe, "copy", n_experts=4, top_k=top_k)
+    ids = torch.randint(0, 64, (2, 12))
+    with torch.no_grad():
+        routed = moe(ids).logits
+        assert all(block.mark_copies() for block in moe_blocks(moe))
+        assert torch.allclose(routed, moe(ids).logits, atol=1e-5)
+        assert torch.allclose(dense(ids).logits, routed, atol=1e-5)
+        moe_blocks(moe)[0].gate_up[1].add_(0.1)  # one expert differs: routed again
+    assert not moe_blocks(moe)[0].mark_copies() and moe_blocks(moe)[1].copies
