@@ -22,7 +22,9 @@ MAX_REASONING_CHARS = 240
 
 
 def reason_grammar() -> str:
-    schema = json.dumps(reason_json_schema())
+    """A one-line reasoning, then the JSON signal, compact (no free white space: the tokens go
+    to what the signal says)."""
+    schema = json.dumps(reason_json_schema() | {"x-guidance": {"whitespace_flexible": False}})
     return (f"start: REASONING \"\\nJSON: \" signal\n"
             f"REASONING: /[^\\n{{}}]{{1,{MAX_REASONING_CHARS}}}/\n"
             f"signal: %json {schema}\n")

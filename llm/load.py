@@ -234,12 +234,13 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     extra = ""
     name = (names or {}).get(spec, spec)
     if name in ("default", "default-base"):
-        from llm.upcycle import upcycle, upcycle_of
+        from llm import upcycle as upcycling
 
         if name == "default" and adapter is None and (DEFAULT_ADAPTER / "adapter.json").exists():
             adapter = DEFAULT_ADAPTER
-        how = upcycle_of(adapter_path(adapter) if adapter is not None else None, upcycle)
-        extra = upcycle(model, **how)
+        how = upcycling.upcycle_of(adapter_path(adapter) if adapter is not None else None,
+                                   upcycle)
+        extra = upcycling.upcycle(model, **how)
         loaded.model_id = f"{model_id}-MoE{how['n_experts']}xtop{how['top_k']}"
         loaded.notes.append(f"upcycled from the dense model: {how}")
     loaded.base_id = fingerprint(path, "", extra)

@@ -51,7 +51,7 @@ def _version(kind: str, *parts: object) -> str:
 SCORE_VERSION = _version("score", SYSTEM, SCORE_USER, SCORE_EVENT_CUE, SCORE_SENTIMENT_CUE,
                          SENTIMENT_WORDS, {k.value: v for k, v in EVENT_WORDS.items()}, PLAIN,
                          CONTENT_FREE, "calibrated")
-REASON_VERSION = _version("reason", SYSTEM, REASON_USER, REASON_PREFIX, PLAIN)
+REASON_VERSION = _version("reason", SYSTEM, REASON_USER, REASON_PREFIX, PLAIN, "compact JSON")
 
 
 # Score mode that stops at the sentiment head's layer reads no event type: its signals are

@@ -249,8 +249,8 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
               help="wall-time budget; training stops at the first step past it")
 @click.option("--group", type=int, default=4, show_default=True,
               help="completions sampled per document")
-@click.option("--prompts", type=int, default=4, show_default=True, help="documents per step")
-@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--prompts", type=int, default=6, show_default=True, help="documents per step")
+@click.option("--lr", type=float, default=3e-4, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="adapter directory to write (the starting adapter plus the reason deltas)")
 @json_option

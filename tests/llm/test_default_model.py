@@ -30,6 +30,19 @@ def test_dense_and_base_defaults_are_loadable_by_name(default):
     assert base.fingerprint != default.fingerprint and base.base_id == default.base_id
 
 
+def test_another_upcycle_is_another_base_and_an_adapter_carries_its_own(default, tmp_path):
+    import json
+
+    from llm.upcycle import DEFAULT_UPCYCLE, upcycle_of
+
+    top2 = llm.load("default-base", "fp32", cache_dir=default.path.parent, upcycle={"top_k": 2})
+    assert top2.model_id.endswith("MoE4xtop2") and top2.base_id != default.base_id
+    assert llm.describe(top2)["experts_per_token"] == 2
+    (tmp_path / "adapter.json").write_text(json.dumps({"upcycle": {"top_k": 2}}))
+    assert upcycle_of(tmp_path) == DEFAULT_UPCYCLE | {"top_k": 2}
+    assert upcycle_of(None) == upcycle_of(tmp_path / "nothing") == DEFAULT_UPCYCLE
+
+
 def test_shipped_adapter_reads_sentiment_far_above_chance(default):
     from llm.evaluate import evaluate, read_labelled
     from tests.conftest import dataset

@@ -33,7 +33,7 @@ def test_schema_is_flat_and_bounded():
 def test_valid_output_is_accepted_and_parses(tokenizer):
     payload = {"sentiment": -40, "confidence": 70, "event_type": "earnings",
                "horizon_days": 5, "rationale": "Missed estimates."}
-    text = " Weak quarter.\nJSON: " + json.dumps(payload)
+    text = " Weak quarter.\nJSON: " + json.dumps(payload, separators=(",", ":"))
     accepted, complete = consume(tokenizer, text)
     assert accepted and complete
     assert ReasonOutput.model_validate_json(json.dumps(payload)).to_fields("X").sentiment == -0.4

@@ -9,6 +9,7 @@ from llm.reason_train import (
     Completions,
     ReasonTrainSettings,
     attach_attention_deltas,
+    balanced_order,
     completion_logprobs,
     group_advantages,
     grpo_loss,
@@ -39,6 +40,13 @@ def test_the_reward_checks_format_label_and_length():
     assert invalid["format"] == 0 and invalid["accuracy"] == 0
     shorter = reward(completion(90), True, "bullish", 10, SETTINGS)
     assert shorter["reward"] > right["reward"]
+
+
+def test_documents_are_drawn_label_by_label():
+    labels = ["neutral"] * 6 + ["bullish"] * 2 + ["bearish"] * 3
+    order = balanced_order(labels, seed=0)
+    assert len(order) == 6 and len(set(order)) == 6
+    assert [labels[i] for i in order] == ["bearish", "bullish", "neutral"] * 2
 
 
 def test_advantages_are_standardised_within_each_group():
@@ -124,9 +132,9 @@ def test_sampling_and_a_short_run_end_to_end(loaded):
     completion_mask = batch.mask[:, batch.prompt_length:]
     assert (completion_mask.sum(1) >= 1).all() and (completion_mask.sum(1) <= 24).all()
     train = pl.DataFrame({"text": ["Apple beats estimates.", "Microsoft misses.", "Flat.",
-                                   "Up big."], "label": ["bullish", "bearish", "neutral",
-                                                         "bullish"],
-                          "entity": ["AAPL", "MSFT", "", "X"]})
+                                   "Up big.", "Down.", "Nothing new."],
+                          "label": ["bullish", "bearish", "neutral"] * 2,
+                          "entity": ["AAPL", "MSFT", "", "X", "Y", "Z"]})
     weights = {n: p.clone() for n, p in loaded.model.named_parameters()}
     tensors, report = reason_train(loaded, train, settings, rank=4, alpha=8.0,
                                    log=lambda _: None)
