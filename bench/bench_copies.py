@@ -7,7 +7,7 @@ Run: `python bench/bench_copies.py [N] [ROUNDS]`.
 from __future__ import annotations
 
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
-from bench.bench_engine import documents  # noqa: E402
+from bench.bench_engine import alternating_rates, documents  # noqa: E402
 from llm.engine import Engine  # noqa: E402
 from llm.upcycle import moe_blocks  # noqa: E402
 
@@ -27,15 +27,14 @@ def main(n: int = 128, rounds: int = 2) -> None:
     engine.score(docs[:16])  # warm-up
     blocks = moe_blocks(loaded.model)
     marked = [block.copies for block in blocks]
-    seconds = {"copies dense": 0.0, "all routed": 0.0}
-    for _ in range(rounds):
-        for name in seconds:
-            for block, copies in zip(blocks, marked, strict=True):
-                block.copies = copies and name == "copies dense"
-            started = time.perf_counter()
-            engine.score(docs)
-            seconds[name] += time.perf_counter() - started
-    rates = {name: n * rounds / s for name, s in seconds.items()}
+
+    def scored(dense: bool) -> None:
+        for block, copies in zip(blocks, marked, strict=True):
+            block.copies = copies and dense
+        engine.score(docs)
+
+    rates = alternating_rates({"copies dense": partial(scored, True),
+                               "all routed": partial(scored, False)}, n, rounds)
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, precision "
           f"{loaded.precision}; score mode, {n} docs x {rounds} rounds, {sum(marked)} of "
           f"{len(blocks)} layers copies: copies dense {rates['copies dense']:.1f} docs/s, all "

@@ -36,6 +36,18 @@ def documents(n: int) -> list[DocInput]:
             zip(news["tickers"], news["title"], news["body"], strict=True)]
 
 
+def alternating_rates(runs: dict, n: int, rounds: int) -> dict[str, float]:
+    """Docs/s of each run (a callable that processes `n` documents), in rounds that take the
+    runs in turn, so that machine noise hits each alike."""
+    seconds = {name: 0.0 for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            seconds[name] += time.perf_counter() - started
+    return {name: n * rounds / s for name, s in seconds.items()}
+
+
 @torch.inference_mode()
 def naive(engine: Engine, docs: list[DocInput], max_new_tokens: int) -> float:
     tok = engine.tokenizer

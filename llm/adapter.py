@@ -127,14 +127,20 @@ def remove_low_rank(model: nn.Module, names: list[str]) -> None:
         parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
 
 
-def collect(model: nn.Module, deltas: dict[str, LowRank], head: SentimentHead,
-            full: list[str]) -> dict[str, torch.Tensor]:
-    """The tensors an adapter stores, from a model being trained."""
-    named = dict(model.named_parameters()) | dict(model.named_buffers())
+def low_rank_tensors(deltas: dict[str, LowRank]) -> dict[str, torch.Tensor]:
+    """The stored form of low-rank deltas being trained (`lora.NAME.A` / `.B`, fp32)."""
     tensors = {}
     for name, delta in deltas.items():
         tensors[f"lora.{name}.A"] = delta.A.detach().float().clone()
         tensors[f"lora.{name}.B"] = delta.B.detach().float().clone()
+    return tensors
+
+
+def collect(model: nn.Module, deltas: dict[str, LowRank], head: SentimentHead,
+            full: list[str]) -> dict[str, torch.Tensor]:
+    """The tensors an adapter stores, from a model being trained."""
+    named = dict(model.named_parameters()) | dict(model.named_buffers())
+    tensors = low_rank_tensors(deltas)
     for name in full:
         tensors[f"full.{name}"] = named[name].detach().float().clone()
     for name, value in head.state_dict().items():

@@ -97,10 +97,11 @@ class SharedPrefix:
         # Every document token sees the whole opening and the document tokens up to itself.
         allowed = torch.ones(length, p + length, dtype=torch.bool, device=hidden.device)
         allowed[:, p:] = torch.tril(allowed[:, p:])
-        mask = _additive(allowed, hidden.dtype)
+        mask = additive_mask(allowed[None, None], hidden.dtype)
         for index in range(start, stop):
-            hidden = _out(self.layers[index](hidden, attention_mask=mask, position_ids=positions,
-                                             cache=cache, position_embeddings=rotary))
+            hidden = layer_output(self.layers[index](
+                hidden, attention_mask=mask, position_ids=positions, cache=cache,
+                position_embeddings=rotary))
         return hidden
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -113,16 +114,17 @@ class SharedPrefix:
         positions = torch.arange(length, device=hidden.device)[None]
         rotary = self.inner.rotary_emb(hidden, positions)
         causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=hidden.device))
-        return _out(self.layers[index](hidden, attention_mask=_additive(causal, hidden.dtype),
-                                       position_ids=positions, cache=recorder,
-                                       position_embeddings=rotary))
+        return layer_output(self.layers[index](
+            hidden, attention_mask=additive_mask(causal[None, None], hidden.dtype),
+            position_ids=positions, cache=recorder, position_embeddings=rotary))
 
 
-def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A boolean (query, key) mask as the additive float mask every attention backend reads."""
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean (batch, head, query, key) mask as the additive float mask every attention
+    backend reads."""
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-        ~allowed, torch.finfo(dtype).min)[None, None]
+        ~allowed, torch.finfo(dtype).min)
 
 
-def _out(result):
+def layer_output(result):
     return result[0] if isinstance(result, tuple) else result

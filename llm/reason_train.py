@@ -34,7 +34,7 @@ from llm.errors import ModelError
 from llm.finetune import Log
 from llm.grammar import GrammarLogitsProcessor, new_matcher
 from llm.load import LoadedModel
-from llm.prefix import _out
+from llm.prefix import additive_mask, layer_output
 from llm.reason import label_of
 from llm.schema import ReasonOutput
 
@@ -132,18 +132,18 @@ def completion_logprobs(model: torch.nn.Module, start: int, batch: Completions,
     allowed = (causal[None] & mask.bool()[:, None, :])[:, None]
     with torch.no_grad():
         hidden = inner.embed_tokens(batch.ids)
-        additive = torch.zeros(allowed.shape, dtype=hidden.dtype).masked_fill(
-            ~allowed, torch.finfo(hidden.dtype).min)
+        additive = additive_mask(allowed, hidden.dtype)
         rotary = inner.rotary_emb(hidden, positions)
         for index in range(start):
-            hidden = _out(layers[index](hidden, attention_mask=additive, position_ids=positions,
-                                        position_embeddings=rotary))
+            hidden = layer_output(layers[index](
+                hidden, attention_mask=additive, position_ids=positions,
+                position_embeddings=rotary))
     targets = batch.ids[:, batch.prompt_length:]
 
     def upper(x: torch.Tensor) -> torch.Tensor:
         for index in range(start, len(layers)):
-            x = _out(layers[index](x, attention_mask=additive, position_ids=positions,
-                                   position_embeddings=rotary))
+            x = layer_output(layers[index](x, attention_mask=additive, position_ids=positions,
+                                           position_embeddings=rotary))
         logits = model.lm_head(inner.norm(x[:, batch.prompt_length - 1:-1])).float()
         return logits.log_softmax(-1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
 
@@ -227,10 +227,7 @@ def reason_train(loaded: LoadedModel, train: pl.DataFrame, settings: ReasonTrain
         step += 1
         if step % 5 == 0 or step == 1:
             log(_summary(step, history[-5:], time.perf_counter() - began))
-    tensors = {}
-    for name, delta in deltas.items():
-        tensors[f"lora.{name}.A"] = delta.A.detach().float().clone()
-        tensors[f"lora.{name}.B"] = delta.B.detach().float().clone()
+    tensors = adapters.low_rank_tensors(deltas)
     adapters.remove_low_rank(model, list(deltas))
     report = {"settings": asdict(settings), "layers": [start, len(adapters.decoder_layers(model))],
               "targets": list(ATTENTION), "steps": step, "documents": step * settings.prompts,
@@ -256,12 +253,15 @@ def _step(engine: Engine, deltas: dict[str, adapters.LowRank], optimiser, rows: 
     optimiser.zero_grad()
     loss.backward()
     optimiser.step()
-    return {key: sum(p[key] for p in parts) / len(parts) for key in parts[0]} | {
-        "kl": float(kl)}
+    return _mean(parts) | {"kl": float(kl)}
+
+
+def _mean(entries: list[dict[str, float]]) -> dict[str, float]:
+    return {key: sum(e[key] for e in entries) / len(entries) for key in entries[0]}
 
 
 def _summary(step: int, recent: list[dict], seconds: float) -> str:
-    mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
+    mean = _mean(recent)
     return (f"step {step}: reward {mean['reward']:+.3f}, valid JSON {mean['format']:.2f}, "
             f"correct {mean['accuracy']:.2f}, length {mean['length']:.2f} of the cap, "
             f"KL {mean['kl']:.4f}, {seconds / 60:.1f} min")
@@ -273,7 +273,7 @@ def _windows(history: list[dict], size: int) -> list[dict]:
     for first in range(0, len(history), size):
         window = history[first:first + size]
         out.append({"steps": f"{first + 1}-{first + len(window)}"} | {
-            k: round(sum(h[k] for h in window) / len(window), 4) for k in window[0]})
+            k: round(v, 4) for k, v in _mean(window).items()})
     return out
 
 

@@ -95,10 +95,10 @@ def upcycle_of(adapter_dir: Path | None, override: dict | None = None) -> dict:
     was trained on (recorded as its `upcycle`), else the default."""
     if override is not None:
         return DEFAULT_UPCYCLE | override
-    meta = Path(adapter_dir or "") / "adapter.json"
-    recorded = json.loads(meta.read_text()).get("upcycle") if adapter_dir and meta.exists() \
-        else None
-    return DEFAULT_UPCYCLE | (recorded or {})
+    meta = Path(adapter_dir) / "adapter.json" if adapter_dir else None
+    if meta is None or not meta.exists():
+        return dict(DEFAULT_UPCYCLE)
+    return DEFAULT_UPCYCLE | (json.loads(meta.read_text()).get("upcycle") or {})
 
 
 def moe_blocks(model: nn.Module) -> list[MoE]:
