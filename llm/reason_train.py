@@ -1,12 +1,15 @@
 """Reason mode trained with verifiable rewards: GRPO over the model's own trace and JSON.
 
-Each step draws a few labelled documents and samples a group of reason-mode completions for
-each, under the same grammar reason mode decodes with. Rules score every completion, with no
-learned reward model: the JSON parses and validates (format), its sentiment gives the gold
-label (accuracy), and a penalty grows with its length, so traces stay short and always finish
-before the token cap. A completion's advantage is its reward standardised within its group; the
-loss is -advantage x the mean log-probability of its tokens, plus a KL penalty (the k3
-estimator, per token) to the starting model.
+A cold start comes first (`llm.reason_cold_start`): supervised, teacher-forced completions that
+state the gold label, as R1 began, so that the samples GRPO draws differ in the label at all.
+
+Each GRPO step then draws a few labelled documents and samples a group of reason-mode
+completions for each, under the same grammar reason mode decodes with. Rules score every
+completion, with no learned reward model: the JSON parses and validates (format), its sentiment
+gives the gold label (accuracy), and a penalty grows with its length, so traces stay short and
+always finish before the token cap. A completion's advantage is its reward standardised within
+its group; the loss is -advantage x the mean log-probability of its tokens, plus a KL penalty
+(the k3 estimator, per token) to the reference: the model as GRPO found it.
 
 Cheap on a CPU by construction: low-rank deltas on the attention projections of the layers from
 the sentiment head's layer up, so the layers below run once per step without gradients (for the
@@ -36,6 +39,7 @@ from llm.grammar import GrammarLogitsProcessor, new_matcher
 from llm.load import LoadedModel
 from llm.prefix import additive_mask, layer_output
 from llm.reason import label_of
+from llm.reason_cold_start import cold_start
 from llm.schema import ReasonOutput
 
 ATTENTION = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")
@@ -52,7 +56,10 @@ class ReasonTrainSettings:
     kl: float = 0.1               # weight of the per-token KL to the starting model
     format_weight: float = 0.5
     length_penalty: float = 0.2   # times the completion's share of the token cap
-    minutes: float = 50.0         # wall-time budget of the whole run
+    minutes: float = 50.0         # wall-time budget of the whole run, cold start included
+    cold_start_minutes: float = 20.0  # supervised verdict-first completions first (0: none)
+    cold_start_batch: int = 8
+    cold_start_lr: float = 1e-3
     max_steps: int = 10_000
     seed: int = 0
 
@@ -120,10 +127,12 @@ def sample(engine: Engine, docs: list[DocInput], settings: ReasonTrainSettings
 
 
 def completion_logprobs(model: torch.nn.Module, start: int, batch: Completions,
-                        deltas: dict[str, adapters.LowRank]
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        deltas: dict[str, adapters.LowRank],
+                        reference: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probabilities of the completions (R, T): under the policy (with
-    gradients) and under the starting model (the deltas off). Layers below `start` run once."""
+    gradients) and under the reference, the deltas set to the `reference` snapshot (None: no
+    reference). Layers below `start` run once."""
     inner, layers = model.model, adapters.decoder_layers(model)
     mask = batch.mask
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -147,22 +156,36 @@ def completion_logprobs(model: torch.nn.Module, start: int, batch: Completions,
         logits = model.lm_head(inner.norm(x[:, batch.prompt_length - 1:-1])).float()
         return logits.log_softmax(-1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
 
-    with torch.no_grad(), deltas_off(deltas):
-        reference = upper(hidden)
-    return upper(hidden), reference
+    if reference is None:
+        return upper(hidden), None
+    with torch.no_grad(), deltas_at(deltas, reference):
+        fixed = upper(hidden)
+    return upper(hidden), fixed
+
+
+def snapshot(deltas: dict[str, adapters.LowRank]
+             ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The deltas' values now: GRPO's reference model (before any training it is the
+    starting model, every B being zero; after the cold start, the cold-started one)."""
+    return {name: (d.A.detach().clone(), d.B.detach().clone()) for name, d in deltas.items()}
 
 
 @contextlib.contextmanager
-def deltas_off(deltas: dict[str, adapters.LowRank]):
-    """The starting model: every low-rank delta scaled to zero for the duration."""
-    scales = {name: delta.scale for name, delta in deltas.items()}
-    for delta in deltas.values():
-        delta.scale = 0.0
+def deltas_at(deltas: dict[str, adapters.LowRank],
+              values: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+    """The model with the deltas set to a snapshot's values for the duration."""
+    current = snapshot(deltas)
+    with torch.no_grad():
+        for name, delta in deltas.items():
+            delta.A.copy_(values[name][0])
+            delta.B.copy_(values[name][1])
     try:
         yield
     finally:
-        for name, delta in deltas.items():
-            delta.scale = scales[name]
+        with torch.no_grad():
+            for name, delta in deltas.items():
+                delta.A.copy_(current[name][0])
+                delta.B.copy_(current[name][1])
 
 
 def grpo_loss(policy: torch.Tensor, reference: torch.Tensor, completion_mask: torch.Tensor,
@@ -218,12 +241,17 @@ def reason_train(loaded: LoadedModel, train: pl.DataFrame, settings: ReasonTrain
     optimiser = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
     engine = Engine(loaded, batch_size=settings.prompts * settings.group,
                     max_new_tokens=settings.max_new_tokens)
+    cold = (cold_start(engine, deltas, start, train, settings.cold_start_minutes,
+                       settings.cold_start_batch, settings.cold_start_lr, settings.seed, log)
+            if settings.cold_start_minutes > 0 else None)
+    reference = snapshot(deltas)
     order = balanced_order(train["label"].to_list(), settings.seed)
     history, step = [], 0
     while (step < settings.max_steps and (step + 1) * settings.prompts <= len(order)
            and time.perf_counter() - began < settings.minutes * 60):
         rows = order[step * settings.prompts:(step + 1) * settings.prompts]
-        history.append(_step(engine, deltas, optimiser, train[rows], start, settings))
+        history.append(_step(engine, deltas, reference, optimiser, train[rows], start,
+                             settings))
         step += 1
         if step % 5 == 0 or step == 1:
             log(_summary(step, history[-5:], time.perf_counter() - began))
@@ -232,12 +260,12 @@ def reason_train(loaded: LoadedModel, train: pl.DataFrame, settings: ReasonTrain
     report = {"settings": asdict(settings), "layers": [start, len(adapters.decoder_layers(model))],
               "targets": list(ATTENTION), "steps": step, "documents": step * settings.prompts,
               "wall_seconds": round(time.perf_counter() - began, 1),
-              "history": _windows(history, 10)}
+              "cold_start": cold, "history": _windows(history, 10)}
     return tensors, report
 
 
-def _step(engine: Engine, deltas: dict[str, adapters.LowRank], optimiser, rows: pl.DataFrame,
-          start: int, settings: ReasonTrainSettings) -> dict[str, float]:
+def _step(engine: Engine, deltas: dict[str, adapters.LowRank], reference: dict, optimiser,
+          rows: pl.DataFrame, start: int, settings: ReasonTrainSettings) -> dict[str, float]:
     docs = [DocInput(entity, text) for entity, text in zip(rows["entity"], rows["text"],
                                                           strict=True)]
     with parametrize.cached():   # the deltas are fixed while sampling: merge them once
@@ -247,8 +275,8 @@ def _step(engine: Engine, deltas: dict[str, adapters.LowRank], optimiser, rows: 
     parts = [reward(text, done, label, int(n), settings) for text, done, label, n in
              zip(batch.texts, batch.finished, labels, completion_mask.sum(1), strict=True)]
     rewards = torch.tensor([p["reward"] for p in parts]).view(len(docs), settings.group)
-    policy, reference = completion_logprobs(engine.model, start, batch, deltas)
-    loss, kl = grpo_loss(policy, reference, completion_mask,
+    policy, fixed = completion_logprobs(engine.model, start, batch, deltas, reference)
+    loss, kl = grpo_loss(policy, fixed, completion_mask,
                          group_advantages(rewards), settings.kl)
     optimiser.zero_grad()
     loss.backward()

@@ -247,6 +247,8 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
               help="the adapter to start from (a shipped name or a directory)")
 @click.option("--minutes", type=float, default=50.0, show_default=True,
               help="wall-time budget; training stops at the first step past it")
+@click.option("--cold-start-minutes", type=float, default=20.0, show_default=True,
+              help="of the budget, supervised verdict-first completions before GRPO (0: none)")
 @click.option("--group", type=int, default=4, show_default=True,
               help="completions sampled per document")
 @click.option("--prompts", type=int, default=6, show_default=True, help="documents per step")
@@ -255,13 +257,14 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
               help="adapter directory to write (the starting adapter plus the reason deltas)")
 @json_option
 @click.pass_context
-def llm_reason_train(ctx, train_files, text_col, label_cols, adapter, minutes, group, prompts,
-                     lr, out, as_json):
+def llm_reason_train(ctx, train_files, text_col, label_cols, adapter, minutes,
+                     cold_start_minutes, group, prompts, lr, out, as_json):
     """Train reason mode with verifiable rewards (GRPO: valid JSON, right label, short)."""
     from llm.reason_train import ReasonTrainSettings, train_reason_adapter
 
     config = config_of(ctx)
-    settings = ReasonTrainSettings(minutes=minutes, group=group, prompts=prompts, lr=lr)
+    settings = ReasonTrainSettings(minutes=minutes, cold_start_minutes=cold_start_minutes,
+                                   group=group, prompts=prompts, lr=lr)
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_reason_adapter(adapter, list(train_files), text_col, list(label_cols), out,
                                 settings, cache_dir=model_cache(config), names=config.models,

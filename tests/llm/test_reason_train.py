@@ -16,6 +16,7 @@ from llm.reason_train import (
     reason_train,
     reward,
     sample,
+    snapshot,
 )
 
 SETTINGS = ReasonTrainSettings(max_new_tokens=40)
@@ -85,16 +86,17 @@ def test_a_grpo_step_makes_the_rewarded_completion_more_likely(loaded):
         completion_mask = batch.mask[:, batch.prompt_length:]
 
         def margin() -> float:
-            policy, _ = completion_logprobs(loaded.model, 1, batch, deltas)
+            policy, _ = completion_logprobs(loaded.model, 1, batch, deltas, None)
             total = (policy.detach() * completion_mask).sum(1)
             return float(total[0] - total[1])
 
         before = margin()
+        reference = snapshot(deltas)
         optimiser = torch.optim.AdamW([p for d in deltas.values() for p in (d.A, d.B)],
                                       lr=1e-2)
         for _ in range(3):
-            policy, reference = completion_logprobs(loaded.model, 1, batch, deltas)
-            loss, _ = grpo_loss(policy, reference, completion_mask, group_advantages(rewards),
+            policy, fixed = completion_logprobs(loaded.model, 1, batch, deltas, reference)
+            loss, _ = grpo_loss(policy, fixed, completion_mask, group_advantages(rewards),
                                 kl=0.01)
             optimiser.zero_grad()
             loss.backward()
@@ -104,7 +106,7 @@ def test_a_grpo_step_makes_the_rewarded_completion_more_likely(loaded):
         adapters.remove_low_rank(loaded.model, list(deltas))
 
 
-def test_the_reference_is_the_starting_model_and_the_layers_below_are_frozen(loaded):
+def test_the_reference_is_the_snapshot_and_the_layers_below_are_frozen(loaded):
     engine = Engine(loaded)
     batch = planted(engine, [completion(90)])
     with torch.no_grad():
@@ -113,18 +115,25 @@ def test_the_reference_is_the_starting_model_and_the_layers_below_are_frozen(loa
         2, batch.ids[:, batch.prompt_length:, None]).squeeze(-1)
     deltas = attach_attention_deltas(loaded.model, 1, rank=4, alpha=8.0)
     try:
+        starting = snapshot(deltas)  # every B zero: the starting model
         for delta in deltas.values():
             torch.nn.init.normal_(delta.B, std=0.5)
-        policy, reference = completion_logprobs(loaded.model, 1, batch, deltas)
+        moved = snapshot(deltas)
+        policy, reference = completion_logprobs(loaded.model, 1, batch, deltas, starting)
         assert torch.allclose(reference, expected, atol=1e-4)
         assert not torch.allclose(policy, reference, atol=1e-3)
+        # the policy is left as it was, and a later snapshot is a reference in its own right
+        assert all(torch.equal(d.B, moved[n][1]) for n, d in deltas.items())
+        _, again = completion_logprobs(loaded.model, 1, batch, deltas, moved)
+        assert torch.allclose(again, policy.detach(), atol=1e-5)
         assert all(name.startswith("model.layers.1.self_attn.") for name in deltas)
     finally:
         adapters.remove_low_rank(loaded.model, list(deltas))
 
 
 def test_sampling_and_a_short_run_end_to_end(loaded):
-    settings = ReasonTrainSettings(max_new_tokens=24, group=3, prompts=2, max_steps=2, start=1)
+    settings = ReasonTrainSettings(max_new_tokens=24, group=3, prompts=2, max_steps=2, start=1,
+                                   cold_start_minutes=0)
     engine = Engine(loaded, batch_size=6, max_new_tokens=24)
     docs = [DocInput("AAPL", "Apple beats estimates."), DocInput("MSFT", "Microsoft misses.")]
     batch = sample(engine, docs, settings)
