@@ -56,7 +56,7 @@ def llm_info(ctx, spec, precision, as_json):
 @click.option("--label-col", default="label", show_default=True)
 @click.option("--model", "spec", default=None)
 @click.option("--adapter", default=None,
-              help="a shipped adapter's name (sentiment-v1) or a directory, on --model")
+              help="a shipped adapter's name (sentiment-v1, reason-v1) or a directory, on --model")
 @click.option("--mode", type=click.Choice(["score", "reason"]), default="score")
 @click.option("--limit", type=int, default=None)
 @json_option

@@ -73,6 +73,24 @@ def test_the_previous_adapter_loads_by_name(default):
     assert previous.base_id == default.base_id
 
 
+def test_the_reason_adapter_reasons_far_above_chance_and_scores_as_default(default):
+    from llm.evaluate import evaluate, read_labelled
+    from tests.conftest import dataset
+
+    reasoner = llm.load("default", "auto", cache_dir=default.path.parent, adapter="reason-v1")
+    assert reasoner.model_id.endswith("+reason-v1")
+    assert reasoner.fingerprint != default.fingerprint
+    docs = [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),
+            DocInput("", "Microsoft profit plunges, badly missing estimates")]
+    for ours, theirs in zip(Engine(reasoner).score(docs), Engine(default).score(docs),
+                            strict=True):  # the reason deltas sit above the head's layer
+        assert ours.probs == pytest.approx(theirs.probs, abs=1e-5)
+    tweets = read_labelled(dataset("tfns", "valid.parquet"), "text", "label", limit=64)
+    result = evaluate(Engine(reasoner, max_new_tokens=160), tweets, mode="reason")
+    # measured 0.812 accuracy and 500 of 500 valid on 500 rows (untrained: 0.450 and 0.860)
+    assert result["accuracy"] >= 0.68 and result["not_ok"] <= 1
+
+
 def test_default_scores_and_reasons(default):
     engine = Engine(default, max_new_tokens=160)
     docs = [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),

@@ -55,5 +55,6 @@ def test_shipped_adapters_are_found_by_name_and_directories_pass_through(tmp_pat
     assert adapter_path("default") == ADAPTERS / "default"
     assert adapter_path("sentiment-v1") == ADAPTERS / "sentiment-v1"
     assert (ADAPTERS / "sentiment-v1" / "adapter.json").exists()
+    assert adapter_path("reason-v1") == ADAPTERS / "reason-v1"
     assert adapter_path(str(tmp_path)) == tmp_path
     assert adapter_path("no-such-adapter") == Path("no-such-adapter")  # then read() says why
