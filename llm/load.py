@@ -241,7 +241,8 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
         how = upcycling.upcycle_of(adapter_path(adapter) if adapter is not None else None,
                                    upcycle)
         extra = upcycling.upcycle(model, **how)
-        loaded.model_id = f"{model_id}-MoE{how['n_experts']}xtop{how['top_k']}"
+        scaled = "" if how.get("norm_topk", True) else "scaled"   # unnormalised weights
+        loaded.model_id = f"{model_id}-MoE{how['n_experts']}xtop{how['top_k']}{scaled}"
         loaded.notes.append(f"upcycled from the dense model: {how}")
     loaded.base_id = fingerprint(path, "", extra)
     if adapter is not None:

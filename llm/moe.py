@@ -107,6 +107,8 @@ class MoE(nn.Module):
         if self._runs_dense(x):
             gate, up = F.linear(x, self.gate_up[0]).chunk(2, dim=-1)
             out = F.linear(F.silu(gate) * up, self.down[0])
+            if not self._weights_sum_to_one:  # identical experts: the weights' sum scales it
+                out = out * weights.sum(-1, keepdim=True).to(out.dtype)
         else:
             out = run_experts(x, ids, weights, self.gate_up, self.down, int8=self.int8)
         if self.config.shared_inter:
@@ -119,14 +121,18 @@ class MoE(nn.Module):
         return (self.copies and self.int8 is None and self.gate_up.dtype == x.dtype
                 and not parametrize.is_parametrized(self))
 
+    @property
+    def _weights_sum_to_one(self) -> bool:
+        return self.config.norm_topk and self.config.route_scale == 1.0
+
     def mark_copies(self) -> bool:
-        """Whether every expert is the same MLP and the routing weights sum to one (the block
-        is then that MLP exactly); sets `copies` accordingly."""
+        """Whether every expert is the same MLP, weighted by the router's scores (the block is
+        then that MLP times the weights' sum: exactly the MLP when they are normalised); sets
+        `copies` accordingly."""
         c = self.config
         same = all(torch.equal(w[0], w[e]) for w in (self.gate_up, self.down)
                    for e in range(1, c.n_experts))
-        self.copies = bool(same and c.weighting == "scores" and c.norm_topk
-                           and c.route_scale == 1.0)
+        self.copies = bool(same and c.weighting == "scores")
         return self.copies
 
     def expert_load(self) -> torch.Tensor:

@@ -29,11 +29,18 @@ from llm.moe import MoE, MoEConfig
 DEFAULT_UPCYCLE = {"method": "copy", "n_experts": 4, "top_k": 1}
 
 
-def copy_mlp(mlp: nn.Module, n_experts: int, top_k: int, seed: int = 0) -> MoE:
+def copy_mlp(mlp: nn.Module, n_experts: int, top_k: int, seed: int = 0,
+             norm_topk: bool = True) -> MoE:
+    """Experts copied from the dense MLP. Normalised weights sum to one, so the block is the
+    dense MLP exactly, but at top-1 the weight is always 1 and the router gets no gradient.
+    Unnormalised (`norm_topk=False`), each chosen expert is weighted by its router probability
+    x n_experts / top_k: about 1 at the start (the router starts near uniform), and the router
+    learns even at top-1."""
     gate, up, down = mlp.gate_proj.weight.data, mlp.up_proj.weight.data, mlp.down_proj.weight.data
     inter, hidden = gate.shape
     config = MoEConfig(hidden=hidden, inter=inter, n_experts=n_experts, top_k=top_k,
-                       scoring="softmax", norm_topk=True)
+                       scoring="softmax", norm_topk=norm_topk,
+                       route_scale=1.0 if norm_topk else n_experts / top_k)
     moe = MoE(config).to(gate.device, gate.dtype)   # beside the weights it replaces
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -76,12 +83,12 @@ def split_mlp(mlp: nn.Module, n_experts: int, top_k: int, shared_fraction: float
 
 
 def upcycle(model: nn.Module, method: str = "copy", n_experts: int = 4, top_k: int = 1,
-            shared_fraction: float = 1 / 3) -> str:
+            shared_fraction: float = 1 / 3, norm_topk: bool = True) -> str:
     """Replace every layer's MLP in place; returns a description for the fingerprint."""
     layers = model.model.layers
     for index, layer in enumerate(layers):
         if method == "copy":
-            layer.mlp = copy_mlp(layer.mlp, n_experts, top_k, seed=index)
+            layer.mlp = copy_mlp(layer.mlp, n_experts, top_k, seed=index, norm_topk=norm_topk)
         elif method == "split":
             layer.mlp = split_mlp(layer.mlp, n_experts, top_k, shared_fraction)
         else:

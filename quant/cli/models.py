@@ -108,6 +108,10 @@ def _command_line() -> str:
 @click.option("--top-k", type=int, default=None,
               help="experts per token of the bundled model's upcycle (default: as `default`); "
                    "2 or more gives the routers a gradient")
+@click.option("--routing-weights", type=click.Choice(["normalised", "scaled"]), default=None,
+              help="the upcycle's routing weights: normalised over the chosen experts (as "
+                   "`default`), or the router's probability x experts / top-k, which gives "
+                   "the routers a gradient at top-1 too")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="adapter directory to write")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
@@ -115,7 +119,7 @@ def _command_line() -> str:
 @json_option
 @click.pass_context
 def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epochs, lora_rank,
-                 layers, batch_size, top_k, out, calibrate, as_json):
+                 layers, batch_size, top_k, routing_weights, out, calibrate, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
     from llm.finetune import FinetuneSettings, train_adapter
 
@@ -131,7 +135,7 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
     meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
                          out, settings, cache_dir=model_cache(config),
                          names=config.models, command=_command_line(), log=log,
-                         upcycle=None if top_k is None else {"top_k": top_k})
+                         upcycle=_upcycle_option(top_k, routing_weights))
     if valid_files and calibrate:
         from llm import adapter as adapters
 
@@ -235,6 +239,13 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
             for name in ("supervised_ic", "rewarded_ic") for h, m in report[name].items()]
     emit(meta if as_json else rows, as_json,
          lambda r: console.print(table_of(r, title="out-of-sample rank IC")))
+
+
+def _upcycle_option(top_k: int | None, routing_weights: str | None) -> dict | None:
+    """The upcycle `finetune` asks for, as changes to the default's (None: the default's)."""
+    change = ({} if top_k is None else {"top_k": top_k}) | (
+        {} if routing_weights is None else {"norm_topk": routing_weights == "normalised"})
+    return change or None
 
 
 @llm_group.command("reason-train")

@@ -38,6 +38,10 @@ def test_another_upcycle_is_another_base_and_an_adapter_carries_its_own(default,
     top2 = llm.load("default-base", "fp32", cache_dir=default.path.parent, upcycle={"top_k": 2})
     assert top2.model_id.endswith("MoE4xtop2") and top2.base_id != default.base_id
     assert llm.describe(top2)["experts_per_token"] == 2
+    scaled = llm.load("default-base", "fp32", cache_dir=default.path.parent,
+                      upcycle={"norm_topk": False})
+    assert scaled.model_id.endswith("MoE4xtop1scaled")
+    assert len({scaled.base_id, top2.base_id, default.base_id}) == 3
     (tmp_path / "adapter.json").write_text(json.dumps({"upcycle": {"top_k": 2}}))
     assert upcycle_of(tmp_path) == DEFAULT_UPCYCLE | {"top_k": 2}
     assert upcycle_of(None) == upcycle_of(tmp_path / "nothing") == DEFAULT_UPCYCLE

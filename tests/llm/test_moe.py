@@ -187,9 +187,9 @@ def test_routing_specialisation_is_measured_per_source(monkeypatch):
     assert all(row["entropy a"] == 0 for row in rows)
 
 
-def _router_gradients(top_k: int) -> list[float]:
+def _router_gradients(top_k: int, norm_topk: bool = True) -> list[float]:
     model = tiny_llama()
-    upcycle(model, "copy", n_experts=4, top_k=top_k)
+    upcycle(model, "copy", n_experts=4, top_k=top_k, norm_topk=norm_topk)
     for block in moe_blocks(model):  # the experts diverge, as training makes them
         with torch.no_grad():
             block.gate_up.add_(torch.randn_like(block.gate_up) * 0.02)
@@ -204,6 +204,23 @@ def test_routers_learn_at_top2_and_get_no_gradient_at_normalised_top1():
     top1, top2 = _router_gradients(1), _router_gradients(2)
     assert all(g > 1e-3 for g in top2)
     assert all(g < 1e-5 * min(top2) for g in top1)  # zero but for rounding
+    scaled = _router_gradients(1, norm_topk=False)  # probability x experts: top-1 learns too
+    assert all(g > 1e-3 for g in scaled)
+
+
+def test_scaled_copies_start_near_the_dense_model_and_run_as_one_mlp_exactly():
+    dense = tiny_llama().eval()
+    moe = copy.deepcopy(dense)
+    upcycle(moe, "copy", n_experts=4, top_k=1, norm_topk=False)
+    assert moe_blocks(moe)[0].config.route_scale == 4.0
+    ids = torch.randint(0, 64, (2, 12))
+    with torch.no_grad():
+        routed = moe(ids).logits
+        assert all(block.mark_copies() for block in moe_blocks(moe))
+        assert torch.allclose(routed, moe(ids).logits, atol=1e-5)  # MLP x the weight
+        # each weight is about 1 (a near-uniform router's probability x 4), not exactly
+        assert torch.allclose(dense(ids).logits, routed, atol=0.05)
+        assert not torch.allclose(dense(ids).logits, routed, atol=1e-6)
 
 
 @pytest.mark.parametrize("top_k", [1, 2])
