@@ -59,7 +59,7 @@ def teacher_batch(engine: Engine, docs: list[DocInput],
                   completions: list[tuple[str, list[tuple[int, int]]]]):
     """The reason prompts (left-padded) followed by the taught completions (right-padded),
     as sampled `Completions`, and each completion token's loss weight (R, T)."""
-    from llm.reason_train import Completions
+    from llm.reason_train import Completions  # here: reason_train imports this module
 
     user, cues, _ = engine._prompt("reason")
     ids, mask = engine._pad_left([ids for ids, *_ in engine._build(docs, user, cues)])
@@ -93,7 +93,7 @@ def cold_start(engine: Engine, deltas: dict[str, adapters.LowRank], start: int,
                log: Log) -> dict:
     """Teacher-forced training of the deltas on the taught completions, documents in a
     shuffled order, for `minutes` or one pass over `train`; returns its report."""
-    from llm.reason_train import completion_logprobs
+    from llm.reason_train import completion_logprobs  # here: reason_train imports this module
 
     began = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
