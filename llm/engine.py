@@ -29,7 +29,7 @@ from llm.adapter import LABELS as HEAD_LABELS
 from llm.adapter import decoder_layers
 from llm.load import LoadedModel
 from llm.prefix import SharedPrefix
-from llm.schema import TICKER_MAX, EventType, SignalFields
+from llm.schema import EventType, SignalFields, signal_ticker
 
 Progress = Callable[[int], None]
 
@@ -314,11 +314,9 @@ class Engine:
             if self.prior is not None:
                 p = _divide(p, self.prior["sentiment"])
         top, second = sorted(p.values(), reverse=True)[:2]
-        # The prompt names whatever entity the caller gave (evaluation passes company names
-        # such as "Financial Tech"); the signal's ticker field takes it only when it is one.
-        ticker = doc.ticker if 0 < len(doc.ticker) <= TICKER_MAX else "-"
         fields = SignalFields(
-            ticker=ticker, sentiment=max(-1.0, min(1.0, p["bullish"] - p["bearish"])),
+            ticker=signal_ticker(doc.ticker),
+            sentiment=max(-1.0, min(1.0, p["bullish"] - p["bearish"])),
             confidence=max(0.0, min(1.0, top - second)),
             event_type=EventType(max(events, key=events.get)),
             horizon_days=prompts.SCORE_HORIZON_DAYS,

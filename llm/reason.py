@@ -15,7 +15,7 @@ from llm import prompts
 from llm.adapter import LABELS
 from llm.engine import DocInput, Engine, Progress, Scored
 from llm.grammar import GrammarLogitsProcessor, new_matcher, signal_grammar
-from llm.schema import ReasonOutput
+from llm.schema import ReasonOutput, signal_ticker
 
 
 @torch.inference_mode()
@@ -92,7 +92,7 @@ def _reason_result(engine: Engine, doc: DocInput, new_tokens: list[int], matcher
     except ValidationError as exc:
         return Scored("failed", reason=f"invalid JSON signal: {exc.errors()[0]['msg']}",
                       **common)
-    fields = output.to_fields(doc.ticker or "-")
+    fields = output.to_fields(signal_ticker(doc.ticker))
     decoding["reasoning"] = reasoning.strip()[:240]
     if trace.strip():  # a thinking model's trace is its rationale (the answer's is kept)
         decoding["answer_rationale"] = fields.rationale

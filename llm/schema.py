@@ -27,6 +27,13 @@ class EventType(str, Enum):
     other = "other"
 
 
+def signal_ticker(entity: str) -> str:
+    """The ticker field for a document about `entity`. A prompt names whatever entity the
+    caller gave (evaluation passes company names such as "European shares"); the signal's
+    ticker takes it only when it fits, else "-"."""
+    return entity if 0 < len(entity) <= TICKER_MAX else "-"
+
+
 class SignalFields(BaseModel):
     """A validated signal about one ticker in one document."""
 

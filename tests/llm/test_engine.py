@@ -64,6 +64,24 @@ def test_reason_mode_never_raises_and_reports_the_cap(tiny_qwen):
         assert result.decoding["new_tokens"] <= 12
 
 
+def test_a_reasoned_signal_about_a_named_entity_keeps_the_ticker_field_valid(engine):
+    """Evaluation names entities such as "European shares" (longer than a ticker): the
+    answer is still a signal, its ticker "-", rather than an error that stops the batch."""
+    from llm.grammar import new_matcher
+    from llm.reason import _reason_result
+    from llm.reason_cold_start import target_completion
+
+    completion, _ = target_completion("bearish", "European shares", "Shares slide.", 80)
+    tokens = engine.tokenizer(completion, add_special_tokens=False)["input_ids"]
+    matcher = new_matcher(engine.tokenizer)
+    assert all(matcher.consume_token(t) for t in tokens)
+    for entity, ticker in (("European shares", "-"), ("AAPL", "AAPL"), ("", "-")):
+        result = _reason_result(engine, DocInput(entity, "Shares slide."), tokens, matcher,
+                                1.0, False)
+        assert result.status == "ok" and result.fields.ticker == ticker
+        assert result.fields.sentiment == -0.7
+
+
 def test_contextual_calibration_divides_out_the_label_bias(tiny_qwen):
     loaded = llm.load(str(tiny_qwen), "fp32")
     plain = Engine(loaded, min_label_mass=0.0, calibrate=False)
