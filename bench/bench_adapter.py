@@ -8,7 +8,6 @@ Run: `python bench/bench_adapter.py [N] [ROUNDS] [PRECISION]` (precision: auto, 
 from __future__ import annotations
 
 import sys
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -16,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
-from bench.bench_engine import alternating_rates, documents  # noqa: E402
+from bench.bench_engine import documents, score_rates  # noqa: E402
 from llm.engine import Engine  # noqa: E402
 
 MODELS = {"default-base": ("default-base", None), "default": ("default", None),
@@ -28,10 +27,7 @@ def main(n: int = 256, rounds: int = 3, precision: str = "auto") -> None:
     docs = documents(n)
     engines = {name: Engine(llm.load(spec, precision, adapter=adapter), batch_size=16)
                for name, (spec, adapter) in MODELS.items()}
-    for engine in engines.values():
-        engine.score(docs[:16])  # warm-up
-    rates = alternating_rates({name: partial(engine.score, docs)
-                               for name, engine in engines.items()}, n, rounds)
+    rates = score_rates(engines, docs, rounds)
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, precision "
           f"{engines['default'].loaded.precision}; score mode, {n} docs x {rounds} rounds: "
           f"before fine-tuning {rates['default-base']:.1f} docs/s, sentiment-v1 "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
-from bench.bench_engine import alternating_rates, documents  # noqa: E402
+from bench.bench_engine import documents, score_rates  # noqa: E402
 from llm.engine import Engine  # noqa: E402
 
 
@@ -28,10 +27,7 @@ def main(adapters: list[str], n: int, rounds: int) -> None:
     for directory in adapters:
         engines[directory] = Engine(llm.load("default-base", "fp32", adapter=directory),
                                     batch_size=16)
-    for engine in engines.values():
-        engine.score(docs[:16])  # warm-up
-    rates = alternating_rates({name: partial(engine.score, docs)
-                               for name, engine in engines.items()}, n, rounds)
+    rates = score_rates(engines, docs, rounds)
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, fp32; score mode, "
           f"{n} docs x {rounds} rounds: default {rates['default']:.1f} docs/s")
     for directory in adapters:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -34,6 +35,15 @@ def documents(n: int) -> list[DocInput]:
     news = generate_news(prices).head(n)
     return [DocInput(t[0], f"{title}. {body}") for t, title, body in
             zip(news["tickers"], news["title"], news["body"], strict=True)]
+
+
+def score_rates(engines: dict[str, Engine], docs: list[DocInput], rounds: int
+                ) -> dict[str, float]:
+    """Score-mode docs/s of each engine on `docs`, after a warm-up, in alternating rounds."""
+    for engine in engines.values():
+        engine.score(docs[:16])  # warm-up
+    return alternating_rates({name: partial(engine.score, docs)
+                              for name, engine in engines.items()}, len(docs), rounds)
 
 
 def alternating_rates(runs: dict, n: int, rounds: int) -> dict[str, float]:

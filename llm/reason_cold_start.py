@@ -59,10 +59,9 @@ def teacher_batch(engine: Engine, docs: list[DocInput],
                   completions: list[tuple[str, list[tuple[int, int]]]]):
     """The reason prompts (left-padded) followed by the taught completions (right-padded),
     as sampled `Completions`, and each completion token's loss weight (R, T)."""
-    from llm.reason_train import Completions  # here: reason_train imports this module
+    from llm.reason_train import Completions, reason_prompts  # reason_train imports this
 
-    user, cues, _ = engine._prompt("reason")
-    ids, mask = engine._pad_left([ids for ids, *_ in engine._build(docs, user, cues)])
+    ids, mask = reason_prompts(engine, docs)
     encoded = [engine.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
                for text, _ in completions]
     width = max(len(e["input_ids"]) for e in encoded)

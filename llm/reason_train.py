@@ -98,15 +98,20 @@ def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return (centred / (rewards.std(1, keepdim=True) + 1e-4)).reshape(-1)
 
 
-@torch.no_grad()
-def sample(engine: Engine, docs: list[DocInput], settings: ReasonTrainSettings
-           ) -> Completions:
-    """`group` completions per document, sampled under the reason grammar."""
+def reason_prompts(engine: Engine, docs: list[DocInput]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The documents' reason prompts, left-padded (ids, mask), as reason mode lays them out."""
     user, cues, _ = engine._prompt("reason")
     sequences = [ids for ids, *_ in engine._build(docs, user, cues)]
     if any(ids is None for ids in sequences):
         raise ModelError("a training document does not fit the reason prompt")
-    ids, mask = engine._pad_left(sequences)
+    return engine._pad_left(sequences)
+
+
+@torch.no_grad()
+def sample(engine: Engine, docs: list[DocInput], settings: ReasonTrainSettings
+           ) -> Completions:
+    """`group` completions per document, sampled under the reason grammar."""
+    ids, mask = reason_prompts(engine, docs)
     tokenizer, eos = engine.tokenizer, engine.tokenizer.eos_token_id
     matchers = [new_matcher(tokenizer) for _ in range(len(docs) * settings.group)]
     out = engine.model.generate(
