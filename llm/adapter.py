@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -36,7 +37,13 @@ FULL = ("router", "bias")  # small enough to keep whole (our MoE block's router 
 
 
 class LowRank(nn.Module):
-    """A parametrization W -> W + B @ A * scale; B starts at zero so training starts at W."""
+    """A low-rank delta W -> W + B @ A * scale; B starts at zero so training starts at W.
+
+    Applied one of two ways (`add_low_rank`): as a parametrization that merges it into the
+    weight (`forward`; one merge serves many forwards under `parametrize.cached()`, as decoding
+    wants), or on the activations, x A^T B^T added to the layer's output (`attach`): no
+    full-size weight is formed and no full-size weight gradient computed, as training on many
+    tokens wants."""
 
     def __init__(self, weight: torch.Tensor, rank: int, alpha: float) -> None:
         super().__init__()
@@ -44,9 +51,33 @@ class LowRank(nn.Module):
         self.A = nn.Parameter(torch.randn(*batch, rank, cols) / cols ** 0.5)
         self.B = nn.Parameter(torch.zeros(*batch, rows, rank))
         self.scale = alpha / rank
+        self._detach = None
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight + (self.B @ self.A).to(weight.dtype) * self.scale
+
+    def on_activations(self, x: torch.Tensor, expert: int | None = None) -> torch.Tensor:
+        """x A^T B^T * scale: what the delta adds to x's projection (one expert's, for 3-D)."""
+        a, b = (self.A, self.B) if expert is None else (self.A[expert], self.B[expert])
+        return F.linear(F.linear(x, a.to(x.dtype)), b.to(x.dtype)) * self.scale
+
+    def attach(self, module: nn.Module, attr: str) -> bool:
+        """Apply on the activations of `module.attr`, where that is supported: a linear
+        layer's weight, or our MoE block's expert weights (which read `low_rank`)."""
+        if isinstance(module, nn.Linear) and attr == "weight":
+            handle = module.register_forward_hook(
+                lambda _, args, out: out + self.on_activations(args[0]))
+            self._detach = handle.remove
+        elif isinstance(getattr(module, "low_rank", None), dict) and attr in ("gate_up", "down"):
+            module.low_rank[attr] = self
+            self._detach = lambda: module.low_rank.pop(attr)
+        return self._detach is not None
+
+    def detach(self) -> None:
+        """Undo `attach`."""
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
 
 
 class SentimentHead(nn.Module):
@@ -107,24 +138,29 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return model.get_submodule(path), attr
 
 
-def add_low_rank(model: nn.Module, names: list[str], rank: int, alpha: float
-                 ) -> dict[str, LowRank]:
-    """Make `names` trainable through low-rank deltas (for training); returns them by name."""
+def add_low_rank(model: nn.Module, names: list[str], rank: int, alpha: float,
+                 merged: bool = True) -> dict[str, LowRank]:
+    """Make `names` trainable through low-rank deltas (for training); returns them by name.
+    `merged`: as parametrizations of the weights, else on the activations where supported
+    (`LowRank`)."""
     added = {}
     for name in names:
         module, attr = _owner(model, name)
         weight = getattr(module, attr)
         delta = LowRank(weight, rank, alpha).to(weight.device)
-        parametrize.register_parametrization(module, attr, delta)
+        if merged or not delta.attach(module, attr):
+            parametrize.register_parametrization(module, attr, delta)
         added[name] = delta
     return added
 
 
-def remove_low_rank(model: nn.Module, names: list[str]) -> None:
+def remove_low_rank(model: nn.Module, deltas: dict[str, LowRank]) -> None:
     """Undo `add_low_rank`, leaving the base weights as they were."""
-    for name in names:
+    for name, delta in deltas.items():
         module, attr = _owner(model, name)
-        parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+        if parametrize.is_parametrized(module, attr):
+            parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+        delta.detach()
 
 
 def low_rank_tensors(deltas: dict[str, LowRank]) -> dict[str, torch.Tensor]:

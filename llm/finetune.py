@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ class FinetuneSettings:
     weight_decay: float = 0.01
     max_doc_tokens: int = 96
     seed: int = 0
+    # a training file's loss weight by its `source_name` (e.g. {"tfns/train": 2.0}); others 1
+    source_weights: dict[str, float] = field(default_factory=dict)
 
 
 def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -87,6 +89,7 @@ class Batch:
     mask: torch.Tensor      # (B, L) 1 on the document's own tokens (what the head pools)
     labels: torch.Tensor    # (B,) index into adapters.LABELS (0 for a frame without labels)
     lengths: torch.Tensor   # (B,) tokens before the padding
+    weights: torch.Tensor   # (B,) each example's loss weight (the frame's `weight`, else 1)
     hidden: torch.Tensor | None = None  # cached input to the band
 
 
@@ -101,6 +104,7 @@ def batches(tokenizer, frame: pl.DataFrame, settings: FinetuneSettings) -> list[
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     labels = ([adapters.LABELS.index(x) for x in frame["label"]] if "label" in frame.columns
               else [0] * len(ids))
+    weights = frame["weight"].to_list() if "weight" in frame.columns else [1.0] * len(ids)
     kept = sorted((i for i in range(len(ids)) if ids[i]),
                   key=lambda i: len(heads[entities[i]]) + len(ids[i]))
     pad = tokenizer.pad_token_id
@@ -115,7 +119,8 @@ def batches(tokenizer, frame: pl.DataFrame, settings: FinetuneSettings) -> list[
             mask=torch.tensor([[0] * len(h) + [1] * len(d) + [0] * (width - len(h) - len(d))
                                for h, d in parts]),
             labels=torch.tensor([labels[i] for i in rows]),
-            lengths=torch.tensor([len(h) + len(d) for h, d in parts])))
+            lengths=torch.tensor([len(h) + len(d) for h, d in parts]),
+            weights=torch.tensor([weights[i] for i in rows], dtype=torch.float32)))
     return out
 
 
@@ -157,7 +162,8 @@ def attach_band(model: torch.nn.Module, settings: FinetuneSettings) -> Band:
         param.requires_grad_(False)
     names = adapters.band_targets(model, settings.start, settings.stop)
     full = adapters.band_full(model, settings.start, settings.stop)
-    deltas = adapters.add_low_rank(model, names, settings.rank, settings.alpha)
+    deltas = adapters.add_low_rank(model, names, settings.rank, settings.alpha,
+                                  merged=False)
     routers = [p for n, p in model.named_parameters() if n in full]
     for param in routers:
         param.requires_grad_(True)
@@ -180,7 +186,7 @@ def train_epoch(runner: SharedPrefix, band: Band, data: list[Batch], order: list
         batch = data[index]
         logits = band.head(pooled(runner.run(batch.hidden, settings.start, settings.stop),
                                   batch.mask))
-        loss = F.cross_entropy(logits, batch.labels, weight=weights)
+        loss = weighted_loss(logits, batch, weights)
         step_fn(loss)
         losses.append(float(loss.detach()))
         seen += len(batch.labels)
@@ -190,6 +196,30 @@ def train_epoch(runner: SharedPrefix, band: Band, data: list[Batch], order: list
     for moe in band.moe:
         moe.balance = False
     return losses
+
+
+def weighted_loss(logits: torch.Tensor, batch: Batch, class_weights: torch.Tensor
+                  ) -> torch.Tensor:
+    """Class-weighted cross-entropy, each example also weighted by its source's weight; the
+    sum is divided by the class weights alone, so a batch of a weighted source counts more
+    (with every source at 1 this is `F.cross_entropy(..., weight=class_weights)`)."""
+    per_example = F.cross_entropy(logits, batch.labels, reduction="none")
+    label_weights = class_weights[batch.labels]
+    return (per_example * label_weights * batch.weights).sum() / label_weights.sum()
+
+
+def with_source_weights(train: pl.DataFrame, source_weights: dict[str, float]) -> pl.DataFrame:
+    """`train` with each row's loss weight (`weight`) from its file's `source_name`."""
+    if "source" not in train.columns:
+        raise ModelError("source weights need the training rows' `source` (their file): read "
+                         "them with `read_training_files`")
+    names = {source_name(s) for s in train["source"].unique()}
+    unknown = set(source_weights) - names
+    if unknown:
+        raise ModelError(f"source weights for {sorted(unknown)}, which are not training files "
+                         f"(the training files are {sorted(names)}): name a file as folder/stem")
+    weight = {s: float(source_weights.get(source_name(s), 1.0)) for s in train["source"].unique()}
+    return train.with_columns(weight=pl.col("source").replace_strict(weight))
 
 
 def finetune(loaded: LoadedModel, train: pl.DataFrame, valid: dict[str, pl.DataFrame],
@@ -204,6 +234,8 @@ def finetune(loaded: LoadedModel, train: pl.DataFrame, valid: dict[str, pl.DataF
     model, tokenizer = loaded.model, loaded.tokenizer
     runner = SharedPrefix(model, prompt_prefix(tokenizer))
     began = time.perf_counter()
+    if settings.source_weights:
+        train = with_source_weights(train, settings.source_weights)
     train_batches = batches(tokenizer, train, settings)
     valid_batches = {name: batches(tokenizer, frame, settings) for name, frame in valid.items()}
     for data in [train_batches, *valid_batches.values()]:
@@ -242,7 +274,7 @@ def finetune(loaded: LoadedModel, train: pl.DataFrame, valid: dict[str, pl.DataF
                 best_score, best = entry["score"], adapters.collect(model, band.deltas,
                                                                     band.head, band.full)
     finally:
-        adapters.remove_low_rank(model, band.names)  # the loaded model is left as it came
+        adapters.remove_low_rank(model, band.deltas)  # the loaded model is left as it came
     timings |= {"train_seconds": round(time.perf_counter() - train_began, 1),
                 "wall_seconds": round(time.perf_counter() - began, 1)}
     return best, _report(train, settings, history, band, timings)

@@ -261,7 +261,7 @@ def reason_train(loaded: LoadedModel, train: pl.DataFrame, settings: ReasonTrain
         if step % 5 == 0 or step == 1:
             log(_summary(step, history[-5:], time.perf_counter() - began))
     tensors = adapters.low_rank_tensors(deltas)
-    adapters.remove_low_rank(model, list(deltas))
+    adapters.remove_low_rank(model, deltas)
     report = {"settings": asdict(settings), "layers": [start, len(adapters.decoder_layers(model))],
               "targets": list(ATTENTION), "steps": step, "documents": step * settings.prompts,
               "wall_seconds": round(time.perf_counter() - began, 1),

@@ -17,10 +17,12 @@ from llm.kernels.reference import FP8, block_dequant
 
 
 def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tensor | None,
-                topk_ids: torch.Tensor, topk_weights: torch.Tensor, int8=None) -> torch.Tensor:
+                topk_ids: torch.Tensor, topk_weights: torch.Tensor, int8=None,
+                deltas: dict | None = None) -> torch.Tensor:
     """x (T, H) -> (T, H). Weights in x's dtype or e4m3 with `.scale` (`fp8_weight`), or
-    `int8` (llm.int8.Int8Experts) in their place. Differentiable (training takes the
-    per-expert loop)."""
+    `int8` (llm.int8.Int8Experts) in their place; low-rank `deltas` being trained add to the
+    projections' outputs. Differentiable (training takes the per-expert loop)."""
+    deltas = deltas or {}
     tokens, top_k = topk_ids.shape
     flat = topk_ids.reshape(-1)
     order = torch.argsort(flat, stable=True)
@@ -29,7 +31,7 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
     token_of = order // top_k
     gathered = x.index_select(0, token_of)
     weights = topk_weights.reshape(-1).index_select(0, order).to(x.dtype).unsqueeze(-1)
-    if int8 is None and _grouped_mm_ok(x, gate_up):
+    if int8 is None and not deltas and _grouped_mm_ok(x, gate_up):
         offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
         h = torch._grouped_mm(gathered, gate_up.transpose(1, 2), offs=offsets)
         gate, up = h.chunk(2, dim=-1)
@@ -44,8 +46,8 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
             gate, up = int8_linear(rows, int8.gate_up[expert]).chunk(2, dim=-1)
             down_out = int8_linear(F.silu(gate) * up, int8.down[expert])
         else:
-            gate, up = F.linear(rows, _weight(gate_up, expert, x.dtype)).chunk(2, dim=-1)
-            down_out = F.linear(F.silu(gate) * up, _weight(down, expert, x.dtype))
+            gate, up = _project(rows, gate_up, expert, deltas.get("gate_up")).chunk(2, dim=-1)
+            down_out = _project(F.silu(gate) * up, down, expert, deltas.get("down"))
         parts.append(down_out.to(x.dtype))
         start += n
     out = torch.cat(parts) * weights if parts else gathered[:0]
@@ -59,6 +61,11 @@ def _grouped_mm_ok(x: torch.Tensor, gate_up: torch.Tensor) -> bool:
     return (hasattr(torch, "_grouped_mm") and x.dtype in (torch.bfloat16, torch.float32)
             and gate_up.dtype == x.dtype and x.shape[0] > 0 and aligned
             and not torch.is_grad_enabled())
+
+
+def _project(rows: torch.Tensor, w: torch.Tensor, expert: int, delta) -> torch.Tensor:
+    out = F.linear(rows, _weight(w, expert, rows.dtype))
+    return out if delta is None else out + delta.on_activations(rows, expert)
 
 
 def _weight(w: torch.Tensor, expert: int, dtype: torch.dtype) -> torch.Tensor:

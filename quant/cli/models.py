@@ -105,6 +105,11 @@ def _command_line() -> str:
 @click.option("--layers", default="10:16", show_default=True,
               help="trained band START:STOP; the head reads layer STOP's input")
 @click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True,
+              help="learning rate of the low-rank deltas and routers")
+@click.option("--weight", "source_weights", multiple=True, metavar="FILE=W",
+              help="loss weight of a training file named folder/stem, e.g. tfns/train=2 "
+                   "(repeatable; others weigh 1)")
 @click.option("--top-k", type=int, default=None,
               help="experts per token of the bundled model's upcycle (default: as `default`); "
                    "2 or more gives the routers a gradient")
@@ -119,7 +124,8 @@ def _command_line() -> str:
 @json_option
 @click.pass_context
 def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epochs, lora_rank,
-                 layers, batch_size, top_k, routing_weights, out, calibrate, as_json):
+                 layers, batch_size, lr, source_weights, top_k, routing_weights, out,
+                 calibrate, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
     from llm.finetune import FinetuneSettings, train_adapter
 
@@ -130,7 +136,8 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
         raise click.BadParameter(f"--layers takes START:STOP like 10:16, not {layers!r}"
                                  ) from None
     settings = FinetuneSettings(start=start, stop=stop, rank=lora_rank, epochs=epochs,
-                                batch_size=batch_size)
+                                batch_size=batch_size, lr=lr,
+                                source_weights=_source_weights(source_weights))
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
                          out, settings, cache_dir=model_cache(config),
@@ -239,6 +246,21 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
             for name in ("supervised_ic", "rewarded_ic") for h, m in report[name].items()]
     emit(meta if as_json else rows, as_json,
          lambda r: console.print(table_of(r, title="out-of-sample rank IC")))
+
+
+def _source_weights(options: tuple[str, ...]) -> dict[str, float]:
+    """`--weight tfns/train=2` options as {"tfns/train": 2.0}."""
+    weights = {}
+    for option in options:
+        name, _, value = option.rpartition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            name = ""
+        if not name or weights[name] < 0:
+            raise click.BadParameter(f"--weight takes FILE=W with W >= 0, like tfns/train=2, "
+                                     f"not {option!r}")
+    return weights
 
 
 def _upcycle_option(top_k: int | None, routing_weights: str | None) -> dict | None:

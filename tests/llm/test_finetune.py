@@ -3,6 +3,7 @@ import json
 import polars as pl
 import pytest
 import torch
+import torch.nn.functional as F
 
 import llm
 from llm import adapter as adapters
@@ -133,21 +134,46 @@ def test_shape_mismatch_leaves_the_model_untouched(trained, tiny_qwen, tmp_path)
     assert all(torch.equal(before[k], v) for k, v in loaded.model.state_dict().items())
 
 
+def test_source_weights_scale_each_examples_loss():
+    from llm.finetune import Batch, weighted_loss, with_source_weights
+
+    frame = labelled(1).with_columns(source=pl.lit("data/tweets/train.parquet"))
+    weighted = with_source_weights(frame, {"tweets/train": 2.0})
+    assert weighted["weight"].to_list() == [2.0] * frame.height
+    with pytest.raises(ModelError, match="tweets/train"):
+        with_source_weights(frame, {"news/train": 2.0})
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, 1, 1, 0])
+    class_weights = torch.tensor([2.0, 0.5, 1.0])
+
+    def batch(weights):
+        return Batch([], labels[:, None], labels[:, None], labels, labels, torch.tensor(weights))
+
+    ones = weighted_loss(logits, batch([1.0] * 6), class_weights)
+    assert torch.allclose(ones, F.cross_entropy(logits, labels, weight=class_weights))
+    # a batch of a source weighing 2 counts twice, it is not renormalised to the same loss
+    assert torch.allclose(weighted_loss(logits, batch([2.0] * 6), class_weights), 2 * ones)
+
+
 def test_finetune_command_writes_an_adapter(tiny_qwen, tmp_path):
     from click.testing import CliRunner
 
     from quant.cli import cli
 
-    data = tmp_path / "train.parquet"
+    data = tmp_path / "tweets" / "train.parquet"
+    data.parent.mkdir()
     labelled(2).write_parquet(data)
     runner = CliRunner()
-    result = runner.invoke(cli, ["--workspace", str(tmp_path), "llm", "finetune", "--base",
-                                 str(tiny_qwen), "--data", str(data), "--valid", str(data),
-                                 "--layers", "0:2", "--epochs", "1", "--lora-rank", "2",
-                                 "--out", str(tmp_path / "adapter"), "--json"])
+    command = ["--workspace", str(tmp_path), "llm", "finetune", "--base", str(tiny_qwen),
+               "--data", str(data), "--valid", str(data), "--layers", "0:2", "--epochs", "1",
+               "--lora-rank", "2", "--out", str(tmp_path / "adapter"), "--json"]
+    result = runner.invoke(cli, command + ["--weight", "news/train=2"])
+    assert result.exit_code != 0 and "tweets/train" in str(result.exception)
+    result = runner.invoke(cli, command + ["--weight", "tweets/train=2", "--lr", "1e-3"])
     assert result.exit_code == 0, result.output
     meta = json.loads(result.output)
     assert meta["start"] == 0 and meta["stop"] == 2 and meta["report"]["best_epoch"] == 1
+    settings = meta["report"]["settings"]
+    assert settings["source_weights"] == {"tweets/train": 2.0} and settings["lr"] == 1e-3
     assert (tmp_path / "adapter" / adapters.TENSORS).exists()
     # calibrated on the validation file when training ends, and again on demand
     assert meta["calibration"]["temperature"] > 0

@@ -236,3 +236,37 @@ def test_copied_experts_run_as_one_mlp_with_the_same_result(top_k):
         assert torch.allclose(dense(ids).logits, routed, atol=1e-5)
         moe_blocks(moe)[0].gate_up[1].add_(0.1)  # one expert differs: routed again
     assert not moe_blocks(moe)[0].mark_copies() and moe_blocks(moe)[1].copies
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_deltas_on_activations_equal_merged_deltas_in_value_and_gradient(top_k):
+    """Training applies low-rank deltas to the activations (no full-size weight gradient);
+    that must be the merged parametrization's function and gradients exactly."""
+    from llm import adapter as adapters
+
+    model = tiny_llama()
+    upcycle(model, "copy", n_experts=4, top_k=top_k)
+    names = adapters.band_targets(model, 0, 2)
+    assert any(n.endswith(".mlp.gate_up") for n in names)   # our experts, 3-D
+    assert any(n.endswith("q_proj.weight") for n in names)  # linear layers
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.randint(0, 64, (2, 12))
+    results = []
+    for merged in (True, False):
+        torch.manual_seed(1)
+        deltas = adapters.add_low_rank(model, names, rank=4, alpha=8.0, merged=merged)
+        for delta in deltas.values():  # B starts at zero: make the deltas count
+            torch.nn.init.normal_(delta.B, std=0.1)
+        assert any(block.low_rank for block in moe_blocks(model)) is not merged
+        loss = model(ids, labels=ids).loss
+        loss.backward()
+        results.append((loss.detach(), [(d.A.grad, d.B.grad) for d in deltas.values()]))
+        adapters.remove_low_rank(model, deltas)
+    (merged_loss, merged_grads), (loss, grads) = results
+    assert torch.allclose(merged_loss, loss, atol=1e-6)
+    for (a, b), (a2, b2) in zip(merged_grads, grads, strict=True):
+        assert torch.allclose(a, a2, atol=1e-6) and torch.allclose(b, b2, atol=1e-6)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(block.low_rank for block in moe_blocks(model))
+    assert all(not m._forward_hooks for m in model.modules())  # hooks gone

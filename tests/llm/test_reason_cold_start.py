@@ -88,7 +88,7 @@ def test_the_cold_start_makes_the_taught_completions_likelier(loaded):
         assert report["steps"] == 2 and report["documents"] == 8
         assert likelihood() > before + 0.05
     finally:
-        adapters.remove_low_rank(loaded.model, list(deltas))
+        adapters.remove_low_rank(loaded.model, deltas)
 
 
 def test_reason_training_reports_its_cold_start(loaded):

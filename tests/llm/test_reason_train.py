@@ -103,7 +103,7 @@ def test_a_grpo_step_makes_the_rewarded_completion_more_likely(loaded):
             optimiser.step()
         assert margin() > before + 0.1
     finally:
-        adapters.remove_low_rank(loaded.model, list(deltas))
+        adapters.remove_low_rank(loaded.model, deltas)
 
 
 def test_the_reference_is_the_snapshot_and_the_layers_below_are_frozen(loaded):
@@ -128,7 +128,7 @@ def test_the_reference_is_the_snapshot_and_the_layers_below_are_frozen(loaded):
         assert torch.allclose(again, policy.detach(), atol=1e-5)
         assert all(name.startswith("model.layers.1.self_attn.") for name in deltas)
     finally:
-        adapters.remove_low_rank(loaded.model, list(deltas))
+        adapters.remove_low_rank(loaded.model, deltas)
 
 
 def test_sampling_and_a_short_run_end_to_end(loaded):
