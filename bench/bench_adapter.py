@@ -1,6 +1,7 @@
 """Score-mode speed with the domain adapter (`default`) vs before fine-tuning (`default-base`)
-and vs the previous adapter (`sentiment-v1` on `default-base`), same documents, same process,
-alternating runs so that machine noise hits each alike. Prints the CPU capability.
+and vs the previous adapters (`sentiment-v1`, `sentiment-v2` on `default-base`), same documents,
+same process, alternating runs so that machine noise hits each alike. Prints the CPU
+capability.
 
 Run: `python bench/bench_adapter.py [N] [ROUNDS] [PRECISION]` (precision: auto, fp32, bf16).
 """
@@ -19,7 +20,8 @@ from bench.bench_engine import documents, score_rates  # noqa: E402
 from llm.engine import Engine  # noqa: E402
 
 MODELS = {"default-base": ("default-base", None), "default": ("default", None),
-          "sentiment-v1": ("default-base", "sentiment-v1")}
+          "sentiment-v1": ("default-base", "sentiment-v1"),
+          "sentiment-v2": ("default-base", "sentiment-v2")}
 
 
 def main(n: int = 256, rounds: int = 3, precision: str = "auto") -> None:
@@ -30,10 +32,10 @@ def main(n: int = 256, rounds: int = 3, precision: str = "auto") -> None:
     rates = score_rates(engines, docs, rounds)
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, precision "
           f"{engines['default'].loaded.precision}; score mode, {n} docs x {rounds} rounds: "
-          f"before fine-tuning {rates['default-base']:.1f} docs/s, sentiment-v1 "
-          f"{rates['sentiment-v1']:.1f}, default {rates['default']:.1f} docs/s -> "
-          f"{rates['default'] / rates['default-base']:.2f}x before fine-tuning, "
-          f"{rates['default'] / rates['sentiment-v1']:.2f}x sentiment-v1")
+          f"default {rates['default']:.1f} docs/s")
+    for name in ("default-base", "sentiment-v1", "sentiment-v2"):
+        print(f"  {name}: {rates[name]:.1f} docs/s; default is "
+              f"{rates['default'] / rates[name]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -259,8 +259,8 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
 
 
 def adapter_path(adapter: str | Path) -> Path:
-    """A shipped adapter by name (`default`, `sentiment-v1`, `reason-v1`: see llm/adapters) or a
-    directory written by `quant llm finetune --out`."""
+    """A shipped adapter by name (`default`, `sentiment-v1`, `sentiment-v2`, `reason-v1`: see
+    llm/adapters) or a directory written by `quant llm finetune --out`."""
     shipped = ADAPTERS / str(adapter)
     if isinstance(adapter, str) and "/" not in adapter and (shipped / "adapter.json").exists():
         return shipped

@@ -56,7 +56,8 @@ def llm_info(ctx, spec, precision, as_json):
 @click.option("--label-col", default="label", show_default=True)
 @click.option("--model", "spec", default=None)
 @click.option("--adapter", default=None,
-              help="a shipped adapter's name (sentiment-v1, reason-v1) or a directory, on --model")
+              help="a shipped adapter's name (sentiment-v1, sentiment-v2, reason-v1) or a "
+                   "directory, on --model")
 @click.option("--mode", type=click.Choice(["score", "reason"]), default="score")
 @click.option("--limit", type=int, default=None)
 @json_option
@@ -100,12 +101,12 @@ def _command_line() -> str:
 @click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
               show_default=True, help="label column; the first one a file has is used")
 @click.option("--base", default="default-base", show_default=True, help="model to adapt")
-@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--epochs", type=int, default=2, show_default=True)
 @click.option("--lora-rank", type=int, default=8, show_default=True)
-@click.option("--layers", default="10:16", show_default=True,
+@click.option("--layers", default="11:16", show_default=True,
               help="trained band START:STOP; the head reads layer STOP's input")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=5e-4, show_default=True,
+@click.option("--lr", type=float, default=1e-3, show_default=True,
               help="learning rate of the low-rank deltas and routers")
 @click.option("--weight", "source_weights", multiple=True, metavar="FILE=W",
               help="loss weight of a training file named folder/stem, e.g. tfns/train=2 "

@@ -52,41 +52,43 @@ def test_shipped_adapter_reads_sentiment_far_above_chance(default):
     from tests.conftest import dataset
 
     assert default.head is not None and default.adapter.endswith("default")
-    assert default.model_id.endswith("+sentiment-v2")
+    assert default.model_id.endswith("+sentiment-v3")
     engine = Engine(default)
     tfns = evaluate(engine, read_labelled(dataset("tfns", "valid.parquet"), "text", "label",
                                           limit=300))
     # Always answering the majority class (neutral, 65%) gives a weighted F1 of about 0.51;
-    # on all 2,388 rows the adapter measured 0.852.
-    assert tfns["weighted_f1"] >= 0.80 and tfns["not_ok"] == 0
+    # on all 2,388 rows the adapter measured 0.871.
+    assert tfns["weighted_f1"] >= 0.83 and tfns["not_ok"] == 0
     emotions = evaluate(engine, read_labelled(dataset("stockemotions", "val.parquet"), "text",
                                               "sentiment", limit=300))
-    assert emotions["accuracy"] >= 0.66  # two classes: chance is 0.5; measured 0.724
-    # news headlines, each row about one entity (measured 0.823; multi-entity rows 0.779)
+    assert emotions["accuracy"] >= 0.70  # two classes: chance is 0.5; measured 0.750
+    # news headlines, each row about one entity (measured 0.853; multi-entity rows 0.818)
     news = evaluate(engine, read_labelled(dataset("sentfin", "valid.parquet"), "text", "label",
                                           limit=600))
-    assert news["weighted_f1"] >= 0.77 and news["not_ok"] == 0
-    assert news["multi_entity"]["n"] > 200 and news["multi_entity"]["accuracy"] >= 0.70
+    assert news["weighted_f1"] >= 0.81 and news["not_ok"] == 0
+    assert news["multi_entity"]["n"] > 200 and news["multi_entity"]["accuracy"] >= 0.76
 
 
-def test_the_previous_adapter_loads_by_name(default):
-    previous = llm.load("default-base", "auto", cache_dir=default.path.parent,
-                        adapter="sentiment-v1")
-    assert previous.model_id.endswith("+sentiment-v1") and previous.head is not None
+@pytest.mark.parametrize("name", ["sentiment-v1", "sentiment-v2"])
+def test_the_previous_adapters_load_by_name(default, name):
+    previous = llm.load("default-base", "auto", cache_dir=default.path.parent, adapter=name)
+    assert previous.model_id.endswith("+" + name) and previous.head is not None
     assert previous.fingerprint != default.fingerprint
     assert previous.base_id == default.base_id
 
 
-def test_the_reason_adapter_reasons_far_above_chance_and_scores_as_default(default):
+def test_the_reason_adapter_reasons_far_above_chance_and_scores_as_its_base(default):
     from llm.evaluate import evaluate, read_labelled
     from tests.conftest import dataset
 
     reasoner = llm.load("default", "auto", cache_dir=default.path.parent, adapter="reason-v1")
     assert reasoner.model_id.endswith("+reason-v1")
     assert reasoner.fingerprint != default.fingerprint
+    base = llm.load("default-base", "auto", cache_dir=default.path.parent,
+                    adapter="sentiment-v2")  # what reason-v1 was trained on
     docs = [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),
             DocInput("", "Microsoft profit plunges, badly missing estimates")]
-    for ours, theirs in zip(Engine(reasoner).score(docs), Engine(default).score(docs),
+    for ours, theirs in zip(Engine(reasoner).score(docs), Engine(base).score(docs),
                             strict=True):  # the reason deltas sit above the head's layer
         assert ours.probs == pytest.approx(theirs.probs, abs=1e-5)
     tweets = read_labelled(dataset("tfns", "valid.parquet"), "text", "label", limit=64)
