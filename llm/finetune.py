@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from llm import adapter as adapters
 from llm import prompts
 from llm.errors import ModelError
-from llm.evaluate import read_labelled, sentiment_metrics
+from llm.evaluate import sentiment_metrics
 from llm.load import LoadedModel
 from llm.moe import load_entropy
 from llm.prefix import SharedPrefix
+from llm.training_files import read_training_files, source_name, with_source_weights
 from llm.upcycle import moe_blocks
 
 Log = Callable[[str], None]
@@ -208,20 +209,6 @@ def weighted_loss(logits: torch.Tensor, batch: Batch, class_weights: torch.Tenso
     return (per_example * label_weights * batch.weights).sum() / label_weights.sum()
 
 
-def with_source_weights(train: pl.DataFrame, source_weights: dict[str, float]) -> pl.DataFrame:
-    """`train` with each row's loss weight (`weight`) from its file's `source_name`."""
-    if "source" not in train.columns:
-        raise ModelError("source weights need the training rows' `source` (their file): read "
-                         "them with `read_training_files`")
-    names = {source_name(s) for s in train["source"].unique()}
-    unknown = set(source_weights) - names
-    if unknown:
-        raise ModelError(f"source weights for {sorted(unknown)}, which are not training files "
-                         f"(the training files are {sorted(names)}): name a file as folder/stem")
-    weight = {s: float(source_weights.get(source_name(s), 1.0)) for s in train["source"].unique()}
-    return train.with_columns(weight=pl.col("source").replace_strict(weight))
-
-
 def finetune(loaded: LoadedModel, train: pl.DataFrame, valid: dict[str, pl.DataFrame],
              settings: FinetuneSettings, base_id: str, log: Log = print
              ) -> tuple[dict[str, torch.Tensor], dict]:
@@ -347,28 +334,6 @@ def _warmup_cosine(total: int, warmup_fraction: float = 0.05):
 
 
 # ---------------------------------------------------------------- the command
-
-
-def read_training_files(paths: list[str], text_col: str, label_cols: list[str]) -> pl.DataFrame:
-    """Concatenate labelled files; each file's label column is the first of `label_cols` it
-    has (TFNS calls it `label`, StockEmotions `sentiment`)."""
-    import pyarrow.parquet as pq
-
-    frames = []
-    for path in paths:
-        columns = (pq.read_schema(path).names if str(path).endswith(".parquet")
-                   else pl.read_csv(path, n_rows=1).columns)
-        label = next((c for c in label_cols if c in columns), None)
-        if label is None:
-            raise ModelError(f"{path}: none of the label columns {label_cols} (columns: "
-                             f"{columns})")
-        frames.append(read_labelled(path, text_col, label).with_columns(source=pl.lit(str(path))))
-    return pl.concat(frames)
-
-
-def source_name(path) -> str:
-    """How reports name a labelled file: its folder and stem (`tfns/valid`)."""
-    return f"{Path(path).parent.name}/{Path(path).stem}"
 
 
 def train_adapter(base: str, train_files: list[str], valid_files: list[str], text_col: str,

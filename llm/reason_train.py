@@ -316,8 +316,8 @@ def train_reason_adapter(adapter: str, train_files: list[str], text_col: str,
                          log: Log = print) -> dict:
     """Load `base` in fp32 with `adapter`, train reason mode on the files, and write a copy
     of the adapter with the reason deltas added to `out` (score mode reads it unchanged)."""
-    from llm.finetune import read_training_files
     from llm.load import adapter_path, load
+    from llm.training_files import read_training_files
 
     train = read_training_files(train_files, text_col, label_cols)
     train = train.filter(pl.col("text").str.strip_chars().str.len_chars() > 0)

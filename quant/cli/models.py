@@ -180,7 +180,7 @@ def llm_calibrate(ctx, adapter_dir, valid_files, text_col, label_cols, base, as_
 def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
                label_cols) -> dict:
     from llm.calibrate import calibrate
-    from llm.finetune import read_training_files, source_name
+    from llm.training_files import read_training_files, source_name
 
     valid = {source_name(f): read_training_files([f], text_col, list(label_cols))
              for f in valid_files}
@@ -202,8 +202,8 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
 def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json):
     """Expert load per layer and source, and how far the sources' routing diverges."""
     from llm.engine import DocInput
-    from llm.finetune import read_training_files, source_name
     from llm.specialisation import routing_by_source, specialisation
+    from llm.training_files import read_training_files, source_name
 
     config = config_of(ctx)
     sources = {}

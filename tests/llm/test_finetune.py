@@ -135,7 +135,8 @@ def test_shape_mismatch_leaves_the_model_untouched(trained, tiny_qwen, tmp_path)
 
 
 def test_source_weights_scale_each_examples_loss():
-    from llm.finetune import Batch, weighted_loss, with_source_weights
+    from llm.finetune import Batch, weighted_loss
+    from llm.training_files import with_source_weights
 
     frame = labelled(1).with_columns(source=pl.lit("data/tweets/train.parquet"))
     weighted = with_source_weights(frame, {"tweets/train": 2.0})
