@@ -21,39 +21,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import llm  # noqa: E402
 from bench.bench_engine import documents  # noqa: E402
 from llm import adapter as adapters  # noqa: E402
-from llm.finetune import FinetuneSettings, batches, cache_inputs, pooled, prompt_prefix  # noqa: E402
+from llm.finetune import (  # noqa: E402
+    FinetuneSettings,
+    attach_band,
+    batches,
+    cache_inputs,
+    prompt_prefix,
+    train_epoch,
+)
 from llm.prefix import SharedPrefix  # noqa: E402
 
 
 def step_rate(loaded, runner: SharedPrefix, data, settings: FinetuneSettings,
               merged: bool) -> float:
-    """Examples per second of forward + backward + AdamW on the band."""
-    model = loaded.model
-    deltas = adapters.add_low_rank(model, adapters.band_targets(model, settings.start,
-                                                                settings.stop),
-                                   settings.rank, settings.alpha, merged=merged)
-    head = adapters.SentimentHead(model.config.hidden_size)
-    params = [p for d in deltas.values() for p in (d.A, d.B)] + list(head.parameters())
-    optimiser = torch.optim.AdamW(params, lr=1e-4)
-    began, seen = time.perf_counter(), 0
-    for batch in data:
-        logits = head(pooled(runner.run(batch.hidden, settings.start, settings.stop),
-                             batch.mask))
-        loss = torch.nn.functional.cross_entropy(logits, batch.labels)
+    """Examples per second of fine-tuning's own training pass (`train_epoch`: forward,
+    backward, AdamW) over `data`, the band's deltas merged or on the activations."""
+    band = attach_band(loaded.model, settings, merged=merged)
+    optimiser = torch.optim.AdamW(band.parameters(), lr=1e-4)
+
+    def step(loss: torch.Tensor) -> None:
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        seen += len(batch.labels)
-    rate = seen / (time.perf_counter() - began)
-    adapters.remove_low_rank(model, deltas)
+
+    began = time.perf_counter()
+    train_epoch(runner, band, data, list(range(len(data))), step, torch.ones(3), settings, 1,
+                lambda _: None)
+    rate = sum(len(batch.labels) for batch in data) / (time.perf_counter() - began)
+    adapters.remove_low_rank(loaded.model, band.deltas)
     return rate
 
 
 def main(n: int, rounds: int, start: int, stop: int) -> None:
     torch.manual_seed(0)
     loaded = llm.load("default-base", "fp32")
-    for param in loaded.model.parameters():
-        param.requires_grad_(False)
     settings = FinetuneSettings(start=start, stop=stop)
     frame = pl.DataFrame({"text": [d.text for d in documents(n)],
                           "label": ["bullish", "neutral", "bearish"] * (n // 3) +

@@ -157,14 +157,15 @@ class Band:
         return self.low_rank + self.routers + list(self.head.parameters())
 
 
-def attach_band(model: torch.nn.Module, settings: FinetuneSettings) -> Band:
-    """Freeze the model and add the trainable band (removed again by `remove_low_rank`)."""
+def attach_band(model: torch.nn.Module, settings: FinetuneSettings, merged: bool = False
+                ) -> Band:
+    """Freeze the model and add the trainable band (removed again by `remove_low_rank`); its
+    deltas act on the activations unless `merged` (`adapters.add_low_rank`)."""
     for param in model.parameters():
         param.requires_grad_(False)
     names = adapters.band_targets(model, settings.start, settings.stop)
     full = adapters.band_full(model, settings.start, settings.stop)
-    deltas = adapters.add_low_rank(model, names, settings.rank, settings.alpha,
-                                  merged=False)
+    deltas = adapters.add_low_rank(model, names, settings.rank, settings.alpha, merged)
     routers = [p for n, p in model.named_parameters() if n in full]
     for param in routers:
         param.requires_grad_(True)

@@ -34,14 +34,19 @@ def source_name(path) -> str:
 
 
 def with_source_weights(train: pl.DataFrame, source_weights: dict[str, float]) -> pl.DataFrame:
-    """`train` with each row's loss weight (`weight`) from its file's `source_name`."""
+    """`train` with each row's loss weight (`weight`) from its file's `source_name`; a weight
+    must name a training file and be at least 0."""
     if "source" not in train.columns:
         raise ModelError("source weights need the training rows' `source` (their file): read "
                          "them with `read_training_files`")
-    names = {source_name(s) for s in train["source"].unique()}
-    unknown = set(source_weights) - names
+    names = {path: source_name(path) for path in train["source"].unique()}
+    unknown = set(source_weights) - set(names.values())
     if unknown:
         raise ModelError(f"source weights for {sorted(unknown)}, which are not training files "
-                         f"(the training files are {sorted(names)}): name a file as folder/stem")
-    weight = {s: float(source_weights.get(source_name(s), 1.0)) for s in train["source"].unique()}
+                         f"(the training files are {sorted(names.values())}): name a file as "
+                         "folder/stem")
+    negative = {name: w for name, w in source_weights.items() if not w >= 0}
+    if negative:
+        raise ModelError(f"source weights {negative}: a weight must be at least 0")
+    weight = {path: float(source_weights.get(name, 1.0)) for path, name in names.items()}
     return train.with_columns(weight=pl.col("source").replace_strict(weight))

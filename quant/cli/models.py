@@ -250,17 +250,19 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
 
 
 def _source_weights(options: tuple[str, ...]) -> dict[str, float]:
-    """`--weight tfns/train=2` options as {"tfns/train": 2.0}."""
+    """`--weight tfns/train=2` options as {"tfns/train": 2.0} (the weights are checked where
+    they are used: `llm.training_files.with_source_weights`)."""
     weights = {}
     for option in options:
         name, _, value = option.rpartition("=")
         try:
-            weights[name] = float(value)
+            weight = float(value)
         except ValueError:
-            name = ""
-        if not name or weights[name] < 0:
-            raise click.BadParameter(f"--weight takes FILE=W with W >= 0, like tfns/train=2, "
-                                     f"not {option!r}")
+            weight = None
+        if not name or weight is None:
+            raise click.BadParameter(f"--weight takes FILE=W, like tfns/train=2, not "
+                                     f"{option!r}")
+        weights[name] = weight
     return weights
 
 

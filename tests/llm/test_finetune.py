@@ -143,6 +143,9 @@ def test_source_weights_scale_each_examples_loss():
     assert weighted["weight"].to_list() == [2.0] * frame.height
     with pytest.raises(ModelError, match="tweets/train"):
         with_source_weights(frame, {"news/train": 2.0})
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ModelError, match="at least 0"):
+            with_source_weights(frame, {"tweets/train": bad})
     logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, 1, 1, 0])
     class_weights = torch.tensor([2.0, 0.5, 1.0])
 
