@@ -29,6 +29,7 @@ from quant.config import CONFIG_NAME, Config, load_config
 from quant.errors import ConfigError
 from quant.evaluate import Evaluation, evaluate_signal
 from quant.run_store import StoredRun
+from quant.signals import PANEL_SIGNALS, UserSignal, prepare
 
 
 def open_workspace(root: str | Path = ".", write: bool = False) -> Workspace:
@@ -50,6 +51,18 @@ def _period(since: str | date | None, until: str | date | None) -> tuple:
     if start and end and start > end:
         raise ConfigError(f"since {start} is after until {end}: swap them")
     return start, end
+
+
+def _cut(panel: pl.DataFrame, start: date | None, end: date | None) -> pl.DataFrame:
+    """The panel's sessions from `start` to `end` (either open)."""
+    if start is None and end is None:
+        return panel
+    cut = panel.filter(pl.col("session").is_between(start or date.min, end or date.max))
+    if cut.is_empty():
+        raise DataError(f"the panel has no session between {start or '...'} and "
+                        f"{end or '...'}: it covers {panel['session'].min()} .. "
+                        f"{panel['session'].max()}")
+    return cut
 
 
 class Workspace:
@@ -170,21 +183,26 @@ class Workspace:
             prices = load_prices(wh, start, end)
         return build_panel(no_signals(), prices, params, get_calendar(self.config.data.calendar))
 
-    def evaluate(self, panel: pl.DataFrame | None = None, signal: str | None = None,
+    def evaluate(self, panel: pl.DataFrame | None = None, signal: UserSignal | None = None,
                  horizons: tuple[int, ...] | None = None, since: str | date | None = None,
-                 until: str | date | None = None) -> Evaluation:
-        """IC, decay, quantiles, turnover and coverage of a panel column (default: the
-        configured signal of the warehouse's panel)."""
+                 until: str | date | None = None, trust_column: bool = False) -> Evaluation:
+        """IC, decay, quantiles, turnover and coverage of a signal (default: the configured
+        signal of the warehouse's panel) over `since` .. `until`. A signal of your own is a
+        polars expression or a function of the panel, checked point-in-time
+        (`quant.signals`); a precomputed column needs `trust_column=True`."""
         from quant.workspace import evaluate_report
 
-        signal = signal or self.config.evaluate.signal
-        if panel is None:
+        signal = signal if signal is not None else self.config.evaluate.signal
+        start, end = _period(since, until)
+        if panel is None and isinstance(signal, str) and signal in PANEL_SIGNALS:
             with self.warehouse() as wh:
-                return evaluate_report(self.config, wh, signal, horizons,
-                                       *_period(since, until))
+                return evaluate_report(self.config, wh, signal, horizons, start, end)
+        panel = self.panel(horizons) if panel is None else panel
+        panel, name = prepare(panel, signal, trust_column)  # on the whole history, then cut
+        panel = _cut(panel, start, end)
         horizons = horizons or tuple(int(c.removeprefix("fwd_ret_")) for c in panel.columns
                                      if c.startswith("fwd_ret_"))
-        return evaluate_signal(panel, signal, horizons, self.config.evaluate.quantiles)
+        return evaluate_signal(panel, name, horizons, self.config.evaluate.quantiles)
 
     # ------------------------------------------------------------ learned models
 
@@ -230,16 +248,28 @@ class Workspace:
     def backtest(self, strategy: str, params: dict | None = None, sweep: bool = False,
                  walk_forward: bool = False, since: str | date | None = None,
                  until: str | date | None = None, panel: pl.DataFrame | None = None,
-                 engine: str | None = None, notes: dict | None = None) -> StoredRun:
-        """Run (or find, when it ran before) a backtest, store it and write its report;
-        `notes` (e.g. `Fitted.notes()`) say where a given `panel` came from."""
+                 engine: str | None = None, notes: dict | None = None,
+                 signal: UserSignal | None = None, trust_column: bool = False) -> StoredRun:
+        """Run (or find, when it ran before) a backtest, store it and write its report.
+        `params` hold in every mode (a sweep varies the rest of the grid). `signal`: what the
+        strategy trades, a polars expression or a function of the panel checked
+        point-in-time (`quant.signals`), or a column; a column of a given `panel` that the
+        framework did not build needs `trust_column=True`. `notes` (e.g. `Fitted.notes()`)
+        say where a given `panel` came from."""
         if sweep and walk_forward:
             raise ConfigError("choose sweep or walk_forward, not both")
         mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
+        if signal is not None:
+            if panel is None and not isinstance(signal, str):
+                panel = self.panel()
+            if panel is not None:
+                panel, signal = prepare(panel, signal, trust_column)
+                trust_column = True  # checked just now
+            params = {**(params or {}), "signal": signal}
         with self.warehouse(write=True) as wh:
             return runs.execute(self.config, wh, strategy, params, mode,
                                 *_period(since, until), engine=engine, panel=panel,
-                                notes=notes)
+                                notes=notes, trust_column=trust_column)
 
     def run(self, run_id: str = "latest") -> StoredRun:
         """A stored run by id (`latest`: the newest)."""

@@ -210,14 +210,21 @@ def backtest(panel: pl.DataFrame, strategy: Strategy, params: dict | None = None
     return run(panel, strategy, [chosen], settings, "single")
 
 
+def grid_of(strategy: Strategy, fixed: dict | None = None) -> list[dict]:
+    """The strategy's grid with `fixed` parameters held (as a single backtest takes them)."""
+    try:
+        return combinations(strategy, fixed)
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from None
+
+
 def sweep(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
           grid: list[dict] | None = None, chunk: int | None = None,
-          chunk_map: ChunkMap = local_map
-          ) -> Result:
+          chunk_map: ChunkMap = local_map, fixed: dict | None = None) -> Result:
     """Every grid point in vectorised vectorbt runs, with the honest statistics of a sweep:
     the deflated Sharpe of the best configuration given how many were tried, and the PBO by
-    CSCV."""
-    param_sets = grid or combinations(strategy)
+    CSCV. `fixed` parameters hold in every grid point (the grid varies the rest)."""
+    param_sets = grid or grid_of(strategy, fixed)
     if len(param_sets) < 2:
         raise BacktestError(f"{strategy.name} has no parameter grid to sweep")
     result = run(panel, strategy, param_sets, settings, "sweep", chunk, chunk_map)
@@ -246,14 +253,14 @@ def window_metric(values: np.ndarray, starts: list[int], length: int, metric: st
 
 def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = Settings(),
                  grid: list[dict] | None = None, chunk_map: ChunkMap = local_map,
-                 swept: Result | None = None) -> Result:
+                 swept: Result | None = None, fixed: dict | None = None) -> Result:
     """Rolling windows: the best parameters on each train window by `settings.metric`, then
     their returns on the next test window; the stitched out-of-sample returns are the
     headline. `swept`: the grid's sweep when it was already run (on the same panel and
     settings), so it is not run again."""
     train, test, metric = (settings.walk_forward_train, settings.walk_forward_test,
                            settings.metric)
-    swept = swept or sweep(panel, strategy, settings, grid, chunk_map=chunk_map)
+    swept = swept or sweep(panel, strategy, settings, grid, chunk_map=chunk_map, fixed=fixed)
     returns = swept.returns
     if len(returns) < train + test:
         raise BacktestError(f"walk-forward needs at least {train + test} sessions, the panel "

@@ -166,12 +166,15 @@ class HorizonResult:
     top_minus_bottom: dict = field(default_factory=dict)
     turnover: dict = field(default_factory=dict)
     calibration: list = field(default_factory=list)
+    names: int | None = None      # tickers behind the figures
+    notes: list = field(default_factory=list)   # what limits them (a capped quantile count)
 
     def headline(self) -> dict:
         """The figures a summary table shows."""
         return {"rank_ic_mean": self.rank_ic["mean"], "rank_ic_t": self.rank_ic["t_stat"],
                 "rank_ic_t_hac": self.rank_ic.get("t_stat_hac"),
-                "sessions": self.rank_ic["n"], "pooled_ic": self.pooled_ic["ic"],
+                "sessions": self.rank_ic["n"], "names": self.names,
+                "pooled_ic": self.pooled_ic["ic"],
                 "pooled_ic_95": [self.pooled_ic["low"], self.pooled_ic["high"]],
                 "rows": self.rows}
 
@@ -207,7 +210,8 @@ class Evaluation:
             "icir": r.rank_ic["icir"],
             "pooled_ic": r.pooled_ic["ic"], "pooled_low": r.pooled_ic["low"],
             "pooled_high": r.pooled_ic["high"], "top_minus_bottom": r.top_minus_bottom.get(
-                "mean"), "hit_rate": r.hit_rate, "rows": r.rows}
+                "mean"), "hit_rate": r.hit_rate, "sessions": r.rank_ic["n"], "names": r.names,
+            "rows": r.rows}
             for h, r in self.horizons.items()], infer_schema_length=None)
 
     def figures(self) -> dict:
@@ -246,14 +250,20 @@ class Evaluation:
 def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
                     horizons: tuple[int, ...] = (1, 5, 10, 20), quantiles: int = 5
                     ) -> Evaluation:
-    """The full evaluation of one signal column."""
+    """The full evaluation of one signal column. Quantiles are capped by the cross-section:
+    a session of n names fills at most n bins, so more bins than the typical session has
+    names would report bins filled only on some days (the cap is in each horizon's notes)."""
+    check_evaluable(panel, signal)
     horizons = tuple(h for h in horizons if f"fwd_ret_{h}" in panel.columns) or horizons
     results, daily = {}, None
     for h in horizons:
         ret = f"fwd_ret_{h}"
         rows, dropped = usable(panel, signal, h)
         ics = daily_ic(rows, signal, ret)
-        extra = quantile_returns(rows, signal, ret, quantiles, h) if rows.height else {}
+        bins, notes = quantile_bins(rows, quantiles)
+        extra = quantile_returns(rows, signal, ret, bins, h) if rows.height else {}
+        extra["notes"] = notes
+        extra["names"] = rows["ticker"].n_unique()
         if daily is None:
             daily = ics.select("session", "ic", "rank_ic")
             extra["calibration"] = calibration(rows, ret)
@@ -263,6 +273,37 @@ def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
             float((rows[signal].sign() == rows[ret].sign()).mean()) if rows.height else None,
             rows.height, dropped, **extra)
     return Evaluation(signal, results, daily, coverage(panel, signal))
+
+
+def check_evaluable(panel: pl.DataFrame, signal: str) -> None:
+    """A clear DataError for a panel or signal that cannot be evaluated."""
+    import difflib
+
+    missing = [c for c in ("session", "ticker", "in_universe") if c not in panel.columns]
+    if missing:
+        raise DataError(f"the panel lacks {', '.join(missing)}: evaluate a panel built by "
+                        "Workspace.panel (or quant.pipeline.build_panel), with your columns added")
+    if not any(c.startswith("fwd_ret_") for c in panel.columns):
+        raise DataError("the panel has no forward return column (fwd_ret_N): build it with "
+                        "Workspace.panel(horizons=(1, 5, ...)) and keep those columns")
+    if signal not in panel.columns:
+        close = difflib.get_close_matches(signal, panel.columns, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "add it with with_columns"
+        raise DataError(f"no signal column {signal!r} in the panel: {hint}")
+    if not panel.schema[signal].is_numeric():
+        raise DataError(f"signal column {signal!r} is {panel.schema[signal]}, not numeric: "
+                        "cast it to a number (or map categories to scores) first")
+
+
+def quantile_bins(rows: pl.DataFrame, quantiles: int) -> tuple[int, list[str]]:
+    """(bins to use, notes): `quantiles`, or fewer when the median session has fewer names."""
+    if rows.is_empty():
+        return quantiles, []
+    names = int(rows.group_by("session").len()["len"].median())
+    if names >= quantiles:
+        return quantiles, []
+    return max(names, 2), [f"{quantiles} quantiles asked, but the median session has {names} "
+                           f"names: {max(names, 2)} bins used"]
 
 
 def coverage(panel: pl.DataFrame, signal: str) -> dict:

@@ -20,6 +20,7 @@ from quant.evidence import filing_evidence
 from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from quant.report import write_report
 from quant.run_store import RunStore, StoredRun, run_id
+from quant.signals import prepare
 from strategies import get_strategy
 
 MODES = ("single", "sweep", "walk_forward")
@@ -52,11 +53,12 @@ def compute(config: Config, panel: pl.DataFrame, strategy_name: str, params: dic
     if mode not in MODES:
         raise BacktestError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     strategy = get_strategy_or_fail(strategy_name)
-    if mode == "sweep":
-        return bt.sweep(panel, strategy, config.backtest, chunk_map=chunk_map(config, engine))
+    if mode == "sweep":  # params hold in every grid point, as in a single backtest
+        return bt.sweep(panel, strategy, config.backtest, chunk_map=chunk_map(config, engine),
+                        fixed=params)
     if mode == "walk_forward":
         return bt.walk_forward(panel, strategy, config.backtest,
-                               chunk_map=chunk_map(config, engine))
+                               chunk_map=chunk_map(config, engine), fixed=params)
     return bt.backtest(panel, strategy, params, config.backtest)
 
 
@@ -64,17 +66,17 @@ def run(config: Config, wh, strategy_name: str, params: dict | None = None,
         mode: str = "single", since: date | None = None, until: date | None = None,
         params_panel: PanelParams | None = None, which: SignalSet | None = None,
         engine: str | None = None, panel: pl.DataFrame | None = None,
-        notes: dict | None = None) -> dict:
+        notes: dict | None = None, trust_column: bool = False) -> dict:
     """Run, store and report one backtest; returns the run summary (`execute`'s)."""
     return execute(config, wh, strategy_name, params, mode, since, until, params_panel,
-                   which, engine, panel, notes).summary
+                   which, engine, panel, notes, trust_column).summary
 
 
 def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
             mode: str = "single", since: date | None = None, until: date | None = None,
             params_panel: PanelParams | None = None, which: SignalSet | None = None,
             engine: str | None = None, panel: pl.DataFrame | None = None,
-            notes: dict | None = None) -> StoredRun:
+            notes: dict | None = None, trust_column: bool = False) -> StoredRun:
     """Run, store and report one backtest, or find it stored; the run, its `summary` saying
     which. `panel` replaces the warehouse's (a researcher's own signal columns); its content
     is part of the run's key. `notes` say where such a panel came from (a learned model's
@@ -87,9 +89,11 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
         start, end = signal_period(panel)
         signals = which.provenance()
     else:
+        traded = traded_signal(strategy, params)
+        if traded is not None:
+            panel, _ = prepare(panel, traded, trust_column)
         start, end = panel["session"].min(), panel["session"].max()
-        signals = {"panel": f"{panel.hash_rows().sum():x}-{panel.height}x{panel.width}",
-                   **(notes or {})}
+        signals = {"panel": panel_digest(panel), **(notes or {})}
     first, last = start, end
     start, end = max(since, start) if since else start, min(until, end) if until else end
     if start > end:
@@ -108,15 +112,33 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
         return rendered(config, wh, rid, cached=True)
     result = compute(config, panel, strategy_name, params, mode, engine)
     benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
-    # A strategy that trades a column of its own (`learned`: prediction) is evaluated on it.
-    signal = (params or {}).get("signal", getattr(strategy, "signal", config.evaluate.signal))
-    evaluation = evaluate_signal(panel, signal if signal in panel.columns
-                                 else config.evaluate.signal, params_panel.horizons,
+    signal = traded_signal(strategy, params) or config.evaluate.signal
+    evaluation = evaluate_signal(panel, signal, params_panel.horizons,
                                  config.evaluate.quantiles)
+    signals["signal"] = signal  # what was evaluated is what was traded, and the report says so
     if which is not None:  # not part of the key: derived from the signals that are
         signals["evidence"] = filing_evidence(wh, which, start, end)
     store.write(rid, result, benchmark, evaluation, settings, signals)
     return rendered(config, wh, rid, cached=False)
+
+
+def panel_digest(panel: pl.DataFrame) -> str:
+    """A content key for a panel, the same in every process: floats rounded to 12
+    significant digits first, because the panel's sums run in parallel, in any order, and
+    differ by noise near 1e-16 from one process to the next; rows in any order."""
+    floats = [c for c, t in panel.schema.items() if t.is_float()]
+    canonical = panel.with_columns(pl.col(floats).round_sig_figs(12))
+    total = int(canonical.hash_rows().cast(pl.UInt64).sum()) % (1 << 64)
+    return f"{total:016x}-{panel.height}x{panel.width}"
+
+
+def traded_signal(strategy, params: dict | None) -> str | None:
+    """The panel column the strategy trades with these params (`signal`, in every mode: a
+    sweep's params hold at every grid point), or the one it always trades (`learned`:
+    prediction); None for a strategy that reads no signal (buy and hold)."""
+    if "signal" in strategy.defaults and "signal" not in getattr(strategy, "grid", {}):
+        return (params or {}).get("signal", strategy.defaults["signal"])
+    return getattr(strategy, "signal", None)
 
 
 def get_strategy_or_fail(name: str):
@@ -146,6 +168,7 @@ def summary(stored: StoredRun, report_path, folder) -> dict:
     return {"run_id": stored.run_id, "report": str(report_path),
             "metrics_json": str(folder / "metrics.json"),
             "strategy": stored.strategy, "kind": stored.kind, "params": stored.params,
+            "signal": stored.signals.get("signal"),
             "period": f"{stored.period[0]} .. {stored.period[1]}",
             "sharpe": m.get("sharpe"), "cagr": m.get("cagr"),
             "max_drawdown": m.get("max_drawdown"),

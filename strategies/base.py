@@ -47,10 +47,20 @@ def missing_columns(strategy: Strategy, panel: pl.DataFrame) -> str | None:
     return None
 
 
-def combinations(strategy: Strategy) -> list[dict[str, Any]]:
-    """Every point of the strategy's grid, defaults filling what the grid leaves out."""
+def combinations(strategy: Strategy, fixed: dict[str, Any] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Every point of the strategy's grid, `fixed` and then the defaults filling what the grid
+    leaves out. A key both fixed and in the grid is an error: the caller would not know which
+    of the two ran."""
+    fixed = fixed or {}
+    both = sorted(set(fixed) & set(strategy.grid))
+    if both:
+        raise ValueError(f"{strategy.name}: {both[0]} is fixed by params ({fixed[both[0]]!r}) "
+                         f"and varied by the grid ({strategy.grid[both[0]]!r}); drop it from "
+                         "params to sweep it, or run a single backtest to fix it")
+    check_params(strategy, fixed)
     keys = list(strategy.grid)
-    return [{**strategy.defaults, **dict(zip(keys, values, strict=True))}
+    return [{**strategy.defaults, **fixed, **dict(zip(keys, values, strict=True))}
             for values in itertools.product(*(strategy.grid[k] for k in keys))]
 
 

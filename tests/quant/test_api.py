@@ -76,14 +76,16 @@ def test_evaluation_equals_the_cli(root):
 
 def test_a_custom_signal_end_to_end(root):
     ws = quant.open(root, write=True)
-    panel = ws.panel(signals=False).with_columns(   # a five-session reversal of our own
-        reversal=-(pl.col("adj_open") / pl.col("adj_open").shift(5).over("ticker") - 1))
-    ev = ws.evaluate(panel, signal="reversal")
+    panel = ws.panel(signals=False)   # a five-session reversal of our own
+    reversal = -(pl.col("adj_close").shift(1) / pl.col("adj_close").shift(6) - 1).over(
+        "ticker", order_by="session").alias("reversal")
+    ev = ws.evaluate(panel, signal=reversal)
     assert ev.signal == "reversal" and ev.first.rows > 1000
-    run = ws.backtest("sentiment_long_short", {"signal": "reversal"}, panel=panel)
+    run = ws.backtest("sentiment_long_short", panel=panel, signal=reversal)
     assert run.params["signal"] == "reversal" and run.evaluation.signal == "reversal"
+    assert run.signals["signal"] == "reversal"
     assert ws.report(run).exists() and "equity" in run.figures()
-    again = ws.backtest("sentiment_long_short", {"signal": "reversal"}, panel=panel)
+    again = ws.backtest("sentiment_long_short", panel=panel, signal=reversal)
     assert again.run_id == run.run_id and again.summary["cached"]
 
 
