@@ -22,14 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def score_timings(root: Path, docs: int) -> dict:
-    import llm
     from data.ingest import ingest_news
     from data.warehouse import Warehouse
     from llm.engine import Engine
     from quant import distributed
     from quant.config import load_config
     from quant.scoring import score_pending
-    from quant.workspace import init_workspace
+    from quant.workspace import init_workspace, load_request
     from tests.llm.tiny import build_tiny_model
 
     tiny = build_tiny_model(root / "tiny")
@@ -47,11 +46,12 @@ def score_timings(root: Path, docs: int) -> dict:
             "tickers": [f"T{i % 50}"]}) for i in range(docs)))
         with Warehouse(config.warehouse_path) as wh:
             ingest_news(wh, ws / "news.jsonl")
-            engine = Engine(llm.load(str(tiny), "fp32"))
+            request = load_request(config)
+            engine = Engine(request.load())
             scorer = None
             if engine_name == "ray":
                 distributed.init(num_cpus=2)
-                scorer = distributed.ray_scorer(config, engine, "score", workers=2)
+                scorer = distributed.ray_scorer(request, engine, "score", workers=2)
             started = time.perf_counter()
             score_pending(wh, engine, scorer=scorer)
             timings[engine_name] = time.perf_counter() - started

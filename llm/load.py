@@ -66,6 +66,36 @@ class LoadedModel:
         return self.model.config
 
 
+@dataclass(frozen=True)
+class LoadRequest:
+    """Everything `load` takes, as one value: what a driver hands its remote workers so that
+    each loads the model the driver loaded (`expect` is the driver's fingerprint: a worker
+    that loads anything else refuses to score)."""
+
+    spec: str = "default"
+    precision: str = "auto"
+    cache_dir: str | None = None
+    names: tuple[tuple[str, str], ...] = ()
+    adapter: str | None = None
+    expect: str | None = None
+
+    def load(self) -> LoadedModel:
+        loaded = load(self.spec, self.precision, Path(self.cache_dir) if self.cache_dir else None,
+                      dict(self.names), self.adapter)
+        if self.expect and loaded.fingerprint != self.expect:
+            raise ModelError(f"{self.spec} loaded here as {loaded.fingerprint} ({loaded.model_id}"
+                             f", {loaded.precision}), not as the {self.expect} asked for: install "
+                             "the same model, adapter and library versions on every machine")
+        return loaded
+
+    def pinned(self, loaded: LoadedModel) -> LoadRequest:
+        """This request as `loaded` resolved it: its precision (`auto` may resolve otherwise
+        on another machine) and its fingerprint, which every later load must reproduce."""
+        from dataclasses import replace
+
+        return replace(self, precision=loaded.precision, expect=loaded.fingerprint)
+
+
 def cpu_features() -> dict:
     """What the CPU computes natively, as torch sees it (the capability name and its flags)."""
     try:

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from quant import workspace
 from quant.errors import JobError
 
 
@@ -62,16 +61,14 @@ def _check_reachable(address: str, timeout: float = 3.0) -> None:
 class ScoringActor:
     """One model replica; scores Arrow batches of pending work into signal rows."""
 
-    def __init__(self, spec: str, precision: str, cache_dir: str, names: dict,
-                 settings, mode: str, fail_once_marker: str | None = None) -> None:
+    def __init__(self, request, settings, mode: str, fail_once_marker: str | None = None
+                 ) -> None:
         import torch
 
-        import llm
         from llm.engine import Engine
 
         torch.set_num_threads(max(1, int(os.environ.get("QUANT_WORKER_THREADS", "1"))))
-        self.engine = Engine(llm.load(spec, precision, cache_dir=cache_dir, names=names),
-                             settings)
+        self.engine = Engine(request.load(), settings)  # refuses another fingerprint
         self.mode = mode
         self.fail_once_marker = fail_once_marker  # tests: die once, mid-batch
 
@@ -85,9 +82,13 @@ class ScoringActor:
         return rows.with_columns(pl.col("decoding").cast(pl.String)).to_arrow()
 
 
-def ray_scorer(config, engine, mode: str, workers: int = 2, batch_size: int = 64,
+def ray_scorer(request, engine, mode: str, workers: int = 2, batch_size: int = 64,
                address: str | None = None, fail_once_marker: str | None = None):
-    """A `quant.scoring.Scorer` on a Ray actor pool of `workers` model replicas."""
+    """A `quant.scoring.Scorer` on a Ray actor pool of `workers` model replicas, each loaded
+    from `request` (an `llm.load.LoadRequest` pinned to the driver's model, so every
+    replica's rows carry the driver's fingerprint)."""
+    if request.expect is None:
+        request = request.pinned(engine.loaded)
     def run(parts: list[pl.DataFrame], done) -> Iterator[pl.DataFrame]:
         import ray
         from ray.data import ActorPoolStrategy
@@ -100,10 +101,7 @@ def ray_scorer(config, engine, mode: str, workers: int = 2, batch_size: int = 64
             max(1, -(-work.height // batch_size)))
         scored = dataset.map_batches(
             ScoringActor, batch_format="pyarrow", batch_size=batch_size,
-            fn_constructor_kwargs={"spec": config.model.spec,
-                                   "precision": config.model.precision,
-                                   "cache_dir": workspace.model_cache(config),
-                                   "names": dict(config.models), "settings": engine.options,
+            fn_constructor_kwargs={"request": request, "settings": engine.options,
                                    "mode": mode, "fail_once_marker": fail_once_marker},
             compute=ActorPoolStrategy(size=workers),
             # On one small machine the actors must leave a CPU to Ray Data's own tasks, or

@@ -33,13 +33,21 @@ def init_workspace(root: Path) -> dict:
             "schema_version": version}
 
 
+def load_request(config: Config, spec: str | None = None, precision: str | None = None,
+                 adapter: str | None = None):
+    """The model quant.toml names, with the caller's overrides: one value for every scorer
+    (here and on Ray), so each loads the same weights."""
+    from llm.load import LoadRequest
+
+    cache = model_cache(config)
+    return LoadRequest(spec or config.model.spec, precision or config.model.precision,
+                       str(cache) if cache else None, tuple(sorted(config.models.items())),
+                       adapter or config.model.adapter or None)
+
+
 def load_model(config: Config, spec: str | None = None, precision: str | None = None,
                adapter: str | None = None):
-    import llm
-
-    return llm.load(spec or config.model.spec, precision or config.model.precision,
-                    cache_dir=model_cache(config), names=config.models,
-                    adapter=adapter or config.model.adapter or None)
+    return load_request(config, spec, precision, adapter).load()
 
 
 def model_cache(config: Config) -> Path | None:
@@ -83,13 +91,14 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
     from quant.scoring import score_pending
 
     mode = mode or config.model.mode
-    engine = make_engine(config, load_model(config, spec))
+    request = load_request(config, spec)
+    engine = make_engine(config, request.load())
     scorer, extra = None, {}
     if (engine_name or config.engine) == "ray":
         from quant.distributed import ray_scorer
 
-        scorer = ray_scorer(config, engine, mode, workers=config.ray_workers,
-                            address=config.ray_address or None)
+        scorer = ray_scorer(request.pinned(engine.loaded), engine, mode,
+                            workers=config.ray_workers, address=config.ray_address or None)
         extra = {"engine": "ray", "workers": config.ray_workers}
     summary = score_pending(wh, engine, mode, since, limit, progress=on_progress,
                             sample=sample, scorer=scorer)

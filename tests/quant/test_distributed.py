@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("ray", reason="ray is not installed (pip install .[distributed])")
 
-import llm  # noqa: E402
 from data.ingest import ingest_news  # noqa: E402
 from data.warehouse import Warehouse  # noqa: E402
 from llm.engine import Engine  # noqa: E402
@@ -19,12 +18,13 @@ from quant.config import load_config  # noqa: E402
 from quant.errors import JobError  # noqa: E402
 from quant.pipeline import PanelParams, build_panel  # noqa: E402
 from quant.scoring import score_pending  # noqa: E402
-from quant.workspace import init_workspace  # noqa: E402
+from quant.workspace import init_workspace, load_request  # noqa: E402
 from strategies import get_strategy  # noqa: E402
 from tests.llm.tiny import build_tiny_model  # noqa: E402
 from tests.quant.helpers import calendar_prices, signals_frame  # noqa: E402
 
-COLUMNS = ["doc_id", "ticker", "status", "sentiment", "confidence", "event_type"]
+COLUMNS = ["doc_id", "ticker", "status", "sentiment", "confidence", "event_type",
+           "model_id", "model_fingerprint", "prompt_version", "mode"]
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +58,11 @@ def _workspace(root, tiny):
 
 
 def _signals(config, engine_name, tiny, marker=None):
+    request = load_request(config)   # the tiny model at fp32, as quant.toml says
     with Warehouse(config.warehouse_path) as wh:
-        engine = Engine(llm.load(str(tiny), "fp32"))
+        engine = Engine(request.load())
         if engine_name == "ray":
-            scorer = distributed.ray_scorer(config, engine, "score", workers=2, batch_size=16,
+            scorer = distributed.ray_scorer(request, engine, "score", workers=2, batch_size=16,
                                             fail_once_marker=marker)
             summary = score_pending(wh, engine, scorer=scorer)
         else:
@@ -82,6 +83,22 @@ def test_ray_scoring_equals_local_and_runs_twice_for_nothing(ray_local, tiny, tm
             assert local[column].to_list() == remote[column].to_list()
     again, _ = _signals(config, "ray", tiny)
     assert again["pending"] == 0 and again["written"] == 0
+
+
+def test_workers_load_what_the_driver_loaded_or_refuse(tiny, tmp_path):
+    from llm.errors import ModelError
+
+    config = _workspace(tmp_path / "d", tiny)
+    request = load_request(config, adapter="some-adapter")
+    assert (request.spec, request.precision, request.adapter) == (str(tiny), "fp32",
+                                                                  "some-adapter")
+    plain = load_request(config)
+    loaded = plain.load()
+    assert plain.pinned(loaded).load().fingerprint == loaded.fingerprint
+    from dataclasses import replace
+
+    with pytest.raises(ModelError, match="not as the 0123456789abcdef asked for"):
+        replace(plain, expect="0123456789abcdef").load()
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost_or_doubled(ray_local, tiny, tmp_path):
