@@ -15,6 +15,7 @@ import logging
 import torch
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
+from llm.errors import ModelError
 from llm.int8 import quantise_experts
 from llm.kernels.dispatch import run_experts
 from llm.kernels.reference import fp8_weight
@@ -70,29 +71,39 @@ def quantise_fp8(module: torch.nn.Module) -> None:
         setattr(module, name, weight)
 
 
+def _no_fp8(precision: str, what: str) -> None:
+    """fp8 quantises experts built with transformers' experts interface, nothing else: asked
+    for elsewhere, it would run bf16 under an fp8 label, so it is refused."""
+    if precision == "fp8":
+        raise ModelError(f"precision fp8 quantises the experts of an MoE checkpoint, and "
+                         f"{what} has none it can quantise: use bf16 (what fp8 would run "
+                         "here), fp32 or int8")
+
+
 def attach_experts(loaded) -> list[str]:
     """Choose the experts implementation for a loaded model; returns notes for `llm info`."""
     from llm.upcycle import moe_blocks
 
     model, precision = loaded.model, loaded.precision
     if moe_blocks(model):
+        _no_fp8(precision, "the upcycled MoE blocks of the bundled model")
         device = "fused Triton kernels" if next(model.parameters()).is_cuda else "CPU path"
-        fp8_note = "; fp8 is not offered for upcycled blocks, so it runs bf16" if (
-            precision == "fp8") else ""
         copies = sum(block.mark_copies() for block in moe_blocks(model))
-        return [f"experts: our MoE block ({device}), {len(moe_blocks(model))} layers{fp8_note}"
+        return [f"experts: our MoE block ({device}), {len(moe_blocks(model))} layers"
                 f"; {copies} of them still identical copies, run as one dense MLP"]
     modules = expert_modules(model)
     if not is_moe(loaded.config) and not modules:
-        return ["dense model: no experts" + ("; fp8 applies to experts only, so it runs bf16"
-                                             if precision == "fp8" else "")]
+        _no_fp8(precision, "a dense model (no experts)")
+        return ["dense model: no experts"]
     if not modules:
         reason = "its experts are not built with transformers' experts interface"
+        _no_fp8(precision, f"this model ({reason})")
         log.warning("MoE experts stay on transformers' implementation: %s", reason)
         return [f"experts: transformers' implementation ({reason})"]
     reasons = {r for r in (_servable(m) for m in modules) if r}
     if reasons or not hasattr(model, "set_experts_implementation"):
         reason = "; ".join(sorted(reasons)) or "the model has no set_experts_implementation"
+        _no_fp8(precision, f"this model ({reason})")
         log.warning("MoE experts stay on transformers' implementation: %s", reason)
         return [f"experts: transformers' implementation ({reason})"]
     model.set_experts_implementation(NAME)

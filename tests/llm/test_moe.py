@@ -270,3 +270,25 @@ def test_deltas_on_activations_equal_merged_deltas_in_value_and_gradient(top_k):
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not any(block.low_rank for block in moe_blocks(model))
     assert all(not m._forward_hooks for m in model.modules())  # hooks gone
+
+
+@pytest.mark.parametrize("upcycled", [True, False])
+def test_fp8_is_refused_where_nothing_would_run_in_fp8(upcycled):
+    """The upcycled blocks and dense models have no experts fp8 quantises: an fp8 label on
+    what runs bf16 would be provenance that does not describe what ran."""
+    from pathlib import Path
+
+    from llm.errors import ModelError
+    from llm.experts import attach_experts
+    from llm.load import LoadedModel
+    from llm.upcycle import upcycle
+
+    model = tiny_llama().eval()
+    if upcycled:
+        upcycle(model, "copy", n_experts=4, top_k=1)
+    loaded = LoadedModel(model=model, tokenizer=None, model_id="tiny", fingerprint="t",
+                         precision="fp8", path=Path("."))
+    with pytest.raises(ModelError, match="fp8 quantises the experts .* use bf16"):
+        attach_experts(loaded)
+    loaded.precision = "bf16"
+    assert attach_experts(loaded)
