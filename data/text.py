@@ -36,3 +36,13 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
+
+
+def document_text_sql(title: str = "title", body: str = "body") -> str:
+    """The text a news document offers a model, as a SQL expression over its columns: the
+    title and the body, each once. Ingest stores a title-only item (a headline file, an RSS
+    item without a description) with the title as its body, and many bodies open with their
+    title; either way the title is not read twice."""
+    t, b = f"trim(coalesce({title}, ''))", f"trim(coalesce({body}, ''))"
+    return (f"CASE WHEN {t} = '' THEN {b} WHEN {b} = '' OR starts_with({b}, {t}) THEN "
+            f"coalesce(nullif({b}, ''), {t}) ELSE {t} || '. ' || {b} END")

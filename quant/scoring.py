@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 
 import polars as pl
 
+from data.text import document_text_sql
 from data.warehouse import Warehouse
 from llm.engine import DocInput, Engine, Scored
 from llm.schema import EventType, SignalFields
@@ -50,7 +51,7 @@ Scorer = Callable[[list[pl.DataFrame], Callable[[int], None]], Iterator[pl.DataF
 _PENDING = """
 WITH work AS (
     SELECT d.doc_id, '' AS section, t.ticker, d.published_at,
-           coalesce(d.title || '. ', '') || d.body AS text, 0 AS prefix
+           {DOCUMENT_TEXT} AS text, 0 AS prefix
     FROM documents d, unnest(d.tickers) AS t(ticker)
     WHERE d.kind = 'news'
     UNION ALL
@@ -68,7 +69,7 @@ WHERE ($since IS NULL OR w.published_at >= $since)
 ORDER BY CASE WHEN $sample THEN hash(w.doc_id, w.ticker) END, w.published_at, w.doc_id,
          w.section, w.ticker
 LIMIT $limit
-"""
+""".replace("{DOCUMENT_TEXT}", document_text_sql("d.title", "d.body"))
 
 
 def pending(wh: Warehouse, engine: Engine, mode: str, since: datetime | None = None,

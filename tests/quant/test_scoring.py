@@ -110,3 +110,18 @@ def test_filing_sections_are_read_whole_in_passages(wh, engine):
                          "g.section = ? AND round(g.sentiment, 3) = ?",
                          [row["ticker"], row["section"], row["section_sentiment"]])
         assert row["passage"] and row["passage"] in text
+
+
+@pytest.mark.parametrize("title,body,text", [
+    ("Apple beats", "Apple beats", "Apple beats"),                  # title-only, stored twice
+    ("Apple beats", "Apple beats. Sales soar.", "Apple beats. Sales soar."),  # body repeats it
+    ("Apple beats", "Sales soar.", "Apple beats. Sales soar."),
+    (None, "Sales soar.", "Sales soar."),
+    ("", "Sales soar.", "Sales soar."),
+    ("Apple beats", "", "Apple beats"),
+])
+def test_a_document_offers_its_title_and_body_once(wh, title, body, text):
+    from data.text import document_text_sql
+
+    got = wh.con.execute(f"SELECT {document_text_sql('$t', '$b')}", {"t": title, "b": body})
+    assert got.fetchone()[0] == text
