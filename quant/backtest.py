@@ -266,24 +266,27 @@ def walk_forward(panel: pl.DataFrame, strategy: Strategy, settings: Settings = S
         raise BacktestError(f"walk-forward needs at least {train + test} sessions, the panel "
                             f"has {len(returns)}: lower walk_forward_train / walk_forward_test in "
                             "quant.toml's [backtest], or widen the period")
-    starts = list(range(0, len(returns) - train - test + 1, test))
+    # Every window with a test session: the last one trades what is left (fewer sessions
+    # than `test`), so the out-of-sample record runs to the end of the period.
+    starts = list(range(0, len(returns) - train, test))
     values = returns.to_numpy()
     scores = window_metric(values, starts, train, metric)
     best = np.nanargmax(scores, axis=1)
-    out = pd.DataFrame(np.stack([values[s + train:s + train + test, b]
-                                 for s, b in zip(starts, best, strict=True)], axis=1))
-    tested = stats.performance(out, (metric,))[metric].to_numpy()
+    tests = [values[s + train:s + train + test, b] for s, b in zip(starts, best, strict=True)]
+    tested = [stats.performance(pd.DataFrame({0: t}), (metric,))[metric].iloc[0]
+              for t in tests]
     windows = []
     for w, (start, b) in enumerate(zip(starts, best, strict=True)):
-        dates = returns.index[[start, start + train - 1, start + train, start + train + test - 1]]
+        end = start + train + len(tests[w]) - 1
+        dates = returns.index[[start, start + train - 1, start + train, end]]
         windows.append({
             "train_start": dates[0].date(), "train_end": dates[1].date(),
             "test_start": dates[2].date(), "test_end": dates[3].date(),
+            "test_sessions": len(tests[w]),
             "params": swept.params[b], f"train_{metric}": float(scores[w, b]),
             f"test_{metric}": float(tested[w])})
-    # The test windows follow each other: their returns, column by column, are the stitch.
-    oos = pd.DataFrame({0: out.to_numpy().ravel(order="F")},
-                       index=returns.index[train:train + test * len(starts)])
+    # The test windows follow each other: their returns, in order, are the stitch.
+    oos = pd.DataFrame({0: np.concatenate(tests)}, index=returns.index[train:])
     result = Result(strategy.name, "walk_forward", [windows[-1]["params"]], oos,
                     pd.DataFrame(np.nan, index=oos.index, columns=[0]), np.array([np.nan]),
                     measure(oos))

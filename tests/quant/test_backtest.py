@@ -80,7 +80,13 @@ def test_walk_forward_uses_only_out_of_sample_windows():
         assert window["test_start"] > previous["test_end"]
     for window in windows:
         assert window["train_end"] < window["test_start"]
-    assert len(result.returns) == 60 * len(windows)
+    # Out of sample from the end of the first train window to the last session: the last
+    # window trades what is left rather than being dropped.
+    sessions = PANEL["session"].n_unique()
+    assert len(result.returns) == sessions - 120 == sum(w["test_sessions"] for w in windows)
+    assert windows[-1]["test_end"] == PANEL["session"].max()
+    assert all(w["test_sessions"] == 60 for w in windows[:-1])
+    assert 0 < windows[-1]["test_sessions"] <= 60
     with pytest.raises(BacktestError, match="walk-forward needs"):
         walk_forward(PANEL, Fixed(), replace(FREE, walk_forward_train=400,
                                              walk_forward_test=200))
