@@ -87,7 +87,8 @@ class Fitted:
         ic = {r["feature"]: r for r in self.feature_ic.to_dicts()}
         return {"model": json.dumps(self.describe(), default=str), "features": [
             {"feature": r["feature"], "importance": r["importance"],
-             "rank_ic": ic[r["feature"]]["rank_ic"], "t_hac": ic[r["feature"]]["t_hac"]}
+             "rank_ic": ic[r["feature"]]["rank_ic"], "t_hac": ic[r["feature"]]["t_hac"],
+             "sessions": ic[r["feature"]]["sessions"]}   # how many daily ICs are behind it
             for r in self.importance.to_dicts()]}
 
     def save(self, folder: Path) -> Path:

@@ -194,6 +194,7 @@ window.__errors.push(String(e.message))}});</script>
 {_table(run.signals.get("features") or [], "Learned model: feature importance and each "
         "feature's rank IC over the out-of-sample sessions")}
 {_table(run.evaluation.coverage, "Signal coverage")}
+{_table([{"note": n} for n in run.evaluation.first.notes], "What limits the evaluation")}
 {_table(run.evaluation.first.dropped, "Rows left out of the evaluation, by reason")}
 {_table(run.windows, "Walk-forward windows")}
 {_table(provenance, "Provenance")}
