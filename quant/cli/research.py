@@ -53,7 +53,8 @@ def _params(pairs: tuple[str, ...]) -> dict:
 
 @cli.command()
 @click.option("--strategy", "strategy_name", required=True)
-@click.option("--params", "pairs", multiple=True, help="Parameter override: key=value.")
+@click.option("--params", "pairs", multiple=True,
+              help="A parameter, key=value, held in every mode (a sweep varies the rest).")
 @click.option("--sweep", is_flag=True, help="Every point of the strategy's grid.")
 @click.option("--walk-forward", is_flag=True, help="Rolling train/test over the grid.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)

@@ -208,3 +208,21 @@ def test_every_bad_input_is_a_framework_error_that_says_what_and_how(root):
         with pytest.raises(FrameworkError, match=message):
             call()
         print("ok:", case)
+
+
+def test_the_cli_holds_params_in_a_sweep_as_the_api_does(root):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "quant.cli", "-w", str(root), "backtest",
+                               "--strategy", "sentiment_long_short", "--sweep", *args, "--json"],
+                              capture_output=True, text=True, timeout=600)
+
+    done = cli("--params", "gross=0.5")
+    assert done.returncode == 0, done.stderr
+    api = quant.open(root, write=True).backtest("sentiment_long_short", {"gross": 0.5},
+                                                sweep=True)
+    assert api.summary["cached"] and api.run_id in done.stdout
+    assert set(api.sweep["gross"]) == {0.5}
+    refused = cli("--params", "quantile=0.1")
+    said = refused.stdout + refused.stderr   # with --json the error is a JSON line
+    assert refused.returncode != 0 and "quantile is fixed by params" in said
+    assert "Traceback" not in said
