@@ -58,3 +58,13 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     assert blocks, "the README has no Python example"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+    # "Add a strategy": its example registers a strategy a backtest then runs
+    from strategies.base import REGISTRY
+
+    for block in _python_blocks("Add a strategy"):
+        exec(compile(block, "README.md", "exec"), {})
+    try:
+        run = quant.open(root, write=True).backtest("contrarian", sweep=True)
+        assert run.metrics["configurations"] == 3
+    finally:
+        REGISTRY.pop("contrarian", None)

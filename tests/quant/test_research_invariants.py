@@ -87,6 +87,9 @@ def test_the_api_sweep_trades_evaluates_and_names_the_given_signal(root):
     assert set(run.sweep["signal"]) == {"sentiment_today"}
     assert run.evaluation.signal == run.signals["signal"] == "sentiment_today"
     assert run.summary["signal"] == "sentiment_today"
+    single = ws.backtest("sentiment_long_short", run.params)   # the sweep's best point
+    assert single.metrics["sharpe"] == pytest.approx(run.metrics["sharpe"], abs=1e-12)
+    assert np.allclose(single.returns["strategy"], run.returns["strategy"], atol=1e-12)
     default = ws.backtest("sentiment_long_short", sweep=True)
     assert default.metrics["sharpe"] != run.metrics["sharpe"]
     with pytest.raises(BacktestError, match="rebalance is fixed by params"):
