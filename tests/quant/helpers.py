@@ -56,3 +56,23 @@ def write_signals(wh, frame: pl.DataFrame, fingerprint: str = "fixture",
     wh.con.register("_fixture", rows.to_arrow())
     wh.con.execute("INSERT INTO signals BY NAME SELECT * FROM _fixture ON CONFLICT DO NOTHING")
     wh.con.unregister("_fixture")
+
+
+def sample_workspace(path):
+    """A workspace with the bundled prices, the generated news and fixture signals whose tone
+    is each story's planted tone (what a perfect reader would say), built through the API."""
+    import quant
+    from data.samples import sample_prices_path, write_sample_news
+
+    quant.init_workspace(path)
+    ws = quant.open(path, write=True)
+    ws.ingest("prices", [sample_prices_path()])
+    prices = ws.panel(signals=False).select("ticker", "session", "open", "close", "adj_close")
+    ws.ingest("news", [write_sample_news(path / "news.parquet", prices)])
+    with ws.warehouse(write=True) as wh:
+        write_signals(wh, wh.query("""
+            SELECT doc_id, tickers[1] AS ticker, published_at, 0.8 AS confidence,
+                   meta->>'event_type' AS event_type,
+                   least(greatest((meta->>'planted_tone')::DOUBLE / 2, -1), 1) AS sentiment
+            FROM documents"""))
+    return path

@@ -8,28 +8,15 @@ import polars as pl
 import pytest
 
 import quant
-from data.samples import sample_prices_path, write_sample_news
 from quant.errors import ConfigError
-from tests.quant.helpers import write_signals
+from tests.quant.helpers import sample_workspace
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """A workspace with the bundled prices, the generated news and fixture signals, built
     through the API."""
-    path = tmp_path_factory.mktemp("api")
-    quant.init_workspace(path)
-    ws = quant.open(path, write=True)
-    ws.ingest("prices", [sample_prices_path()])
-    prices = ws.panel(signals=False).select("ticker", "session", "open", "close", "adj_close")
-    ws.ingest("news", [write_sample_news(path / "news.parquet", prices)])
-    with ws.warehouse(write=True) as wh:
-        write_signals(wh, wh.query("""
-            SELECT doc_id, tickers[1] AS ticker, published_at, 0.8 AS confidence,
-                   meta->>'event_type' AS event_type,
-                   least(greatest((meta->>'planted_tone')::DOUBLE / 2, -1), 1) AS sentiment
-            FROM documents"""))
-    return path
+    return sample_workspace(tmp_path_factory.mktemp("api"))
 
 
 def _cli(root, *args):

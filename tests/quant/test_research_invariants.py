@@ -11,13 +11,12 @@ import pytest
 
 import quant
 from data.errors import FrameworkError
-from data.samples import sample_prices_path, write_sample_news
 from quant.backtest import backtest, sweep, walk_forward
 from quant.errors import BacktestError
 from quant.pipeline import LookAheadError, PanelParams, build_panel
 from quant.runs import panel_digest
 from strategies import get_strategy
-from tests.quant.helpers import calendar_prices, signals_frame, write_signals
+from tests.quant.helpers import calendar_prices, sample_workspace, signals_frame
 
 LONG_SHORT = get_strategy("sentiment_long_short")
 # Same-session information and tomorrow's: what the guard must refuse.
@@ -39,19 +38,7 @@ def _random_panel(seed: int = 1, tickers: int = 6) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    path = tmp_path_factory.mktemp("invariants")
-    quant.init_workspace(path)
-    ws = quant.open(path, write=True)
-    ws.ingest("prices", [sample_prices_path()])
-    prices = ws.panel(signals=False).select("ticker", "session", "open", "close", "adj_close")
-    ws.ingest("news", [write_sample_news(path / "news.parquet", prices)])
-    with ws.warehouse(write=True) as wh:
-        write_signals(wh, wh.query("""
-            SELECT doc_id, tickers[1] AS ticker, published_at, 0.8 AS confidence,
-                   meta->>'event_type' AS event_type,
-                   least(greatest((meta->>'planted_tone')::DOUBLE / 2, -1), 1) AS sentiment
-            FROM documents"""))
-    return path
+    return sample_workspace(tmp_path_factory.mktemp("invariants"))
 
 
 # --- params mean the same in every mode ----------------------------------------------------
