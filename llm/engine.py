@@ -19,8 +19,8 @@ almost no probability on any label `abstain`s. A batch never fails because of on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import fields
 
 import torch
 
@@ -29,40 +29,12 @@ from llm.adapter import LABELS as HEAD_LABELS
 from llm.adapter import decoder_layers
 from llm.load import LoadedModel
 from llm.prefix import SharedPrefix
+from llm.reason import reason
 from llm.schema import EventType, SignalFields, signal_ticker
+from llm.scored import DocInput, Progress, Scored
+from llm.settings import EngineSettings
 
-Progress = Callable[[int], None]
-
-
-@dataclass
-class DocInput:
-    ticker: str
-    text: str
-
-
-@dataclass
-class Scored:
-    status: str                         # ok | abstain | failed
-    fields: SignalFields | None = None
-    reason: str | None = None
-    latency_ms: float = 0.0
-    tokens: int = 0
-    probs: dict[str, float] = field(default_factory=dict)
-    decoding: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """How the engine batches and decodes (quant.toml's [model] section extends it)."""
-
-    batch_size: int = 64             # chosen by measurement: python bench/bench_score.py
-    max_input_tokens: int = 384
-    max_new_tokens: int = 160
-    min_label_mass: float = 0.002    # score mode: less mass on the label words is an abstain
-    calibrate: bool = True           # divide out the label words' content-free prior
-    events: bool = False             # score mode: also read the event type (a full pass)
-    think_tokens: int = 0            # reason mode: let a <think> model think this long first
-
+__all__ = ["DocInput", "Engine", "EngineSettings", "Progress", "Scored"]
 
 class Engine:
     def __init__(self, loaded: LoadedModel, settings: EngineSettings | None = None,
@@ -105,9 +77,9 @@ class Engine:
         return prior
 
     def _first_tokens(self, words: dict[str, str]) -> dict[str, int]:
-        return {label: self._encode(word)[0] for label, word in words.items()}
+        return {label: self.encode(word)[0] for label, word in words.items()}
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _encode_many(self, texts: list[str]) -> list[list[int]]:
@@ -115,7 +87,7 @@ class Engine:
 
     # ------------------------------------------------------------ prompts
 
-    def _build(self, docs: Sequence[DocInput], user: str, cues: list[str], opening: str = "",
+    def build_prompts(self, docs: Sequence[DocInput], user: str, cues: list[str], opening: str = "",
                ending: bool = True) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
         """Token ids per document (None when it cannot fit), whether the text was cut, and
         where the document's own tokens are (start, end). Ids start after `opening`, a text
@@ -144,14 +116,14 @@ class Engine:
             head, tail = prompts.around_document(self.tokenizer, user, ticker)
             heads.append(head[len(opening):])
             tails.append(tail)
-        cue_ids = [tok for cue in cues for tok in self._encode(cue)]
-        fixed = len(self._encode(opening)) + len(cue_ids) if opening else len(cue_ids)
+        cue_ids = [tok for cue in cues for tok in self.encode(cue)]
+        fixed = len(self.encode(opening)) + len(cue_ids) if opening else len(cue_ids)
         return self._encode_many(heads), self._encode_many(tails), cue_ids, fixed
 
     def _room(self, fixed: int, head: list[int], tail: list[int]) -> int:
         return self.max_input_tokens - fixed - len(head) - len(tail)
 
-    def _prompt(self, mode: str) -> tuple[str, list[str], str]:
+    def prompt_parts(self, mode: str) -> tuple[str, list[str], str]:
         """A mode's prompt: the user template, the cues after the document, and the opening
         every prompt of the mode shares ("" for none)."""
         if mode == "score":
@@ -166,21 +138,21 @@ class Engine:
     def room(self, ticker: str, mode: str) -> int:
         """How many tokens of a document about `ticker` the `mode` prompt reads (the rest is
         cut): a longer text must be read in passages of at most this many."""
-        heads, tails, _, fixed = self._frame([ticker], *self._prompt(mode))
+        heads, tails, _, fixed = self._frame([ticker], *self.prompt_parts(mode))
         return self._room(fixed, heads[0], tails[0])
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each text's length in tokens, as the prompt would read it."""
         return [len(ids) for ids in self._encode_many([prompts.normalise(t) for t in texts])]
 
-    def _batches(self, built: list[tuple[list[int] | None, bool, tuple[int, int]]]):
+    def batches(self, built: list[tuple[list[int] | None, bool, tuple[int, int]]]):
         """Indices of fitting documents, sorted by length, in batches."""
         order = sorted((i for i, (ids, *_) in enumerate(built) if ids is not None),
                        key=lambda i: len(built[i][0]))
         for start in range(0, len(order), self.batch_size):
             yield order[start:start + self.batch_size]
 
-    def _pad_left(self, sequences: list[list[int]]):
+    def pad_left(self, sequences: list[list[int]]):
         width = max(len(s) for s in sequences)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=self.device)
@@ -218,7 +190,7 @@ class Engine:
     def _opening(self) -> SharedPrefix:
         """The score prompt's opening, run once per engine (its keys and values are kept)."""
         if self._runner is None:
-            ids = self._encode(prompts.opening(self.tokenizer, prompts.SCORE_USER))
+            ids = self.encode(prompts.opening(self.tokenizer, prompts.SCORE_USER))
             self._runner = SharedPrefix(self.model, ids, frozen=True)
         return self._runner
 
@@ -226,18 +198,18 @@ class Engine:
                       ) -> list[tuple[list[int] | None, bool, tuple[int, int]]]:
         """The score prompt per document after the shared opening; the question and cues after
         the document only when the pass reads them."""
-        user, cues, opening = self._prompt("score")
-        return self._build(docs, user, cues, opening=opening, ending=self.full_depth)
+        user, cues, opening = self.prompt_parts("score")
+        return self.build_prompts(docs, user, cues, opening=opening, ending=self.full_depth)
 
     @torch.inference_mode()
     def score(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
         built = self._score_inputs(docs)
         runner = self._opening()
-        sentiment_cue = len(self._encode(prompts.SCORE_SENTIMENT_CUE))
+        sentiment_cue = len(self.encode(prompts.SCORE_SENTIMENT_CUE))
         layers = len(decoder_layers(self.model))
         results: list[Scored | None] = [None] * len(docs)
         started, tokens = time.perf_counter(), 0
-        for batch in self._batches(built):
+        for batch in self.batches(built):
             t0 = time.perf_counter()
             sequences = [built[i][0] for i in batch]
             lengths = [len(s) for s in sequences]
@@ -274,7 +246,7 @@ class Engine:
                     results[i] = Scored("failed", reason=f"invalid signal: {exc}")
             if progress:
                 progress(len(batch))
-        return self._finish(results, started, tokens)
+        return self.finish(results, started, tokens)
 
     def _head_probs(self, hidden: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
         """The head's (bearish, neutral, bullish) probabilities from the mean of each
@@ -328,11 +300,9 @@ class Engine:
 
     def reason(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
         """A short reasoning and the JSON signal under the grammar (`llm.reason`)."""
-        from llm.reason import reason
-
         return reason(self, docs, progress)
 
-    def _finish(self, results: list[Scored | None], started: float, tokens: int
+    def finish(self, results: list[Scored | None], started: float, tokens: int
                 ) -> list[Scored]:
         """Documents no batch took (empty, or the prompt alone is too long) fail with the
         reason; throughput is recorded in `stats`."""

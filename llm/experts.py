@@ -15,10 +15,13 @@ import logging
 import torch
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
+from llm import int8
+from llm.adapter import decoder_layers
 from llm.errors import ModelError
 from llm.int8 import quantise_experts
 from llm.kernels.dispatch import run_experts
 from llm.kernels.reference import fp8_weight
+from llm.upcycle import moe_blocks
 
 log = logging.getLogger(__name__)
 NAME = "quant_moe"
@@ -82,8 +85,6 @@ def _no_fp8(precision: str, what: str) -> None:
 
 def attach_experts(loaded) -> list[str]:
     """Choose the experts implementation for a loaded model; returns notes for `llm info`."""
-    from llm.upcycle import moe_blocks
-
     model, precision = loaded.model, loaded.precision
     if moe_blocks(model):
         _no_fp8(precision, "the upcycled MoE blocks of the bundled model")
@@ -116,3 +117,27 @@ def attach_experts(loaded) -> list[str]:
     return [f"experts: {NAME} ({device}), {len(modules)} layers, "
             f"{'fp8 e4m3 weights, 128x128 block scales' if precision == 'fp8' else precision}"
             + (" (per expert)" if precision == "int8" else "")]
+
+
+def quantise_model(model: torch.nn.Module) -> str:
+    """Replace the decoder layers' linears and our MoE blocks' experts by int8 ones in place
+    (transformers' experts modules are quantised where they are attached, llm/experts.py);
+    returns a note for `llm info`."""
+    if not int8.available():
+        raise ModelError("precision int8 needs torch's quantized CPU kernels (fbgemm or x86), "
+                         "which this torch build lacks: use precision fp32 or auto")
+    if next(model.parameters()).is_cuda:
+        raise ModelError("precision int8 is for the CPU; on a GPU use auto, bf16 or fp8")
+    linears = 0
+    for layer in decoder_layers(model):
+        for name, module in list(layer.named_modules()):
+            if isinstance(module, torch.nn.Linear):
+                parent, _, attr = name.rpartition(".")
+                setattr(layer.get_submodule(parent) if parent else layer, attr,
+                        int8.Int8Linear(module))
+                linears += 1
+    blocks = moe_blocks(model)
+    for block in blocks:
+        quantise_experts(block, "gate_up", "down")
+    return (f"int8 weights (per-channel scales, dynamic int8 activations, fp32 out): "
+            f"{linears} linears" + (f", the experts of {len(blocks)} MoE blocks" if blocks else ""))

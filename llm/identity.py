@@ -22,8 +22,6 @@ import json
 import struct
 from pathlib import Path
 
-import torch
-
 # Keys that record who wrote config.json, not what the model computes. The weights' dtype is
 # in the tensor hash; the dtype a model runs at is the precision, hashed separately.
 LIBRARY_METADATA = frozenset({
@@ -31,10 +29,9 @@ LIBRARY_METADATA = frozenset({
     "dtype", "torch_dtype", "_attn_implementation_autoset",
 })
 # torch's dtype names as safetensors spells them, so a .bin and a .safetensors copy agree.
-_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
-           torch.bfloat16: "BF16", torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2",
-           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
-           torch.uint8: "U8", torch.bool: "BOOL"}
+_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
+           "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2", "int64": "I64",
+           "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
 _CACHE = ".fingerprint.json"
 _CACHE_FORMAT = 2          # 1 hashed the files' bytes; 2 hashes the tensors
 
@@ -93,9 +90,12 @@ def _tensors(files: list[Path]):
 
 
 def _pickled(file: Path):
+    import torch  # only for a .bin checkpoint; a safetensors one is read without it
+
     for name, tensor in torch.load(file, map_location="cpu", weights_only=True).items():
         data = tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-        dtype = _DTYPES.get(tensor.dtype, str(tensor.dtype))
+        name_of_dtype = str(tensor.dtype).removeprefix("torch.")
+        dtype = _DTYPES.get(name_of_dtype, name_of_dtype)
         yield name, dtype, list(tensor.shape), lambda data=data: (data,)
 
 

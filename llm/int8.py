@@ -18,8 +18,6 @@ import warnings
 import torch
 from torch import nn
 
-from llm.errors import ModelError
-
 # x86 CPUs multiply uint8 x int8 pairs into int16 before accumulating: 7-bit activations keep
 # that from saturating (what torch's own dynamic quantisation does on x86).
 REDUCE_RANGE = True
@@ -70,33 +68,6 @@ class Int8Experts:
 
     def __len__(self) -> int:
         return len(self.gate_up)
-
-
-def quantise_model(model: nn.Module) -> str:
-    """Replace the decoder layers' linears and our MoE blocks' experts by int8 ones in place
-    (transformers' experts modules are quantised where they are attached, llm/experts.py);
-    returns a note for `llm info`."""
-    from llm.adapter import decoder_layers
-    from llm.upcycle import moe_blocks
-
-    if not available():
-        raise ModelError("precision int8 needs torch's quantized CPU kernels (fbgemm or x86), "
-                         "which this torch build lacks: use precision fp32 or auto")
-    if next(model.parameters()).is_cuda:
-        raise ModelError("precision int8 is for the CPU; on a GPU use auto, bf16 or fp8")
-    linears = 0
-    for layer in decoder_layers(model):
-        for name, module in list(layer.named_modules()):
-            if isinstance(module, nn.Linear):
-                parent, _, attr = name.rpartition(".")
-                setattr(layer.get_submodule(parent) if parent else layer, attr,
-                        Int8Linear(module))
-                linears += 1
-    blocks = moe_blocks(model)
-    for block in blocks:
-        quantise_experts(block, "gate_up", "down")
-    return (f"int8 weights (per-channel scales, dynamic int8 activations, fp32 out): "
-            f"{linears} linears" + (f", the experts of {len(blocks)} MoE blocks" if blocks else ""))
 
 
 def quantise_experts(module: nn.Module, gate_up: str, down: str) -> None:

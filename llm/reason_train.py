@@ -20,7 +20,6 @@ completions, and a wall-time budget.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,12 +31,12 @@ from torch.nn.utils import parametrize
 from transformers import LogitsProcessorList
 
 from llm import adapter as adapters
+from llm.completions import Completions, completion_logprobs, reason_prompts, snapshot
 from llm.engine import DocInput, Engine
 from llm.errors import ModelError
 from llm.finetune import Log
 from llm.grammar import GrammarLogitsProcessor, new_matcher
 from llm.load import LoadedModel
-from llm.prefix import additive_mask, layer_output
 from llm.reason import label_of
 from llm.reason_cold_start import cold_start
 from llm.schema import ReasonOutput
@@ -64,17 +63,6 @@ class ReasonTrainSettings:
     seed: int = 0
 
 
-@dataclass
-class Completions:
-    """One step's samples: prompts (left-padded, each repeated `group` times) + completions."""
-
-    ids: torch.Tensor             # (R, P + T)
-    mask: torch.Tensor            # (R, P + T): real prompt tokens and completion tokens
-    prompt_length: int
-    texts: list[str]
-    finished: list[bool]          # the grammar accepted the completion
-
-
 def reward(text: str, finished: bool, label: str, tokens: int,
            settings: ReasonTrainSettings) -> dict[str, float]:
     """The rule-based reward of one completion and its parts."""
@@ -96,15 +84,6 @@ def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
     group's rewards are all equal: nothing to learn from it)."""
     centred = rewards - rewards.mean(1, keepdim=True)
     return (centred / (rewards.std(1, keepdim=True) + 1e-4)).reshape(-1)
-
-
-def reason_prompts(engine: Engine, docs: list[DocInput]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The documents' reason prompts, left-padded (ids, mask), as reason mode lays them out."""
-    user, cues, _ = engine._prompt("reason")
-    sequences = [ids for ids, *_ in engine._build(docs, user, cues)]
-    if any(ids is None for ids in sequences):
-        raise ModelError("a training document does not fit the reason prompt")
-    return engine._pad_left(sequences)
 
 
 @torch.no_grad()
@@ -129,68 +108,6 @@ def sample(engine: Engine, docs: list[DocInput], settings: ReasonTrainSettings
     prompt_mask = mask.repeat_interleave(settings.group, 0)
     return Completions(out, torch.cat([prompt_mask, keep.long()], 1), ids.shape[1], texts,
                        [m.is_stopped() or m.is_accepting() for m in matchers])
-
-
-def completion_logprobs(model: torch.nn.Module, start: int, batch: Completions,
-                        deltas: dict[str, adapters.LowRank],
-                        reference: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
-                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token log-probabilities of the completions (R, T): under the policy (with
-    gradients) and under the reference, the deltas set to the `reference` snapshot (None: no
-    reference). Layers below `start` run once."""
-    inner, layers = model.model, adapters.decoder_layers(model)
-    mask = batch.mask
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    length = mask.shape[1]
-    causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=mask.device))
-    allowed = (causal[None] & mask.bool()[:, None, :])[:, None]
-    with torch.no_grad():
-        hidden = inner.embed_tokens(batch.ids)
-        additive = additive_mask(allowed, hidden.dtype)
-        rotary = inner.rotary_emb(hidden, positions)
-        for index in range(start):
-            hidden = layer_output(layers[index](
-                hidden, attention_mask=additive, position_ids=positions,
-                position_embeddings=rotary))
-    targets = batch.ids[:, batch.prompt_length:]
-
-    def upper(x: torch.Tensor) -> torch.Tensor:
-        for index in range(start, len(layers)):
-            x = layer_output(layers[index](x, attention_mask=additive, position_ids=positions,
-                                           position_embeddings=rotary))
-        logits = model.lm_head(inner.norm(x[:, batch.prompt_length - 1:-1])).float()
-        return logits.log_softmax(-1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
-
-    if reference is None:
-        return upper(hidden), None
-    with torch.no_grad(), deltas_at(deltas, reference):
-        fixed = upper(hidden)
-    return upper(hidden), fixed
-
-
-def snapshot(deltas: dict[str, adapters.LowRank]
-             ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The deltas' values now: GRPO's reference model (before any training it is the
-    starting model, every B being zero; after the cold start, the cold-started one)."""
-    return {name: (d.A.detach().clone(), d.B.detach().clone()) for name, d in deltas.items()}
-
-
-@contextlib.contextmanager
-def deltas_at(deltas: dict[str, adapters.LowRank],
-              values: dict[str, tuple[torch.Tensor, torch.Tensor]]):
-    """The model with the deltas set to a snapshot's values for the duration."""
-    current = snapshot(deltas)
-    with torch.no_grad():
-        for name, delta in deltas.items():
-            delta.A.copy_(values[name][0])
-            delta.B.copy_(values[name][1])
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for name, delta in deltas.items():
-                delta.A.copy_(current[name][0])
-                delta.B.copy_(current[name][1])
 
 
 def grpo_loss(policy: torch.Tensor, reference: torch.Tensor, completion_mask: torch.Tensor,

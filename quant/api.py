@@ -19,17 +19,19 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from data.errors import DataError
 from data.warehouse import Warehouse
-from quant import runs
 from quant.config import CONFIG_NAME, Config, load_config
 from quant.errors import ConfigError
-from quant.evaluate import Evaluation, evaluate_signal
-from quant.run_store import StoredRun
-from quant.signals import PANEL_SIGNALS, UserSignal, prepare
+
+if TYPE_CHECKING:
+    from quant.evaluate import Evaluation
+    from quant.run_store import StoredRun
+    from quant.signals import UserSignal
 
 
 def open_workspace(root: str | Path = ".", write: bool = False) -> Workspace:
@@ -190,6 +192,8 @@ class Workspace:
         signal of the warehouse's panel) over `since` .. `until`. A signal of your own is a
         polars expression or a function of the panel, checked point-in-time
         (`quant.signals`); a precomputed column needs `trust_column=True`."""
+        from quant.evaluate import evaluate_signal  # numpy and the statistics: when evaluating
+        from quant.signals import PANEL_SIGNALS, prepare
         from quant.workspace import evaluate_report
 
         signal = signal if signal is not None else self.config.evaluate.signal
@@ -256,6 +260,9 @@ class Workspace:
         point-in-time (`quant.signals`), or a column; a column of a given `panel` that the
         framework did not build needs `trust_column=True`. `notes` (e.g. `Fitted.notes()`)
         say where a given `panel` came from."""
+        from quant import runs  # vectorbt, pandas and scipy: only when a backtest runs
+        from quant.signals import prepare
+
         if sweep and walk_forward:
             raise ConfigError("choose sweep or walk_forward, not both")
         mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
@@ -273,6 +280,8 @@ class Workspace:
 
     def run(self, run_id: str = "latest") -> StoredRun:
         """A stored run by id (`latest`: the newest)."""
+        from quant import runs
+
         with self.warehouse() as wh:
             store = runs.store_of(self.config, wh)
             return store.read(store.latest() if run_id == "latest" else run_id)

@@ -21,32 +21,9 @@ import pandas as pd
 import polars as pl
 
 from quant import simulation, stats
-from quant.errors import BacktestError, ConfigError
+from quant.errors import BacktestError
+from quant.settings import BacktestSettings as Settings
 from strategies.base import Strategy, check_params, combinations, missing_columns
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Costs, sizing and walk-forward windows (quant.toml's [backtest] section)."""
-
-    fees_bps: float = 5.0
-    slippage_bps: float = 5.0
-    init_cash: float = 1_000_000.0
-    max_leverage: float = 1.0
-    walk_forward_train: int = 252     # sessions a window chooses its parameters on
-    walk_forward_test: int = 63       # sessions it then trades them
-    metric: str = "sharpe"            # what the walk-forward chooses by
-
-    def __post_init__(self) -> None:
-        if min(self.fees_bps, self.slippage_bps) < 0 or self.init_cash <= 0 or (
-                self.max_leverage <= 0):
-            raise ConfigError("fees_bps and slippage_bps must not be negative, init_cash and "
-                              "max_leverage must be positive")
-        if min(self.walk_forward_train, self.walk_forward_test) < 1:
-            raise ConfigError("walk_forward_train and walk_forward_test must be at least 1")
-        if self.metric not in stats.METRICS:
-            raise ConfigError(f"metric must be one of {', '.join(stats.METRICS)}, "
-                              f"not {self.metric!r}")
 
 
 @dataclass

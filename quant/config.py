@@ -1,7 +1,7 @@
 """The workspace's `quant.toml`, read into frozen dataclasses: the sections are the settings
-objects the code itself takes (`[pipeline]` is `quant.pipeline.PanelParams`, `[backtest]`
-extends `quant.backtest.Settings`, `[model]` extends `llm.engine.EngineSettings`), so a
-default is written once.
+objects the code itself takes (`[pipeline]` is `quant.settings.PanelParams`, `[backtest]`
+extends `quant.settings.BacktestSettings`, `[model]` extends `llm.settings.EngineSettings`), so
+a default is written once. None of them imports a heavy library, so neither does this module.
 
 Every section is optional and has defaults; an unknown key is an error naming the key and the
 file, because a misspelt setting silently ignored is a wrong backtest nobody notices.
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from llm.engine import EngineSettings
-from quant.backtest import Settings
+from llm.settings import EngineSettings
 from quant.errors import ConfigError
-from quant.pipeline import PanelParams
+from quant.settings import BacktestSettings as Settings
+from quant.settings import PanelParams
 
 CONFIG_NAME = "quant.toml"
 

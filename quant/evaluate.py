@@ -216,7 +216,7 @@ class Evaluation:
 
     def figures(self) -> dict:
         """Plotly figures by name: the IC series, its decay, the quantile returns."""
-        from quant.report import ic_figures
+        from quant.report import ic_figures  # plotly, loaded only when figures are asked for
 
         return dict(ic_figures(self))
 

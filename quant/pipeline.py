@@ -23,34 +23,11 @@ from data.calendar import TradingCalendar, get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
 from llm.schema import EventType
-from quant.errors import ConfigError
+from quant.settings import PanelParams
 
 
 class LookAheadError(DataError):
     """A panel row used information published after its decision time."""
-
-
-@dataclass(frozen=True)
-class PanelParams:
-    execution_lag: int = 0
-    half_life: float = 2.0            # sessions; 0 = no carry-over
-    horizons: tuple[int, ...] = (1, 5, 10, 20)
-    winsorize: float = 3.0            # clip z-scores at +-this (0 = off)
-    min_history: int = 20             # sessions of prices before a ticker enters the universe
-    min_price: float = 1.0
-    stale_after: int | None = None    # sessions after the last document before the signal is
-    #                                   null; default 4 half-lives (its weight is then 1/16)
-
-    def __post_init__(self) -> None:
-        if not self.horizons or any(not isinstance(h, int) or h < 1 for h in self.horizons):
-            raise ConfigError(f"horizons must be positive whole sessions, not "
-                              f"{list(self.horizons)} (a horizon of 0 or less would measure "
-                              "past returns)")
-        for name in ("execution_lag", "half_life", "winsorize", "min_history", "min_price"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative, not {getattr(self, name)}")
-        if self.stale_after is not None and self.stale_after < 0:
-            raise ConfigError(f"stale_after must not be negative, not {self.stale_after}")
 
 
 @dataclass(frozen=True)

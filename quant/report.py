@@ -11,14 +11,17 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from quant import jsonable, stats
-from quant.evaluate import Evaluation
-from quant.run_store import StoredRun
+
+if TYPE_CHECKING:  # both call into this module for their figures; here they are only types
+    from quant.evaluate import Evaluation
+    from quant.run_store import StoredRun
 
 ROLLING = 63
 

@@ -68,7 +68,7 @@ class StoredRun:
 
     def figures(self) -> dict:
         """The report's plotly figures by name (equity, drawdown, ..., sweep, windows)."""
-        from quant.report import figures
+        from quant.report import figures  # plotly, loaded only when figures are asked for
 
         return dict(figures(self))
 

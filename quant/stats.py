@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from quant.settings import METRICS
+
 PERIODS = 252
-METRICS = ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate", "total_return",
-           "volatility", "days")
+
 
 
 def _accessor(returns: pd.DataFrame):

@@ -13,7 +13,8 @@ configuration in grid order. Sweeps use it when present, so work that configurat
 A strategy that reads a column the panel does not always have declares it in `requires`
 ({column: how to get it}); a backtest without it is an error that says how.
 
-To add one: write a module with a class like those below and register it:
+To add one: write a module with a class like those below and register it
+(`strategies.registry`):
 
     from strategies import register
     register(MyStrategy())
@@ -85,24 +86,6 @@ def check_params(strategy: Strategy, params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{strategy.name}: {name} = {value!r} is outside its range "
                              f"{low} .. {high}")
     return chosen
-
-
-REGISTRY: dict[str, Strategy] = {}
-
-
-def register(strategy: Strategy) -> Strategy:
-    if not isinstance(strategy, Strategy):
-        raise TypeError(f"{strategy!r} does not implement the Strategy protocol")
-    REGISTRY[strategy.name] = strategy
-    return strategy
-
-
-def get_strategy(name: str) -> Strategy:
-    from strategies import builtin  # noqa: F401  (registers the built-ins)
-
-    if name not in REGISTRY:
-        raise KeyError(f"unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
 
 
 def long_short_grid(panel: pl.DataFrame, configs: list[tuple[str, float, int, float]]

@@ -1,12 +1,9 @@
-"""Registers the built-in strategies (an explicit list, not string module paths)."""
+"""The built-in strategies (an explicit list, not string module paths)."""
 
-from strategies.base import register
 from strategies.buy_and_hold import BuyAndHold
 from strategies.event_drift import EventDrift
 from strategies.learned import LEARNED
 from strategies.sentiment_long_short import SentimentLongShort
 from strategies.sentiment_momentum import SentimentMomentum
 
-for _strategy in (SentimentLongShort(), EventDrift(), SentimentMomentum(), BuyAndHold(),
-                  LEARNED):
-    register(_strategy)
+BUILTIN = (SentimentLongShort(), EventDrift(), SentimentMomentum(), BuyAndHold(), LEARNED)

@@ -47,7 +47,7 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
     # "Add a strategy": its example registers a strategy a backtest then runs
-    from strategies.base import REGISTRY
+    from strategies import REGISTRY
 
     for block in _python_blocks("Add a strategy"):
         exec(compile(block, "README.md", "exec"), {})

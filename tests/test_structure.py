@@ -1,13 +1,18 @@
-"""The shape of the code: imports only go down the layers, and nothing grows too long.
+"""The shape of the code: imports only go down the layers, no module takes part in an import
+circle, no module reaches into another's private names, the command line starts without a
+model library, and nothing grows too long.
 
 The layers (ARCHITECTURE.md): `quant` on top may import `llm`, `strategies` and `data`; `llm`
 may import `data`; `strategies` and `data` import nothing of ours above them. Every import
 counts, function-local ones too: an upward import hidden in a function is still a cycle.
+Imports under `if TYPE_CHECKING:` are annotations only and do not count.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +41,95 @@ def _imports(tree: ast.AST) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
     return found
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(tree: ast.AST, modules: set[str]) -> set[str]:
+    """Our modules a module imports when it runs (a name imported from a package counts as
+    that submodule when there is one); TYPE_CHECKING blocks left out."""
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & modules
+            found |= subs or ({node.module} & modules)
+    return found
+
+
+def _circles() -> list[list[str]]:
+    """Strongly connected groups of modules (Tarjan), largest first."""
+    paths = {_module_name(p): p for p in _modules()}
+    graph = {m: _runtime_imports(ast.parse(p.read_text()), set(paths)) - {m}
+             for m, p in paths.items()}
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+                on.discard(group[-1])
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return sorted(out, key=len, reverse=True)
+
+
+def test_no_module_takes_part_in_an_import_circle():
+    assert _circles() == [], "import circles:\n" + "\n".join(" -> ".join(c) for c in _circles())
+
+
+def test_no_module_calls_into_another_modules_private_names():
+    """`x._name(...)` on anything but self/cls (or a library's own), and `from m import _name`
+    of ours: a private name is its module's to change."""
+    libraries = {"torch", "np", "pl", "pd", "sys", "os"}
+    found = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+                found += [f"{path.relative_to(REPO)}:{node.lineno} imports {a.name}"
+                          for a in node.names if a.name.startswith("_")
+                          and not a.name.startswith("__")]
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr.startswith("_") and not node.func.attr.endswith("_")
+                    and not (isinstance(node.func.value, ast.Name)
+                             and node.func.value.id in {"self", "cls", *libraries})
+                    and not ast.unparse(node.func.value).startswith("torch.")):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} calls "
+                             f"{ast.unparse(node.func)}")
+    assert not found, "private names used from outside:\n" + "\n".join(found)
+
+
+def test_the_command_line_and_the_api_start_without_heavy_libraries():
+    """`quant --help`, `quant db status` and `import quant.api` load no model or backtest
+    library: torch, transformers, vectorbt and scipy come in with the command that needs them."""
+    code = ("import sys, quant.cli, quant.api, quant.config, data.status; "
+            "print(sorted(m for m in ('torch', 'transformers', 'vectorbt', 'scipy') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_imports_only_go_down_the_layers():

@@ -4,16 +4,12 @@ import torch
 
 import llm
 from llm import adapter as adapters
+from llm.completions import completion_logprobs
 from llm.engine import DocInput, Engine
 from llm.grammar import new_matcher
 from llm.reason import label_of
 from llm.reason_cold_start import cold_start, target_completion, teacher_batch
-from llm.reason_train import (
-    ReasonTrainSettings,
-    attach_attention_deltas,
-    completion_logprobs,
-    reason_train,
-)
+from llm.reason_train import ReasonTrainSettings, attach_attention_deltas, reason_train
 from llm.schema import ReasonOutput
 
 TEXT = "Ally Financial pulls its outlook for 2024 as loan losses mount across its auto book"
@@ -52,8 +48,8 @@ def test_the_teacher_batch_is_the_reason_prompt_then_the_completion(loaded):
     docs = [DocInput("AAPL", "Apple beats."), DocInput("", "A much longer text " * 5)]
     taught = [target_completion("bullish", d.ticker, d.text, 70) for d in docs]
     batch, weights = teacher_batch(engine, docs, taught)
-    user, cues, _ = engine._prompt("reason")
-    for row, (prompt, *_) in enumerate(engine._build(docs, user, cues)):
+    user, cues, _ = engine.prompt_parts("reason")
+    for row, (prompt, *_) in enumerate(engine.build_prompts(docs, user, cues)):
         ids = batch.ids[row][batch.mask[row].bool()].tolist()
         assert ids[:len(prompt)] == prompt
         assert engine.tokenizer.decode(ids[len(prompt):]) == taught[row][0]

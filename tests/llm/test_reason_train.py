@@ -4,19 +4,17 @@ import torch
 
 import llm
 from llm import adapter as adapters
+from llm.completions import Completions, completion_logprobs, snapshot
 from llm.engine import DocInput, Engine
 from llm.reason_train import (
-    Completions,
     ReasonTrainSettings,
     attach_attention_deltas,
     balanced_order,
-    completion_logprobs,
     group_advantages,
     grpo_loss,
     reason_train,
     reward,
     sample,
-    snapshot,
 )
 
 SETTINGS = ReasonTrainSettings(max_new_tokens=40)
@@ -63,11 +61,11 @@ def loaded(tiny_qwen):
 
 def planted(engine: Engine, texts: list[str]) -> Completions:
     """One prompt followed by each of `texts`, as `sample` would return them."""
-    user, cues, _ = engine._prompt("reason")
-    prompt = engine._build([DocInput("AAPL", "Apple beats earnings estimates.")], user,
+    user, cues, _ = engine.prompt_parts("reason")
+    prompt = engine.build_prompts([DocInput("AAPL", "Apple beats earnings estimates.")], user,
                            cues)[0][0]
     eos = engine.tokenizer.eos_token_id
-    bodies = [engine._encode(t) + [eos] for t in texts]
+    bodies = [engine.encode(t) + [eos] for t in texts]
     width = max(map(len, bodies))
     ids = torch.tensor([prompt + b + [eos] * (width - len(b)) for b in bodies])
     mask = torch.tensor([[1] * len(prompt) + [1] * len(b) + [0] * (width - len(b))

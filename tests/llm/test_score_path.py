@@ -47,7 +47,7 @@ def test_cached_opening_equals_the_models_own_forward(arch, request):
     docs = [DocInput("AAPL", t) for t in TEXTS]
     results = engine.score(docs)
     opening = engine._opening().prefix_ids[0].tolist()
-    cue = len(engine._encode(prompts.SCORE_SENTIMENT_CUE))
+    cue = len(engine.encode(prompts.SCORE_SENTIMENT_CUE))
     for doc, (ids, _, _), result in zip(docs, engine._score_inputs(docs), results, strict=True):
         with torch.no_grad():
             logits = loaded.model(input_ids=torch.tensor([opening + ids])).logits[0].float()
