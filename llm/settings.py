@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The engine's modes and the precisions a model loads at, named once for every caller.
+MODES = ("score", "reason")
+PRECISIONS = ("auto", "fp32", "bf16", "fp8", "int8")
+
 
 @dataclass(frozen=True)
 class EngineSettings:

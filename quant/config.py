@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from llm.settings import EngineSettings
+from llm.settings import MODES, PRECISIONS, EngineSettings
 from quant.errors import ConfigError
 from quant.settings import BacktestSettings as Settings
 from quant.settings import PanelParams
@@ -57,8 +57,8 @@ class ModelConfig(EngineSettings):
     cache_dir: str = ""            # converted models; "" = the user's cache (llm.load)
 
     def __post_init__(self) -> None:
-        _one_of("mode", self.mode, ("score", "reason"))
-        _one_of("precision", self.precision, ("auto", "fp32", "bf16", "fp8", "int8"))
+        _one_of("mode", self.mode, MODES)
+        _one_of("precision", self.precision, PRECISIONS)
         if min(self.batch_size, self.max_input_tokens, self.max_new_tokens) < 1:
             raise ConfigError("batch_size, max_input_tokens and max_new_tokens must be "
                               "at least 1")

@@ -29,6 +29,7 @@ from data.text import document_text_sql
 from data.warehouse import Warehouse
 from llm.engine import DocInput, Engine, Scored
 from llm.schema import EventType, SignalFields
+from llm.settings import MODES
 from quant import passages as passages_
 
 # Filing items worth reading for a trading signal (10-K, 10-Q, 8-K).
@@ -232,7 +233,7 @@ def score_pending(wh: Warehouse, engine: Engine, mode: str = "score",
                   progress: Callable[[int, int], None] | None = None, sample: bool = False,
                   scorer: Scorer | None = None) -> dict:
     """Score pending work and write signals part by part; returns counts and throughput."""
-    if mode not in ("score", "reason"):
+    if mode not in MODES:
         raise ValueError(f"mode must be score or reason, not {mode!r}")
     work = pending(wh, engine, mode, since, limit, sample)
     scorer = scorer or local_scorer(engine, mode)

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from llm.settings import MODES, PRECISIONS
 from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
 from quant.tables import table_of
 from quant.workspace import load_model, make_engine, model_cache
@@ -14,7 +15,7 @@ from quant.workspace import load_model, make_engine, model_cache
 @cli.command()
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
-@click.option("--mode", type=click.Choice(["score", "reason"]), default=None)
+@click.option("--mode", type=click.Choice(MODES), default=None)
 @click.option("--limit", type=int, default=None)
 @click.option("--sample", is_flag=True, help="With --limit: a spread-out sample, not the oldest.")
 @click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default=None)
@@ -37,7 +38,7 @@ def llm_group() -> None:
 
 @llm_group.command("info")
 @click.option("--model", "spec", default=None)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp8", "int8"]),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               default=None)
 @json_option
 @click.pass_context
@@ -58,7 +59,7 @@ def llm_info(ctx, spec, precision, as_json):
 @click.option("--adapter", default=None,
               help="a shipped adapter's name (sentiment-v1, sentiment-v2, reason-v1) or a "
                    "directory, on --model")
-@click.option("--mode", type=click.Choice(["score", "reason"]), default="score")
+@click.option("--mode", type=click.Choice(MODES), default="score")
 @click.option("--limit", type=int, default=None)
 @json_option
 @click.pass_context
