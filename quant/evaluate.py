@@ -82,7 +82,7 @@ def pooled_ic(rows: pl.DataFrame, signal: str, ret: str) -> dict:
         s=pl.col(signal) - pl.col(signal).mean().over("session"),
         r=pl.col(ret) - pl.col(ret).mean().over("session"))
     n = demeaned.height
-    if n < 4:
+    if n < 4 or not (demeaned["s"].std() and demeaned["r"].std()):  # no spread: no correlation
         return {"ic": None, "low": None, "high": None, "n": n}
     ic = float(np.corrcoef(demeaned["s"].to_numpy(), demeaned["r"].to_numpy())[0, 1])
     z, se = math.atanh(max(min(ic, 0.999999), -0.999999)), 1 / math.sqrt(n - 3)

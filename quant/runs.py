@@ -20,7 +20,7 @@ from quant.evidence import filing_evidence
 from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from quant.report import write_report
 from quant.run_store import RunStore, StoredRun, run_id
-from quant.signals import prepare
+from quant.signals import check_panel, prepare
 from strategies import get_strategy
 
 MODES = ("single", "sweep", "walk_forward")
@@ -82,14 +82,20 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     is part of the run's key. `notes` say where such a panel came from (a learned model's
     spec and features: `Fitted.notes()`) and are stored with the run for its report."""
     strategy = get_strategy_or_fail(strategy_name)
+    if params is not None and not isinstance(params, dict):
+        raise BacktestError(f"params are a dict of parameter name -> value (e.g. "
+                            f"{{'quantile': 0.1}}), not {type(params).__name__}")
     params_panel = params_panel or config.pipeline
+    traded = traded_signal(strategy, params)
     if panel is None:
         panel, which = panel_from_warehouse(wh, params_panel, which,
                                             calendar=config.data.calendar)
+        if traded is not None:  # the warehouse's columns are the framework's own
+            prepare(panel, traded, trust_column=True)
         start, end = signal_period(panel)
         signals = which.provenance()
     else:
-        traded = traded_signal(strategy, params)
+        check_panel(panel)
         if traded is not None:
             panel, _ = prepare(panel, traded, trust_column)
         start, end = panel["session"].min(), panel["session"].max()

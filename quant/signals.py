@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import polars as pl
 
+from data.errors import DataError
 from quant.features import FEATURES, PRICE_COLUMNS, TEXT_COLUMNS
 from quant.pipeline import LookAheadError
 
@@ -38,6 +39,10 @@ def prepare(panel: pl.DataFrame, signal: UserSignal, trust_column: bool = False,
     """(the panel with the signal as a column, its name), after the checks above."""
     from quant.evaluate import check_evaluable
 
+    check_panel(panel)
+    if not isinstance(signal, (str, pl.Expr)) and not callable(signal):
+        raise DataError(f"a signal is a panel column's name, a polars expression or a function "
+                        f"of the panel, not {type(signal).__name__} ({signal!r})")
     if isinstance(signal, str):
         check_evaluable(panel, signal)
         if signal not in PANEL_SIGNALS and signal not in FEATURES and not trust_column:
@@ -61,6 +66,17 @@ def prepare(panel: pl.DataFrame, signal: UserSignal, trust_column: bool = False,
     return panel, name
 
 
+def check_panel(panel: object) -> None:
+    """A clear DataError for what is not a usable panel (pandas, empty)."""
+    if not isinstance(panel, pl.DataFrame):
+        raise DataError(f"a panel is a polars DataFrame (Workspace.panel gives one), not "
+                        f"{type(panel).__module__}.{type(panel).__name__}: convert it with "
+                        "pl.from_pandas(frame.reset_index())")
+    if panel.is_empty():
+        raise DataError("the panel has no rows: widen since/until, or check the filter that "
+                        "built it")
+
+
 def _output_name(signal: UserSignal) -> str | None:
     if isinstance(signal, pl.Expr):
         try:
@@ -72,8 +88,6 @@ def _output_name(signal: UserSignal) -> str | None:
 
 def _compute(panel: pl.DataFrame, signal: UserSignal, name: str) -> pl.Series:
     """The signal's value on every row of `panel`, as a Float64 Series called `name`."""
-    from data.errors import DataError
-
     try:
         made = signal(panel) if callable(signal) and not isinstance(signal, pl.Expr) else signal
         if isinstance(made, pl.Expr):

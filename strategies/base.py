@@ -71,7 +71,7 @@ def check_params(strategy: Strategy, params: dict[str, Any]) -> dict[str, Any]:
     unknown = set(params) - set(strategy.defaults)
     if unknown:
         raise ValueError(f"{strategy.name} has no parameter {sorted(unknown)[0]!r}; "
-                         f"its parameters: {', '.join(sorted(strategy.defaults))}")
+                         f"its parameters: {', '.join(sorted(strategy.defaults)) or '(none)'}")
     chosen = {**strategy.defaults, **params}
     for name, value in chosen.items():
         default = strategy.defaults[name]

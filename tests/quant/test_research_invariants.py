@@ -188,6 +188,16 @@ def _bad_inputs(ws, panel):
         "unknown strategy param": (lambda: ws.backtest("sentiment_long_short", {"nope": 1}),
                                    "has no parameter 'nope'"),
         "empty period": (lambda: ws.evaluate(panel, since="2030-01-01"), "no session between"),
+        "a pandas panel": (lambda: ws.evaluate(panel.to_pandas(), signal="sentiment_z"),
+                           "a panel is a polars DataFrame"),
+        "an empty panel": (lambda: ws.evaluate(panel.head(0), signal="sentiment_z"),
+                           "the panel has no rows"),
+        "a signal of no kind": (lambda: ws.evaluate(panel, signal=123), "not int"),
+        "params not a dict": (lambda: ws.backtest("sentiment_long_short", ["quantile", 0.1]),
+                              "params are a dict"),
+        "a missing column on the warehouse panel": (
+            lambda: ws.backtest("sentiment_long_short", {"signal": "sentiment_zz"}),
+            "did you mean sentiment_z"),
     }
 
 
