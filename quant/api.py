@@ -224,6 +224,11 @@ class Workspace:
         predictions, folds, feature importance and per-feature IC."""
         from quant.learned import ModelSpec, fit_walk_forward
 
+        known = {f.name for f in dataclasses.fields(ModelSpec)}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ConfigError(f"fit_model has no setting {unknown[0]!r}; its settings: "
+                              f"{', '.join(sorted(known))} (quant.learned.ModelSpec)")
         model_spec = ModelSpec(**spec)
         fitted = fit_walk_forward(self.panel(self._with(model_spec.horizon), since, until),
                                   model_spec)

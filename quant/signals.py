@@ -56,8 +56,8 @@ def prepare(panel: pl.DataFrame, signal: UserSignal, trust_column: bool = False,
         return panel, signal
     name = name or _output_name(signal) or "signal"
     if name in panel.columns:
-        raise LookAheadError(f"signal {name!r} has the name of a panel column: name it "
-                             "otherwise (.alias(...)) so the panel's own value is not read as it")
+        raise DataError(f"signal {name!r} has the name of a panel column: name it otherwise "
+                        "(.alias(...)) so the panel's own value is not read as it")
     values = _compute(panel, signal, name)
     check_point_in_time(panel, signal, name, values)
     panel = panel.with_columns(values)

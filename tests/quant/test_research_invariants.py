@@ -195,6 +195,10 @@ def _bad_inputs(ws, panel):
         "a signal of no kind": (lambda: ws.evaluate(panel, signal=123), "not int"),
         "params not a dict": (lambda: ws.backtest("sentiment_long_short", ["quantile", 0.1]),
                               "params are a dict"),
+        "an expression named like a panel column": (
+            lambda: ws.evaluate(panel, signal=-pl.col("sentiment_z")), "name it otherwise"),
+        "an unknown model setting": (lambda: ws.fit_model("x", banana=1),
+                                     "fit_model has no setting 'banana'"),
         "a missing column on the warehouse panel": (
             lambda: ws.backtest("sentiment_long_short", {"signal": "sentiment_zz"}),
             "did you mean sentiment_z"),
