@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from quant.evaluate import Evaluation
 
@@ -25,13 +26,48 @@ def fmt(value, digits: int = 4):
     return "" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else value)
 
 
-def table_of(rows: list[dict], title: str | None = None) -> Table:
+def table_of(rows: list[dict], title: str | None = None, width: int | None = None):
+    """Rows as a terminal table that never cuts a value: each column is at least as wide as its
+    longest word (a number, a path, an id), text wraps between words. When the columns cannot
+    all be that wide within `width` (the terminal's, by default), the rows are listed as
+    `key: value` lines instead, each line whole (the terminal wraps it, nothing is cut)."""
+    columns = list(rows[0].keys()) if rows else []
+    cells = [["" if v is None else safe(v) for v in row.values()] for row in rows]
+    widths = [max([_longest_word(safe(c))] + [_longest_word(r[i]) for r in cells])
+              for i, c in enumerate(columns)]
+    width = width or Console().width
+    if rows and sum(widths) + 3 * len(widths) + 1 > width:
+        return _listing(columns, cells, title)
     table = Table(title=safe(title) if title else None)
-    for column in (rows[0].keys() if rows else []):
-        table.add_column(safe(column))
-    for row in rows:
-        table.add_row(*("" if v is None else safe(v) for v in row.values()))
+    for column, least in zip(columns, widths, strict=True):
+        table.add_column(safe(column), min_width=least, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     return table
+
+
+def record_of(values: dict, title: str | None = None) -> Group:
+    """One record as `key: value` lines: whole values (paths too), keys aligned."""
+    return _listing([str(k) for k in values], [["" if v is None else safe(fmt(v, 3))
+                                               for v in values.values()]], title)
+
+
+def _longest_word(text: str) -> int:
+    return max((len(word) for word in text.split()), default=0)
+
+
+def _listing(columns: list[str], cells: list[list[str]], title: str | None) -> Group:
+    """One `key: value` line per cell, records apart, no line wrapped or cut by us."""
+    lines = [Text(title, style="bold")] if title else []
+    key_width = max(len(c) for c in columns)
+    for n, row in enumerate(cells):
+        if n:
+            lines.append(Text(""))
+        for column, value in zip(columns, row, strict=True):
+            line = Text.from_markup(f"{safe(column).ljust(key_width)}  {value}")
+            line.no_wrap, line.overflow = True, "ignore"
+            lines.append(line)
+    return Group(*lines)
 
 
 def print_evaluation(evaluation: Evaluation, console: Console) -> None:
@@ -45,7 +81,8 @@ def print_evaluation(evaluation: Evaluation, console: Console) -> None:
                      "pooled IC [95%]": f"{fmt(e.pooled_ic['ic'], 3)} "
                      f"[{fmt(e.pooled_ic['low'], 3)}, {fmt(e.pooled_ic['high'], 3)}]",
                      "top-bottom": fmt(e.top_minus_bottom.get("mean"), 5),
-                     "hit rate": fmt(e.hit_rate, 3), "rows": e.rows})
+                     "hit rate": fmt(e.hit_rate, 3), "sessions": e.rank_ic["n"],
+                     "names": e.names, "rows": e.rows})
     s = evaluation.signals
     console.print(table_of(rows, title=f"{evaluation.signal} — {s.get('model_id', '')} "
                                        f"{s.get('fingerprint', '')} {s.get('prompt_version', '')}"))
@@ -53,4 +90,5 @@ def print_evaluation(evaluation: Evaluation, console: Console) -> None:
     console.print(f"coverage: {c['tickers']}/{c['universe_tickers']} tickers, "
                   f"{c['sessions']}/{c['universe_sessions']} sessions, "
                   f"{c['row_share']:.1%} of universe rows")
-    console.print(f"dropped rows: {evaluation.first.dropped}")
+    dropped = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in evaluation.first.dropped.items())
+    console.print(f"rows left out: {dropped}")

@@ -12,8 +12,8 @@ from rich.console import Console
 from quant import jsonable
 from quant.config import Config, load_config
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # a long value (a path) is never cut: the terminal wraps it
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def emit(data: object, as_json: bool, render=None) -> None:

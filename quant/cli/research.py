@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from quant.cli.app import cli, console, day, emit, json_option, workspace_of
-from quant.tables import fmt, print_evaluation, safe, table_of
+from quant.tables import print_evaluation, record_of, safe, table_of
 
 # ------------------------------------------------------------------ research
 
@@ -70,8 +70,7 @@ def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engin
     run = workspace_of(ctx, write=True).backtest(
         strategy_name, _params(pairs), sweep, walk_forward, day(since), day(until),
         engine=engine_name)
-    emit(run.summary, as_json, lambda s: console.print(table_of(
-        [{"": k, "value": fmt(v, 3)} for k, v in s.items()], title="backtest")))
+    emit(run.summary, as_json, lambda s: console.print(record_of(s, title="backtest")))
 
 
 @cli.command()

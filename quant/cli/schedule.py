@@ -8,7 +8,7 @@ import sys
 import click
 
 from quant.cli.app import cli, config_of, console, emit, json_option
-from quant.tables import fmt, table_of
+from quant.tables import fmt, record_of, table_of
 
 
 @cli.group()
@@ -39,8 +39,7 @@ def schedule_once(ctx, job, as_of, as_json):
     from quant.scheduler import run_once
 
     row = run_once(config_of(ctx), job, as_of.date() if as_of else None)
-    emit(row, as_json, lambda r: console.print(table_of(
-        [{"": k, "value": fmt(v, 3)} for k, v in r.items()], title=f"job {job}")))
+    emit(row, as_json, lambda r: console.print(record_of(r, title=f"job {job}")))
     if row["status"] in ("failed", "aborted"):
         sys.exit(1)
 
