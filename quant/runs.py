@@ -22,6 +22,7 @@ from quant.report import write_report
 from quant.run_store import RunStore, StoredRun, run_id
 from quant.signals import check_panel, prepare
 from strategies import get_strategy
+from strategies.base import missing_columns
 
 MODES = ("single", "sweep", "walk_forward")
 
@@ -90,12 +91,14 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     if panel is None:
         panel, which = panel_from_warehouse(wh, params_panel, which,
                                             calendar=config.data.calendar)
+        _check_requires(strategy, panel)
         if traded is not None:  # the warehouse's columns are the framework's own
             prepare(panel, traded, trust_column=True)
         start, end = signal_period(panel)
         signals = which.provenance()
     else:
         check_panel(panel)
+        _check_requires(strategy, panel)
         if traded is not None:
             panel, _ = prepare(panel, traded, trust_column)
         start, end = panel["session"].min(), panel["session"].max()
@@ -147,6 +150,13 @@ def traded_signal(strategy, params: dict | None) -> str | None:
     return getattr(strategy, "signal", None)
 
 
+def _check_requires(strategy, panel: pl.DataFrame) -> None:
+    """A column the strategy declares it needs, missing: its own message says how to get it."""
+    problem = missing_columns(strategy, panel)
+    if problem:
+        raise BacktestError(problem)
+
+
 def get_strategy_or_fail(name: str):
     try:
         return get_strategy(name)
@@ -160,10 +170,14 @@ def render(config: Config, wh, rid: str) -> dict:
 
 
 def rendered(config: Config, wh, rid: str, **extra: object) -> StoredRun:
-    """The stored run, read once, its report (re)written and its `summary` (plus `extra`)."""
+    """The stored run, read once, its report (re)written and its `summary` (plus `extra`).
+    A cached run whose report is on disk keeps it: the run has not changed, and rendering
+    takes seconds (`quant report` rewrites it)."""
     store = store_of(config, wh)
     stored = store.read(store.latest() if rid == "latest" else rid)
-    path = write_report(store.folder(stored.run_id), stored, str(config.warehouse_path))
+    path = store.folder(stored.run_id) / "report.html"
+    if not (extra.get("cached") and path.exists()):
+        path = write_report(store.folder(stored.run_id), stored, str(config.warehouse_path))
     stored.summary = summary(stored, path, store.folder(stored.run_id)) | extra
     return stored
 
