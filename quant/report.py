@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from quant import jsonable, stats
+from quant.headline import as_shown, headline, headline_html, sample_label
 
 if TYPE_CHECKING:  # both call into this module for their figures; here they are only types
     from quant.evaluate import Evaluation
@@ -148,8 +149,30 @@ def _fmt(value: object) -> str:
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:8px 0 24px}td,th{border:1px solid #ddd;padding:4px 8px;
-font-size:13px;text-align:left}h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+font-size:13px;text-align:left}h1{font-size:22px}
+.headline{border-left:4px solid #36c;padding:2px 14px;margin-bottom:20px}
+.verdict{font-size:17px}.small{color:#666;font-size:12px}h2{font-size:17px;margin-top:28px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}"""
+
+
+def _overfitting_checks(run: StoredRun) -> list[dict]:
+    """The sweep's honest statistics as a reader reads them, not as JSON."""
+    m, rows = run.metrics, []
+    if isinstance(m.get("deflated_sharpe"), dict):
+        d = m["deflated_sharpe"]
+        rows.append({"check": "deflated Sharpe ratio", "value": as_shown("dsr", d.get("dsr")),
+                     "detail": f"in-sample best Sharpe {as_shown('s', d.get('sharpe_annualised'))}"
+                               f" against {as_shown('s', d.get('sr0_annualised'))} expected "
+                               f"from {d.get('trials')} tries by luck alone; evidence at 0.95"})
+    if isinstance(m.get("pbo"), dict):
+        p = m["pbo"]
+        rows.append({"check": "probability of backtest overfitting",
+                     "value": as_shown("pbo", p.get("pbo")),
+                     "detail": f"{p.get('splits')} splits (CSCV); below 0.5 is needed"})
+    for key in ("configurations", "windows"):
+        if key in m:
+            rows.append({"check": key, "value": m[key], "detail": ""})
+    return rows
 
 
 def _provenance(run: StoredRun, warehouse: str) -> dict:
@@ -180,11 +203,11 @@ def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
     charts = "".join(f'<div class="chart">{_figure_html(fig, name)}</div>'
                      for name, fig in figures(run))
     bench = stats.performance(run.returns["benchmark"]).iloc[0].to_dict()
-    comparison = [{"metric": k, "strategy": run.metrics.get(k), "benchmark": bench.get(k)}
+    comparison = [{"metric": k.replace("_", " "), "strategy": as_shown(k, run.metrics.get(k)),
+                   "benchmark": as_shown(k, bench.get(k))}
                   for k in ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate",
                             "total_return", "volatility", "turnover", "exposure")]
-    honest = {k: run.metrics[k] for k in ("deflated_sharpe", "pbo", "configurations",
-                                          "windows") if k in run.metrics}
+    honest = _overfitting_checks(run)
     provenance = _provenance(run, warehouse)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(run.run_id)}</title><style>{_STYLE}</style>
@@ -192,9 +215,9 @@ def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
 window.__errors.push(String(e.message))}});</script>
 <script type="text/javascript" src="../{_shared_plotly(directory.parent)}"></script>
 </head><body>
-<h1>{html.escape(run.strategy)} — {html.escape(run.kind)} — {html.escape(run.run_id)}</h1>
-{_table(comparison, "Performance (strategy vs benchmark)")}
-{_table(honest, "Overfitting checks") if honest else ""}
+{headline_html(run)}
+{_table(comparison, f"Performance, {sample_label(run)} (strategy vs benchmark)")}
+{_table(honest, "Overfitting checks (of the in-sample selection)") if honest else ""}
 <div class="grid">{charts}</div>
 {_table(run.signals.get("evidence") or [], "Passages behind the strongest filing signals")}
 {_table(run.signals.get("features") or [], "Learned model: feature importance and each "
@@ -213,7 +236,8 @@ window.__errors.push(String(e.message))}});</script>
     evaluation = {k: v for k, v in run.evaluation.to_json().items() if k != "daily_ic"}
     (directory / "metrics.json").write_text(json.dumps(
         {"run_id": run.run_id, "strategy": run.strategy, "kind": run.kind,
-         "params": run.params, "metrics": run.metrics, "provenance": provenance,
+         "params": run.params, "headline": headline(run), "metrics": run.metrics,
+         "provenance": provenance,
          "benchmark": bench, "evaluation": evaluation}, indent=2, default=jsonable.default))
     _equity_png(directory / "equity.png", run.returns["strategy"], run.returns["benchmark"],
                 run.strategy)

@@ -79,6 +79,21 @@ def test_report_opens_with_no_network(reports):
     assert "Provenance" in page and "Signal coverage" in page
 
 
+def test_the_first_screen_says_what_ran_and_how_far_to_trust_it(reports):
+    """The headline: what was traded over which period, in or out of sample, the return and
+    risk in words, and the deflated Sharpe and PBO explained; never raw JSON."""
+    pages = {mode: open(summary["report"]).read() for mode, summary in reports.items()}
+    head = {mode: page.split("</section>")[0] for mode, page in pages.items()}
+    assert "Out of sample it made" in head["walk_forward"]
+    assert "in sample: a selection, not a forecast" in head["sweep"]
+    for mode in ("sweep", "walk_forward"):
+        assert "Deflated Sharpe" in head[mode] and "the usual bar for evidence" in head[mode]
+        assert "Probability of backtest overfitting" in head[mode]
+    for page in pages.values():
+        assert "trading sentiment_z" in page.split("</h1>")[0]
+        assert '{"dsr"' not in page and "{&quot;dsr" not in page
+
+
 def test_report_renders_in_headless_chromium(reports, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
