@@ -218,14 +218,13 @@ def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def report(config: Config, as_of: date, wh: Warehouse) -> dict:
-    """An index page of the runs written up to `as_of`, newest first."""
+    """The index page of every stored run, newest first."""
     from quant.report import write_index
+    from quant.run_store import RunStore
 
-    runs_table = wh.query("SELECT run_id, strategy, kind, period_start, period_end, "
-                          "metrics->>'sharpe' AS sharpe, created_at FROM backtests "
-                          "WHERE period_end <= ? ORDER BY created_at DESC", [as_of])
-    path = write_index(config.reports_dir / "index.html", runs_table.to_dicts(), as_of)
-    return {"index": str(path), "runs": runs_table.height}
+    listing = RunStore(wh, config.reports_dir).listing()
+    path = write_index(config.reports_dir / "index.html", listing, as_of)
+    return {"index": str(path), "runs": len(listing)}
 
 
 def daily(config: Config, as_of: date, wh: Warehouse) -> dict:

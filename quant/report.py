@@ -258,19 +258,34 @@ def _shared_plotly(reports: Path) -> str:
     return name
 
 
-def write_index(path: Path, runs: list[dict], as_of) -> Path:
-    """An index page linking the runs' reports, newest first."""
+def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
+    """An index page of every run (`RunStore.listing`), newest first: kind and what it means
+    for the figures, period, Sharpe, CAGR, worst drawdown, deflated Sharpe, a link."""
+    labels = {"walk_forward": "out of sample", "sweep": "in sample (best of a grid)",
+              "single": "fixed parameters"}
+
+    def cell(value, percent=False):
+        if value is None:
+            return "<td></td>"
+        return f"<td>{value:.1%}</td>" if percent else f"<td>{value:.2f}</td>"
+
     rows = "".join(
         f"<tr><td><a href='{html.escape(r['run_id'])}/report.html'>{html.escape(r['run_id'])}"
-        f"</a></td><td>{html.escape(str(r['strategy']))}</td><td>{html.escape(r['kind'])}</td>"
-        f"<td>{r['period_start']} .. {r['period_end']}</td>"
-        f"<td>{float(r['sharpe'] or 0):.3f}</td></tr>" for r in runs)
+        f"</a></td><td>{html.escape(str(r['strategy']))}</td>"
+        f"<td>{html.escape(labels.get(r['kind'], r['kind']))}</td>"
+        f"<td>{r['period_start']} to {r['period_end']}</td>{cell(r.get('sharpe'))}"
+        f"{cell(r.get('cagr'), True)}{cell(r.get('max_drawdown'), True)}"
+        f"{cell(r.get('deflated_sharpe'))}</tr>" for r in runs)
+    when = f" (as of {html.escape(str(as_of))})" if as_of else ""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
-                    f"<style>{_STYLE}</style></head><body><h1>Backtest reports (as of "
-                    f"{html.escape(str(as_of))})</h1><table><tr><th>run</th><th>strategy</th>"
-                    f"<th>kind</th><th>period</th><th>Sharpe</th></tr>{rows}</table>"
-                    "</body></html>")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Backtest reports{when}: {len(runs)} runs</h1>"
+        "<table><tr><th>run</th><th>strategy</th><th>figures</th><th>period</th>"
+        "<th>Sharpe</th><th>CAGR</th><th>worst drawdown</th><th>deflated Sharpe</th></tr>"
+        f"{rows}</table></body></html>")
+    partial.replace(path)
     return path
 
 

@@ -134,6 +134,17 @@ class RunStore:
              index[-1].date(), json.dumps(headline(result), default=jsonable.default),
              json.dumps(signals), json.dumps(asdict(settings)), datetime.now(timezone.utc)])
 
+    def listing(self) -> list[dict]:
+        """Every stored run, newest first: id, strategy, kind, period and headline figures."""
+        return self.wh.query("""
+            SELECT run_id, strategy, kind, period_start, period_end,
+                   TRY_CAST(metrics->>'sharpe' AS DOUBLE) AS sharpe,
+                   TRY_CAST(metrics->>'cagr' AS DOUBLE) AS cagr,
+                   TRY_CAST(metrics->>'max_drawdown' AS DOUBLE) AS max_drawdown,
+                   TRY_CAST(metrics->'deflated_sharpe'->>'dsr' AS DOUBLE) AS deflated_sharpe,
+                   created_at
+            FROM backtests ORDER BY created_at DESC""").to_dicts()
+
     def read(self, rid: str) -> StoredRun:
         row = self.wh.con.execute("SELECT * FROM backtests WHERE run_id = ?", [rid]).fetchone()
         if row is None:

@@ -18,7 +18,7 @@ from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
 from quant.evidence import filing_evidence
 from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
-from quant.report import write_report
+from quant.report import write_index, write_report
 from quant.run_store import RunStore, StoredRun, run_id
 from quant.signals import check_panel, prepare
 from strategies import get_strategy
@@ -128,6 +128,7 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     if which is not None:  # not part of the key: derived from the signals that are
         signals["evidence"] = filing_evidence(wh, which, start, end)
     store.write(rid, result, benchmark, evaluation, settings, signals)
+    write_index(config.reports_dir / "index.html", store.listing())
     return rendered(config, wh, rid, cached=False)
 
 

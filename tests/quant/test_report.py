@@ -118,3 +118,11 @@ def test_report_latest_rerenders(workspace, reports):
     with Warehouse(workspace.warehouse_path, read_only=True) as wh:
         again = runs.render(workspace, wh, "latest")
     assert again["run_id"] == reports["walk_forward"]["run_id"]
+
+
+def test_the_index_lists_every_run_with_its_headline(workspace, reports):
+    index = (workspace.reports_dir / "index.html").read_text()
+    assert "3 runs" in index
+    for summary in reports.values():
+        assert f"href='{summary['run_id']}/report.html'" in index
+    assert "out of sample" in index and "in sample (best of a grid)" in index
