@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 DSR_EVIDENCE = 0.95   # the usual bar: 95% probability that the true Sharpe is above zero
 PBO_EVIDENCE = 0.5    # below it, choosing the in-sample best beats choosing at random
-PERCENT = ("cagr", "max_drawdown", "total_return", "volatility", "hit_rate", "exposure")
+PERCENT = ("cagr", "max_drawdown", "total_return", "volatility", "hit_rate", "exposure",
+           "alpha", "tracking_error", "var_95", "cvar_95", "best_day", "worst_day",
+           "best_month", "worst_month", "winning_months")
 
 
 def sample_of(run: StoredRun) -> str:

@@ -21,6 +21,7 @@ from plotly.offline import get_plotlyjs
 
 from quant import jsonable, stats
 from quant.headline import as_shown, headline, headline_html, sample_label
+from quant.tearsheet import monthly_grid, tear_sheet
 
 if TYPE_CHECKING:  # both call into this module for their figures; here they are only types
     from quant.evaluate import Evaluation
@@ -155,6 +156,22 @@ font-size:13px;text-align:left}h1{font-size:22px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}"""
 
 
+def _tear_sheet_html(sheet: dict) -> str:
+    """The tear sheet's tables: against the benchmark, the distribution, the worst drawdowns,
+    monthly returns with numbers."""
+    def shown(section: str) -> dict:
+        return {k.replace("_", " "): as_shown(k, v) for k, v in sheet[section].items()}
+
+    return "".join((
+        "<h2>Tear sheet</h2><div class='grid'><div>",
+        _table(shown("against_benchmark"), "Against the benchmark (alpha and tracking error "
+               "annualised)"), "</div><div>",
+        _table(shown("distribution"), "Daily returns: distribution and tails"), "</div></div>",
+        _table([{**d, "depth": f"{d['depth']:.1%}", "recovery": d["recovery"] or "not yet"}
+                for d in sheet["drawdowns"]], "Worst drawdowns (sessions from peak to recovery)"),
+        _table(monthly_grid(sheet["monthly"]), "Monthly returns")))
+
+
 def _overfitting_checks(run: StoredRun) -> list[dict]:
     """The sweep's honest statistics as a reader reads them, not as JSON."""
     m, rows = run.metrics, []
@@ -208,6 +225,7 @@ def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
                   for k in ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate",
                             "total_return", "volatility", "turnover", "exposure")]
     honest = _overfitting_checks(run)
+    sheet = tear_sheet(run.returns["strategy"], run.returns["benchmark"])
     provenance = _provenance(run, warehouse)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(run.run_id)}</title><style>{_STYLE}</style>
@@ -219,6 +237,7 @@ window.__errors.push(String(e.message))}});</script>
 {_table(comparison, f"Performance, {sample_label(run)} (strategy vs benchmark)")}
 {_table(honest, "Overfitting checks (of the in-sample selection)") if honest else ""}
 <div class="grid">{charts}</div>
+{_tear_sheet_html(sheet)}
 {_table(run.signals.get("evidence") or [], "Passages behind the strongest filing signals")}
 {_table(run.signals.get("features") or [], "Learned model: feature importance and each "
         "feature's rank IC over the out-of-sample sessions")}
@@ -237,6 +256,7 @@ window.__errors.push(String(e.message))}});</script>
     (directory / "metrics.json").write_text(json.dumps(
         {"run_id": run.run_id, "strategy": run.strategy, "kind": run.kind,
          "params": run.params, "headline": headline(run), "metrics": run.metrics,
+         "tear_sheet": sheet,
          "provenance": provenance,
          "benchmark": bench, "evaluation": evaluation}, indent=2, default=jsonable.default))
     _equity_png(directory / "equity.png", run.returns["strategy"], run.returns["benchmark"],

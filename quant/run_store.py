@@ -22,6 +22,7 @@ from quant import jsonable
 from quant.backtest import Result, Settings
 from quant.errors import BacktestError
 from quant.evaluate import Evaluation
+from quant.tearsheet import tear_sheet
 
 
 def run_id(strategy: str, kind: str, key: object) -> str:
@@ -65,6 +66,11 @@ class StoredRun:
                 for k, v in self.metrics.items()
                 for k2, v2 in (v.items() if isinstance(v, dict) else [(k, v)])]
         return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64})
+
+    def tear_sheet(self) -> dict:
+        """Against the benchmark, the distribution, calendar returns and the worst drawdowns
+        (`quant.tearsheet`), as plain data; the report draws the same."""
+        return tear_sheet(self.returns["strategy"], self.returns["benchmark"])
 
     def figures(self) -> dict:
         """The report's plotly figures by name (equity, drawdown, ..., sweep, windows)."""

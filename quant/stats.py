@@ -26,8 +26,7 @@ from quant.settings import METRICS
 PERIODS = 252
 
 
-
-def _accessor(returns: pd.DataFrame):
+def accessor(returns: pd.DataFrame):
     """vectorbt's returns accessor with our annualisation (sessions, not calendar days)."""
     from quant import vbt
 
@@ -72,7 +71,7 @@ def performance(returns: pd.DataFrame | pd.Series,
     frame = _frame(returns)
     if frame.empty:
         return pd.DataFrame(0.0, index=frame.columns, columns=list(metrics))
-    acc = _accessor(frame)
+    acc = accessor(frame)
     needed = set(metrics) | ({"cagr", "max_drawdown"} if "calmar" in metrics else set())
     out = pd.DataFrame({name: formula(frame, acc) for name, formula in _FORMULAS.items()
                         if name in needed}, index=frame.columns)
@@ -82,7 +81,7 @@ def performance(returns: pd.DataFrame | pd.Series,
 
 
 def rolling_sharpe(returns: pd.Series, window: int) -> pd.Series:
-    return _accessor(_frame(returns)).rolling_sharpe_ratio(window).iloc[:, 0]
+    return accessor(_frame(returns)).rolling_sharpe_ratio(window).iloc[:, 0]
 
 
 def deflated_sharpe(returns: pd.Series, trial_sharpes: np.ndarray) -> dict:
@@ -92,7 +91,7 @@ def deflated_sharpe(returns: pd.Series, trial_sharpes: np.ndarray) -> dict:
 
     trials = len(trial_sharpes)
     variance = float(np.var(trial_sharpes, ddof=1)) if trials > 1 else 0.0
-    acc = _accessor(_frame(returns))
+    acc = accessor(_frame(returns))
     dsr = acc.deflated_sharpe_ratio(var_sharpe=variance, nb_trials=max(trials, 1))
     sr0 = approx_exp_max_sharpe(0.0, variance / PERIODS, trials) if trials > 1 else 0.0
     return {"dsr": float(np.nan_to_num(np.asarray(dsr)[0])),

@@ -126,3 +126,18 @@ def test_the_index_lists_every_run_with_its_headline(workspace, reports):
     for summary in reports.values():
         assert f"href='{summary['run_id']}/report.html'" in index
     assert "out of sample" in index and "in sample (best of a grid)" in index
+
+
+def test_the_tear_sheet_is_data_and_drawn(reports, workspace):
+    from data.warehouse import Warehouse
+    from quant.runs import store_of
+
+    with Warehouse(workspace.warehouse_path, read_only=True) as wh:
+        run = store_of(workspace, wh).read(reports["single"]["run_id"])
+    sheet = run.tear_sheet()
+    assert set(sheet) == {"against_benchmark", "distribution", "yearly", "monthly", "drawdowns"}
+    assert -1 <= sheet["drawdowns"][0]["depth"] < 0 and sheet["against_benchmark"]["beta"] < 0.5
+    page = open(reports["single"]["report"]).read()
+    assert "Tear sheet" in page and "Worst drawdowns" in page and "Monthly returns" in page
+    metrics = json.loads((workspace.reports_dir / run.run_id / "metrics.json").read_text())
+    assert metrics["tear_sheet"]["yearly"] == pytest.approx(sheet["yearly"])
