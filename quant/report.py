@@ -122,7 +122,8 @@ def walk_forward_figure(windows: list[dict] | None) -> go.Figure | None:
     fig = go.Figure()
     fig.add_bar(x=[str(w["test_start"]) for w in windows],
                 y=[w.get("test_sharpe") for w in windows], name="out-of-sample Sharpe",
-                text=[json.dumps(w["params"], default=str) for w in windows])
+                hovertext=[", ".join(f"{k} = {v}" for k, v in w["params"].items())
+                           for w in windows])  # on hover: as bar text it was unreadable
     fig.add_scatter(x=[str(w["test_start"]) for w in windows],
                     y=[w.get("train_sharpe") for w in windows], name="in-sample Sharpe",
                     mode="markers+lines")
@@ -246,7 +247,7 @@ window.__errors.push(String(e.message))}});</script>
 {_table(run.evaluation.first.dropped, "Rows left out of the evaluation, by reason")}
 {_table(run.windows, "Walk-forward windows")}
 {_table(provenance, "Provenance")}
-<div id="render-status"></div>
+<div id="render-status" hidden></div>
 <script>document.getElementById('render-status').textContent=
 'charts:'+document.querySelectorAll('.js-plotly-plot').length+';errors:'+window.__errors.length;
 </script></body></html>"""

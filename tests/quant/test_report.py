@@ -105,7 +105,7 @@ def test_report_renders_in_headless_chromium(reports, tmp_path):
              "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
              "--virtual-time-budget=15000", "--dump-dom", f"file://{summary['report']}"],
             capture_output=True, text=True, timeout=180)
-        status = re.search(r'id="render-status">charts:(\d+);errors:(\d+)<', done.stdout)
+        status = re.search(r'id="render-status"[^>]*>charts:(\d+);errors:(\d+)<', done.stdout)
         assert status, done.stderr[-2000:]
         page = open(summary["report"]).read()
         expected = page.count('class="chart"')
