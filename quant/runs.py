@@ -25,6 +25,10 @@ from strategies import get_strategy
 from strategies.base import missing_columns
 
 MODES = ("single", "sweep", "walk_forward")
+# Part of every run's key: a run stored by code that computed it otherwise is never reused.
+# 2: params hold in sweeps and walk-forwards, the last partial window is traded, custom
+# panels are keyed by panel_digest.
+RUN_FORMAT = 2
 
 
 def signal_period(panel: pl.DataFrame) -> tuple[date, date]:
@@ -114,7 +118,7 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     settings = config.backtest
     key = {"params": params or {}, "period": [start, end], "signals": signals,
            "settings": {f.name: getattr(settings, f.name) for f in fields(bt.Settings)},
-           "panel": params_panel, "evaluate": asdict(config.evaluate)}
+           "panel": params_panel, "evaluate": asdict(config.evaluate), "format": RUN_FORMAT}
     rid = run_id(strategy_name, mode, key)
     store = store_of(config, wh)
     if store.has(rid):
