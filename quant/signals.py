@@ -23,6 +23,7 @@ from collections.abc import Callable
 import polars as pl
 
 from data.errors import DataError
+from quant.evaluate import check_evaluable
 from quant.features import FEATURES, PRICE_COLUMNS, TEXT_COLUMNS
 from quant.pipeline import LookAheadError
 
@@ -37,8 +38,6 @@ CUTS = 4
 def prepare(panel: pl.DataFrame, signal: UserSignal, trust_column: bool = False,
             name: str | None = None) -> tuple[pl.DataFrame, str]:
     """(the panel with the signal as a column, its name), after the checks above."""
-    from quant.evaluate import check_evaluable
-
     check_panel(panel)
     if not isinstance(signal, (str, pl.Expr)) and not callable(signal):
         raise DataError(f"a signal is a panel column's name, a polars expression or a function "
