@@ -22,7 +22,9 @@ To add one: write a module with a class like those below and register it
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
@@ -38,6 +40,15 @@ class Strategy(Protocol):
     def weights(self, panel: pl.DataFrame, **params: Any) -> pl.DataFrame:
         """Columns session, ticker, weight (null = hold)."""
         ...
+
+
+def with_defaults(weights: Callable) -> Callable:
+    """Fill a `weights` method's parameters from the strategy's `defaults`, so they are
+    declared once (the method's signature names them, without values)."""
+    @functools.wraps(weights)
+    def filled(self, panel: pl.DataFrame, **params: Any) -> pl.DataFrame:
+        return weights(self, panel, **{**self.defaults, **params})
+    return filled
 
 
 def missing_columns(strategy: Strategy, panel: pl.DataFrame) -> str | None:

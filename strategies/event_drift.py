@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from strategies.base import with_defaults
+
 
 class EventDrift:
     name = "event_drift"
@@ -22,8 +24,9 @@ class EventDrift:
     bounds = {"min_sentiment": (0.0, 1.0), "min_confidence": (0.0, 1.0), "hold": (1, None),
               "slots": (1, None)}
 
-    def weights(self, panel: pl.DataFrame, event: str = "any", min_sentiment: float = 0.3,
-                min_confidence: float = 0.3, hold: int = 5, slots: int = 4) -> pl.DataFrame:
+    @with_defaults
+    def weights(self, panel: pl.DataFrame, event: str, min_sentiment: float,
+                min_confidence: float, hold: int, slots: int) -> pl.DataFrame:
         frame = panel.sort("ticker", "session").with_columns(
             strong=pl.col("sentiment_today").abs() >= min_sentiment,
             sure=pl.col("confidence_mean") >= min_confidence,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from strategies.base import long_short, long_short_grid, missing_columns
+from strategies.base import long_short, long_short_grid, missing_columns, with_defaults
 
 
 class Learned:
@@ -24,8 +24,9 @@ class Learned:
     grid = {"quantile": [0.1, 0.25, 0.5], "rebalance": [1, 5]}
     bounds = {"quantile": (0.01, 0.5), "rebalance": (1, None), "gross": (0.0, 10.0)}
 
-    def weights(self, panel: pl.DataFrame, quantile: float = 0.25, rebalance: int = 1,
-                gross: float = 1.0) -> pl.DataFrame:
+    @with_defaults
+    def weights(self, panel: pl.DataFrame, quantile: float, rebalance: int, gross: float
+                ) -> pl.DataFrame:
         return long_short(_checked(panel), "prediction", quantile, rebalance, gross)
 
     def weights_grid(self, panel: pl.DataFrame, grid: list[dict]) -> pl.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from strategies.base import long_short, long_short_grid
+from strategies.base import long_short, long_short_grid, with_defaults
 
 
 class SentimentLongShort:
@@ -21,8 +21,9 @@ class SentimentLongShort:
     grid = {"quantile": [0.25, 0.5], "rebalance": [1, 2, 5, 10]}
     bounds = {"quantile": (0.01, 0.5), "rebalance": (1, None), "gross": (0.0, 10.0)}
 
-    def weights(self, panel: pl.DataFrame, quantile: float = 0.25, rebalance: int = 1,
-                signal: str = "sentiment_z", gross: float = 1.0) -> pl.DataFrame:
+    @with_defaults
+    def weights(self, panel: pl.DataFrame, quantile: float, rebalance: int, signal: str,
+                gross: float) -> pl.DataFrame:
         return long_short(panel, signal, quantile, rebalance, gross)
 
     def weights_grid(self, panel: pl.DataFrame, grid: list[dict]) -> pl.DataFrame:

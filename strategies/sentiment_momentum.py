@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from strategies.base import long_short_grid
+from strategies.base import long_short_grid, with_defaults
 
 
 def _zscore(column: str) -> pl.Expr:
@@ -29,8 +29,9 @@ class SentimentMomentum:
     bounds = {"lookback": (1, None), "alpha": (0.0, 1.0), "quantile": (0.01, 0.5),
               "rebalance": (1, None)}
 
-    def weights(self, panel: pl.DataFrame, lookback: int = 20, alpha: float = 0.5,
-                quantile: float = 0.25, rebalance: int = 5) -> pl.DataFrame:
+    @with_defaults
+    def weights(self, panel: pl.DataFrame, lookback: int, alpha: float, quantile: float,
+                rebalance: int) -> pl.DataFrame:
         params = {"lookback": lookback, "alpha": alpha, "quantile": quantile,
                   "rebalance": rebalance}
         return self.weights_grid(panel, [params]).rename({"weight_0": "weight"})
