@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,27 +33,11 @@ from llm.evaluate import sentiment_metrics
 from llm.load import LoadedModel
 from llm.moe import load_entropy
 from llm.prefix import SharedPrefix
+from llm.settings import FinetuneSettings
 from llm.training_files import read_training_files, source_name, with_source_weights
 from llm.upcycle import moe_blocks
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    start: int = 11             # first trained layer (layers below are frozen and cached)
-    stop: int = 16              # the head reads the output of layer stop - 1
-    rank: int = 8
-    alpha: float = 16.0
-    epochs: int = 2             # the default adapter's recipe: within the hour on 2 cores
-    batch_size: int = 32
-    lr: float = 1e-3            # low-rank deltas and routers
-    head_lr: float = 2e-3
-    weight_decay: float = 0.01
-    max_doc_tokens: int = 96
-    seed: int = 0
-    # a training file's loss weight by its `source_name` (e.g. {"tfns/train": 2.0}); others 1
-    source_weights: dict[str, float] = field(default_factory=dict)
 
 
 def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

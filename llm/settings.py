@@ -1,9 +1,11 @@
-"""How the engine batches and decodes, in a module that imports nothing heavy (quant.toml's
-[model] section extends it, and reading the config must not load torch)."""
+"""Settings of the model side, in a module that imports nothing heavy: how the engine batches
+and decodes (quant.toml's [model] section extends it, and reading the config must not load
+torch), its modes and precisions, and how a domain adapter is fine-tuned (the CLI's options
+default to these values, declared once here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The engine's modes and the precisions a model loads at, named once for every caller.
 MODES = ("score", "reason")
@@ -21,3 +23,20 @@ class EngineSettings:
     calibrate: bool = True           # divide out the label words' content-free prior
     events: bool = False             # score mode: also read the event type (a full pass)
     think_tokens: int = 0            # reason mode: let a <think> model think this long first
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    start: int = 11             # first trained layer (layers below are frozen and cached)
+    stop: int = 16              # the head reads the output of layer stop - 1
+    rank: int = 8
+    alpha: float = 16.0
+    epochs: int = 2             # the default adapter's recipe: within the hour on 2 cores
+    batch_size: int = 32
+    lr: float = 1e-3            # low-rank deltas and routers
+    head_lr: float = 2e-3
+    weight_decay: float = 0.01
+    max_doc_tokens: int = 96
+    seed: int = 0
+    # a training file's loss weight by its `source_name` (e.g. {"tfns/train": 2.0}); others 1
+    source_weights: dict[str, float] = field(default_factory=dict)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
 
-from llm.settings import MODES, PRECISIONS
+from llm.settings import MODES, PRECISIONS, FinetuneSettings
 from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
 from quant.tables import table_of
 from quant.workspace import load_model, make_engine, model_cache
+
+_TUNE = FinetuneSettings()
 
 
 @cli.command()
@@ -102,13 +105,14 @@ def _command_line() -> str:
 @click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
               show_default=True, help="label column; the first one a file has is used")
 @click.option("--base", default="default-base", show_default=True, help="model to adapt")
-@click.option("--epochs", type=int, default=2, show_default=True)
-@click.option("--lora-rank", type=int, default=8, show_default=True)
-@click.option("--layers", default="11:16", show_default=True,
-              help="trained band START:STOP; the head reads layer STOP's input")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True,
-              help="learning rate of the low-rank deltas and routers")
+@click.option("--epochs", type=int, default=None, help=f"(default {_TUNE.epochs})")
+@click.option("--lora-rank", type=int, default=None, help=f"(default {_TUNE.rank})")
+@click.option("--layers", default=None,
+              help="trained band START:STOP; the head reads layer STOP's input "
+                   f"(default {_TUNE.start}:{_TUNE.stop})")
+@click.option("--batch-size", type=int, default=None, help=f"(default {_TUNE.batch_size})")
+@click.option("--lr", type=float, default=None,
+              help=f"learning rate of the low-rank deltas and routers (default {_TUNE.lr})")
 @click.option("--weight", "source_weights", multiple=True, metavar="FILE=W",
               help="loss weight of a training file named folder/stem, e.g. tfns/train=2 "
                    "(repeatable; others weigh 1)")
@@ -129,17 +133,20 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
                  layers, batch_size, lr, source_weights, top_k, routing_weights, out,
                  calibrate, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
-    from llm.finetune import FinetuneSettings, train_adapter
+    from llm.finetune import train_adapter
 
     config = config_of(ctx)
-    try:
-        start, stop = (int(x) for x in layers.split(":"))
-    except ValueError:
-        raise click.BadParameter(f"--layers takes START:STOP like 10:16, not {layers!r}"
-                                 ) from None
-    settings = FinetuneSettings(start=start, stop=stop, rank=lora_rank, epochs=epochs,
-                                batch_size=batch_size, lr=lr,
-                                source_weights=_source_weights(source_weights))
+    band = {}
+    if layers is not None:
+        try:
+            band = dict(zip(("start", "stop"), (int(x) for x in layers.split(":")), strict=True))
+        except ValueError:
+            raise click.BadParameter(f"--layers takes START:STOP like 10:16, not {layers!r}"
+                                     ) from None
+    given = {"rank": lora_rank, "epochs": epochs, "batch_size": batch_size, "lr": lr, **band}
+    settings = dataclasses.replace(  # what is not given, FinetuneSettings decides
+        _TUNE, source_weights=_source_weights(source_weights),
+        **{k: v for k, v in given.items() if v is not None})
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_adapter(base, list(train_files), list(valid_files), text_col, list(label_cols),
                          out, settings, cache_dir=model_cache(config),
