@@ -11,9 +11,9 @@ A signal given to `Workspace.evaluate` or `Workspace.backtest` is one of:
 - the name of **any other column**, only with `trust_column=True`: the framework cannot tell
   how it was made.
 
-Whatever the form, a signal whose mean daily rank IC with the next session's return exceeds
-`IMPLAUSIBLE_RANK_IC` in size is refused: no honest daily signal comes near it, a forward
-return leaking into the signal does.
+Whatever the form, a signal whose mean daily rank IC with the forward return of the panel's
+shortest horizon exceeds `IMPLAUSIBLE_RANK_IC` in size is refused: no honest signal comes near
+it, a forward return leaking into the signal does.
 """
 
 from __future__ import annotations
@@ -145,12 +145,16 @@ def check_point_in_time(panel: pl.DataFrame, signal: UserSignal, name: str,
 
 
 def check_plausible(panel: pl.DataFrame, signal: str) -> None:
-    """Refuse a signal whose mean daily rank IC at horizon 1 exceeds IMPLAUSIBLE_RANK_IC."""
-    if "fwd_ret_1" not in panel.columns:
+    """Refuse a signal whose mean daily rank IC at the shortest horizon the panel has
+    exceeds IMPLAUSIBLE_RANK_IC."""
+    horizons = sorted(int(c.removeprefix("fwd_ret_")) for c in panel.columns
+                      if c.startswith("fwd_ret_") and c.removeprefix("fwd_ret_").isdigit())
+    if not horizons:
         return
+    ret = f"fwd_ret_{horizons[0]}"
     rows = panel.filter(pl.col("in_universe") & pl.col(signal).is_not_null()
-                        & pl.col("fwd_ret_1").is_not_null())
-    daily = (rows.group_by("session").agg(ic=pl.corr(signal, "fwd_ret_1", method="spearman"),
+                        & pl.col(ret).is_not_null())
+    daily = (rows.group_by("session").agg(ic=pl.corr(signal, ret, method="spearman"),
                                           n=pl.len())
              .filter(pl.col("n") >= 3).drop_nans())
     if daily.height < 5:
@@ -158,7 +162,7 @@ def check_plausible(panel: pl.DataFrame, signal: str) -> None:
     ic = float(daily["ic"].mean())
     if abs(ic) > IMPLAUSIBLE_RANK_IC:
         raise LookAheadError(
-            f"signal {signal!r} has a mean daily rank IC of {ic:.2f} with the next session's "
-            f"return over {daily.height} sessions; no honest daily signal comes near "
-            f"{IMPLAUSIBLE_RANK_IC}. The likely cause is look-ahead: it reads a forward return "
-            "or a price not known at the session's open")
+            f"signal {signal!r} has a mean daily rank IC of {ic:.2f} with the return over the "
+            f"next {horizons[0]} session(s), over {daily.height} sessions; no honest signal "
+            f"comes near {IMPLAUSIBLE_RANK_IC}. The likely cause is look-ahead: it reads a "
+            "forward return or a price not known at the session's open")

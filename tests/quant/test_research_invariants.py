@@ -106,6 +106,10 @@ def test_a_precomputed_column_needs_trust_and_a_cheat_is_refused_even_then(root)
     assert ws.evaluate(panel, signal="mine", trust_column=True).signal == "mine"
     with pytest.raises(LookAheadError, match="rank IC of 1.00 .* look-ahead"):
         ws.evaluate(panel, signal="cheat", trust_column=True)
+    weekly = ws.panel(horizons=(5,))   # no next-session return: the shortest horizon is used
+    with pytest.raises(LookAheadError, match="next 5 session"):
+        ws.evaluate(weekly.with_columns(cheat=pl.col("fwd_ret_5")), signal="cheat",
+                    trust_column=True)
     with pytest.raises(LookAheadError, match="trust_column=True"):
         ws.backtest("sentiment_long_short", {"signal": "cheat"}, panel=panel)
     with pytest.raises(LookAheadError, match="look-ahead"):
