@@ -26,6 +26,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from data.warehouse import Warehouse
+from quant import job_log
 from quant.config import Config
 from quant.errors import JobError
 
@@ -47,15 +48,11 @@ def _now() -> datetime:
 
 
 def log_path(config: Config) -> Path:
-    return config.root / "logs" / "job_runs.jsonl"
+    return job_log.log_path(config.root)
 
 
 def _log(config: Config, record: dict) -> None:
-    """Mirror of job_runs as JSON lines: readable while the scheduler holds the warehouse."""
-    path = log_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
+    job_log.append(config.root, record)
 
 
 @contextmanager
@@ -67,20 +64,11 @@ def _warehouse(config: Config, wh: Warehouse | None):
         yield own
 
 
-def finished_ok(wh: Warehouse, job: str, as_of: date) -> bool:
-    return bool(wh.scalar("SELECT count(*) FROM job_runs WHERE job = ? AND as_of = ? "
-                          "AND status = 'ok'", [job, as_of]))
-
-
 def mark_interrupted(wh: Warehouse, config: Config) -> list[dict]:
     """Rows left `running` by a process that is gone: mark them interrupted, return them."""
-    rows = wh.query("SELECT run_id, job, as_of, pid, host FROM job_runs "
-                    "WHERE status = 'running'").to_dicts()
-    stale = [r for r in rows if not _alive(r["pid"], r["host"])]
+    stale = [r for r in job_log.running(wh) if not _alive(r["pid"], r["host"])]
     for row in stale:
-        wh.con.execute("UPDATE job_runs SET status = 'interrupted', finished_at = ?, error = "
-                       "'the process died while the job ran' WHERE run_id = ?",
-                       [_now(), row["run_id"]])
+        job_log.mark_interrupted(wh, row["run_id"], _now())
         _log(config, {**row, "status": "interrupted", "at": _now()})
     return stale
 
@@ -113,13 +101,13 @@ def _tracked(name: str, config: Config, as_of: date, wh: Warehouse,
              body: Callable[[Config, date, Warehouse], dict]) -> dict:
     row = {"run_id": uuid.uuid4().hex[:12], "job": name, "as_of": as_of, "started_at": _now(),
            "pid": os.getpid(), "host": socket.gethostname()}
-    if name not in RERUN_WHEN_DONE and finished_ok(wh, name, as_of):
+    if name not in RERUN_WHEN_DONE and job_log.finished_ok(wh, name, as_of):
         row |= {"status": "skipped", "finished_at": _now(),
                 "counters": {"reason": f"{name} already finished ok for {as_of}"}}
-        _insert(wh, row)
+        job_log.insert(wh, row)
         _log(config, row)
         return row
-    _insert(wh, {**row, "status": "running"})
+    job_log.insert(wh, {**row, "status": "running"})
     _log(config, {**row, "status": "running"})
     try:
         counters = body(config, as_of, wh)
@@ -129,21 +117,9 @@ def _tracked(name: str, config: Config, as_of: date, wh: Warehouse,
     except Exception as exc:  # a job failure is recorded, never lost
         row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     row["finished_at"] = _now()
-    wh.con.execute("UPDATE job_runs SET status = ?, finished_at = ?, counters = ?, error = ? "
-                   "WHERE run_id = ?", [row["status"], row["finished_at"],
-                                        json.dumps(row.get("counters"), default=str),
-                                        row.get("error"), row["run_id"]])
+    job_log.finish(wh, row)
     _log(config, row)
     return row
-
-
-def _insert(wh: Warehouse, row: dict) -> None:
-    wh.con.execute(
-        "INSERT INTO job_runs (run_id, job, as_of, started_at, finished_at, status, counters, "
-        "error, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [row["run_id"], row["job"], row["as_of"], row["started_at"], row.get("finished_at"),
-         row["status"], json.dumps(row.get("counters"), default=str), row.get("error"),
-         row["pid"], row["host"]])
 
 
 # ------------------------------------------------------------------ the jobs

@@ -21,14 +21,13 @@ import signal
 import socket
 import threading
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from data.warehouse import Warehouse
-from quant import jobs
+from quant import job_log, jobs
 from quant.config import Config
 from quant.errors import JobError
 
@@ -143,8 +142,7 @@ class Scheduler:
             slot = previous_fire(entry.cron, entry.timezone, now)
             if slot is None:
                 continue
-            last = self.wh.scalar("SELECT max(started_at) FROM job_runs WHERE job = ? AND "
-                                  "status IN ('ok', 'skipped')", [name])
+            last = job_log.last_done(self.wh, name)
             if (last is None or last < slot) and (name, as_of_for(slot, entry.timezone)) \
                     not in todo:
                 todo.append((name, as_of_for(slot, entry.timezone)))
@@ -235,24 +233,8 @@ def status(config: Config) -> dict:
 def history(config: Config, limit: int = 50) -> dict:
     try:
         with Warehouse(config.warehouse_path, read_only=True) as wh:
-            runs = wh.query("SELECT job, as_of, status, started_at, finished_at, counters, "
-                            "error FROM job_runs ORDER BY started_at DESC LIMIT ?",
-                            [limit]).to_dicts()
+            runs = job_log.latest(wh, limit)
         return {"source": "warehouse", "runs": runs}
     except Exception as exc:  # held by the scheduler: read the JSON-lines mirror instead
         return {"source": f"log (warehouse busy: {str(exc)[:80]})",
-                "runs": _from_log(jobs.log_path(config), limit)}
-
-
-def _from_log(path: Path, limit: int) -> list[dict]:
-    if not path.exists():
-        return []
-    latest: dict[str, dict] = {}
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        if "run_id" not in record:  # a progress heartbeat
-            continue
-        latest[record["run_id"]] = {**latest.get(record["run_id"], {}), **record}
-    rows = sorted(latest.values(), key=lambda r: r["started_at"], reverse=True)
-    return [{k: r.get(k) for k in ("job", "as_of", "status", "started_at", "finished_at",
-                                   "counters", "error")} for r in rows[:limit]]
+                "runs": job_log.latest_from_mirror(config.root, limit)}
