@@ -162,12 +162,18 @@ def chunked(param_sets: list[dict], panel: pl.DataFrame, chunk: int | None) -> l
     return [param_sets[i:i + chunk] for i in range(0, len(param_sets), chunk)]
 
 
-def run(panel: pl.DataFrame, strategy: Strategy, param_sets: list[dict], settings: Settings,
-        kind: str, chunk: int | None = None, chunk_map: ChunkMap = local_map) -> Result:
-    """Every parameter set, simulated in chunks mapped by `chunk_map`."""
+def require_columns(strategy: Strategy, panel: pl.DataFrame) -> None:
+    """A column the strategy declares it needs (`requires`), missing: a BacktestError with the
+    strategy's own word on how to get it."""
     problem = missing_columns(strategy, panel)
     if problem:
         raise BacktestError(problem)
+
+
+def run(panel: pl.DataFrame, strategy: Strategy, param_sets: list[dict], settings: Settings,
+        kind: str, chunk: int | None = None, chunk_map: ChunkMap = local_map) -> Result:
+    """Every parameter set, simulated in chunks mapped by `chunk_map`."""
+    require_columns(strategy, panel)
     outcomes = chunk_map(Simulation(panel, strategy, settings),
                          chunked(param_sets, panel, chunk))
     returns, turnover = (pd.concat([o[k] for o in outcomes], axis=1) for k in (0, 1))

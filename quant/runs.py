@@ -22,7 +22,6 @@ from quant.report import write_index, write_report
 from quant.run_store import RunStore, StoredRun, run_id
 from quant.signals import check_panel, prepare
 from strategies import get_strategy
-from strategies.base import missing_columns
 
 MODES = ("single", "sweep", "walk_forward")
 # Part of every run's key: a run stored by code that computed it otherwise is never reused.
@@ -92,19 +91,19 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
                             f"{{'quantile': 0.1}}), not {type(params).__name__}")
     params_panel = params_panel or config.pipeline
     traded = traded_signal(strategy, params)
-    if panel is None:
+    from_warehouse = panel is None
+    if from_warehouse:
         panel, which = panel_from_warehouse(wh, params_panel, which,
                                             calendar=config.data.calendar)
-        _check_requires(strategy, panel)
-        if traded is not None:  # the warehouse's columns are the framework's own
-            prepare(panel, traded, trust_column=True)
+    else:
+        check_panel(panel)
+    bt.require_columns(strategy, panel)  # before the signal: its message says how to get it
+    if traded is not None:  # the warehouse's columns are the framework's own
+        panel, _ = prepare(panel, traded, trust_column or from_warehouse)
+    if from_warehouse:
         start, end = signal_period(panel)
         signals = which.provenance()
     else:
-        check_panel(panel)
-        _check_requires(strategy, panel)
-        if traded is not None:
-            panel, _ = prepare(panel, traded, trust_column)
         start, end = panel["session"].min(), panel["session"].max()
         signals = {"panel": panel_digest(panel), **(notes or {})}
     first, last = start, end
@@ -125,7 +124,7 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
         return rendered(config, wh, rid, cached=True)
     result = compute(config, panel, strategy_name, params, mode, engine)
     benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
-    signal = traded_signal(strategy, params) or config.evaluate.signal
+    signal = traded or config.evaluate.signal
     evaluation = evaluate_signal(panel, signal, params_panel.horizons,
                                  config.evaluate.quantiles)
     signals["signal"] = signal  # what was evaluated is what was traded, and the report says so
@@ -153,13 +152,6 @@ def traded_signal(strategy, params: dict | None) -> str | None:
     if "signal" in strategy.defaults and "signal" not in getattr(strategy, "grid", {}):
         return (params or {}).get("signal", strategy.defaults["signal"])
     return getattr(strategy, "signal", None)
-
-
-def _check_requires(strategy, panel: pl.DataFrame) -> None:
-    """A column the strategy declares it needs, missing: its own message says how to get it."""
-    problem = missing_columns(strategy, panel)
-    if problem:
-        raise BacktestError(problem)
 
 
 def get_strategy_or_fail(name: str):
