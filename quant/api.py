@@ -192,7 +192,7 @@ class Workspace:
         signal of the warehouse's panel) over `since` .. `until`. A signal of your own is a
         polars expression or a function of the panel, checked point-in-time
         (`quant.signals`); a precomputed column needs `trust_column=True`."""
-        from quant.evaluate import evaluate_signal  # numpy and the statistics: when evaluating
+        from quant.evaluate import evaluate_signal, horizons_in  # numpy: when evaluating
         from quant.signals import PANEL_SIGNALS, prepare
         from quant.workspace import evaluate_report
 
@@ -204,8 +204,7 @@ class Workspace:
         panel = self.panel(horizons) if panel is None else panel
         panel, name = prepare(panel, signal, trust_column)  # on the whole history, then cut
         panel = _cut(panel, start, end)
-        horizons = horizons or tuple(int(c.removeprefix("fwd_ret_")) for c in panel.columns
-                                     if c.startswith("fwd_ret_"))
+        horizons = horizons or horizons_in(panel)
         return evaluate_signal(panel, name, horizons, self.config.evaluate.quantiles)
 
     # ------------------------------------------------------------ learned models

@@ -275,6 +275,12 @@ def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
     return Evaluation(signal, results, daily, coverage(panel, signal))
 
 
+def horizons_in(panel: pl.DataFrame) -> tuple[int, ...]:
+    """The horizons of the panel's forward-return columns (`fwd_ret_N`), shortest first."""
+    return tuple(sorted(int(c.removeprefix("fwd_ret_")) for c in panel.columns
+                        if c.startswith("fwd_ret_") and c.removeprefix("fwd_ret_").isdigit()))
+
+
 def check_evaluable(panel: pl.DataFrame, signal: str) -> None:
     """A clear DataError for a panel or signal that cannot be evaluated."""
     import difflib
@@ -283,7 +289,7 @@ def check_evaluable(panel: pl.DataFrame, signal: str) -> None:
     if missing:
         raise DataError(f"the panel lacks {', '.join(missing)}: evaluate a panel built by "
                         "Workspace.panel (or quant.pipeline.build_panel), with your columns added")
-    if not any(c.startswith("fwd_ret_") for c in panel.columns):
+    if not horizons_in(panel):
         raise DataError("the panel has no forward return column (fwd_ret_N): build it with "
                         "Workspace.panel(horizons=(1, 5, ...)) and keep those columns")
     if signal not in panel.columns:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import polars as pl
 
 from data.errors import DataError
-from quant.evaluate import check_evaluable
+from quant.evaluate import check_evaluable, daily_ic, horizons_in, usable
 from quant.features import FEATURES, PRICE_COLUMNS, TEXT_COLUMNS
 from quant.pipeline import LookAheadError
 
@@ -147,22 +147,17 @@ def check_point_in_time(panel: pl.DataFrame, signal: UserSignal, name: str,
 def check_plausible(panel: pl.DataFrame, signal: str) -> None:
     """Refuse a signal whose mean daily rank IC at the shortest horizon the panel has
     exceeds IMPLAUSIBLE_RANK_IC."""
-    horizons = sorted(int(c.removeprefix("fwd_ret_")) for c in panel.columns
-                      if c.startswith("fwd_ret_") and c.removeprefix("fwd_ret_").isdigit())
+    horizons = horizons_in(panel)
     if not horizons:
         return
-    ret = f"fwd_ret_{horizons[0]}"
-    rows = panel.filter(pl.col("in_universe") & pl.col(signal).is_not_null()
-                        & pl.col(ret).is_not_null())
-    daily = (rows.group_by("session").agg(ic=pl.corr(signal, ret, method="spearman"),
-                                          n=pl.len())
-             .filter(pl.col("n") >= 3).drop_nans())
-    if daily.height < 5:
+    rows, _ = usable(panel, signal, horizons[0])  # the evaluation's rows, thin sessions out
+    daily = daily_ic(rows, signal, f"fwd_ret_{horizons[0]}")["rank_ic"]
+    if daily.len() < 5:
         return
-    ic = float(daily["ic"].mean())
+    ic = float(daily.mean())
     if abs(ic) > IMPLAUSIBLE_RANK_IC:
         raise LookAheadError(
             f"signal {signal!r} has a mean daily rank IC of {ic:.2f} with the return over the "
-            f"next {horizons[0]} session(s), over {daily.height} sessions; no honest signal "
+            f"next {horizons[0]} session(s), over {daily.len()} sessions; no honest signal "
             f"comes near {IMPLAUSIBLE_RANK_IC}. The likely cause is look-ahead: it reads a "
             "forward return or a price not known at the session's open")
