@@ -121,7 +121,7 @@ def attach_experts(loaded) -> list[str]:
 
 def quantise_model(model: torch.nn.Module) -> str:
     """Replace the decoder layers' linears and our MoE blocks' experts by int8 ones in place
-    (transformers' experts modules are quantised where they are attached, llm/experts.py);
+    (transformers' experts modules are quantised where they are attached, `attach_experts`);
     returns a note for `llm info`."""
     if not int8.available():
         raise ModelError("precision int8 needs torch's quantized CPU kernels (fbgemm or x86), "

@@ -254,12 +254,15 @@ def _convert(gguf: Path, cache_dir: Path, name: str) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    partial = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=name + ".partial-", dir=cache_dir))
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
     except OSError:
+        if partial is not None:  # a full disk: leave no half-written folder behind
+            shutil.rmtree(partial, ignore_errors=True)
         raise ModelError(f"cannot write the converted model to {cache_dir}: set [model] "
                          "cache_dir or QUANT_MODEL_CACHE to a writable folder") from None
     return partial
