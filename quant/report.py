@@ -252,9 +252,9 @@ window.__errors.push(String(e.message))}});</script>
 'charts:'+document.querySelectorAll('.js-plotly-plot').length+';errors:'+window.__errors.length;
 </script></body></html>"""
     path = directory / "report.html"
-    path.write_text(page)
+    _write_whole(path, page)
     evaluation = {k: v for k, v in run.evaluation.to_json().items() if k != "daily_ic"}
-    (directory / "metrics.json").write_text(json.dumps(
+    _write_whole(directory / "metrics.json", json.dumps(
         {"run_id": run.run_id, "strategy": run.strategy, "kind": run.kind,
          "params": run.params, "headline": headline(run), "metrics": run.metrics,
          "tear_sheet": sheet,
@@ -273,10 +273,16 @@ def _shared_plotly(reports: Path) -> str:
 
     name = f"plotly-{plotly.__version__}.min.js"
     if not (reports / name).exists():
-        partial = reports / f".{name}.{os.getpid()}.partial"
-        partial.write_text(get_plotlyjs())
-        partial.replace(reports / name)  # atomic: a report never reads half a library
+        _write_whole(reports / name, get_plotlyjs())
     return name
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `path` through a temporary file and a rename, so a reader (a browser, a second
+    process rendering the same folder) sees the old file or the new one, never half of it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
@@ -299,14 +305,12 @@ def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
         f"{cell(r.get('deflated_sharpe'))}</tr>" for r in runs)
     when = f" (as of {html.escape(str(as_of))})" if as_of else ""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(
+    _write_whole(path, (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
         f"<style>{_STYLE}</style></head><body><h1>Backtest reports{when}: {len(runs)} runs</h1>"
         "<table><tr><th>run</th><th>strategy</th><th>figures</th><th>period</th>"
         "<th>Sharpe</th><th>CAGR</th><th>worst drawdown</th><th>deflated Sharpe</th></tr>"
-        f"{rows}</table></body></html>")
-    partial.replace(path)
+        f"{rows}</table></body></html>"))
     return path
 
 
