@@ -97,8 +97,8 @@ def score_documents(config: Config, wh, mode: str | None = None, spec: str | Non
     if (engine_name or config.engine) == "ray":
         from quant.distributed import ray_scorer
 
-        scorer = ray_scorer(request.pinned(engine.loaded), engine, mode,
-                            workers=config.ray_workers, address=config.ray_address or None)
+        scorer = ray_scorer(request, engine, mode, workers=config.ray_workers,
+                            address=config.ray_address or None)  # pinned to engine's model there
         extra = {"engine": "ray", "workers": config.ray_workers}
     summary = score_pending(wh, engine, mode, since, limit, progress=on_progress,
                             sample=sample, scorer=scorer)
