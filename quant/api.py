@@ -25,7 +25,7 @@ import polars as pl
 
 from data.errors import DataError
 from data.warehouse import Warehouse
-from quant.config import CONFIG_NAME, Config, load_config
+from quant.config import Config, workspace_config
 from quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -71,10 +71,7 @@ class Workspace:
     """A workspace folder: its quant.toml (`config`) and warehouse, as methods."""
 
     def __init__(self, root: str | Path = ".", write: bool = False) -> None:
-        if not (Path(root) / CONFIG_NAME).is_file():
-            raise ConfigError(f"no workspace at {Path(root).resolve()} (no {CONFIG_NAME}): "
-                              f"create it with `quant init {root}`, or check --workspace")
-        self.config: Config = load_config(root)
+        self.config: Config = workspace_config(root)
         self.writable = write
         if not write and not self.config.warehouse_path.exists():
             raise DataError(f"no warehouse at {self.config.warehouse_path}: create the "
@@ -228,10 +225,15 @@ class Workspace:
         if unknown:
             raise ConfigError(f"fit_model has no setting {unknown[0]!r}; its settings: "
                               f"{', '.join(sorted(known))} (quant.learned.ModelSpec)")
+        folder = self._model_folder(name)
+        if not self.writable:
+            raise ConfigError(f"{self.config.root} was opened read-only, and fit_model saves "
+                              f"models/{name}: quant.open({str(self.config.root)!r}, "
+                              "write=True) to fit")
         model_spec = ModelSpec(**spec)
         fitted = fit_walk_forward(self.panel(self._with(model_spec.horizon), since, until),
                                   model_spec)
-        fitted.save(self.config.root / "models" / name)
+        fitted.save(folder)
         return fitted
 
     def predicted_panel(self, fitted) -> pl.DataFrame:
@@ -249,7 +251,12 @@ class Workspace:
         """A model saved by `fit_model` (or `quant model fit`)."""
         from quant.learned import Fitted
 
-        return Fitted.load(self.config.root / "models" / name)
+        return Fitted.load(self._model_folder(name))
+
+    def _model_folder(self, name: str) -> Path:
+        from quant.artefact import inside
+
+        return inside(self.config.root / "models", name, "model")
 
     # ------------------------------------------------------------ backtests
 
@@ -291,12 +298,20 @@ class Workspace:
             return store.read(store.latest() if run_id == "latest" else run_id)
 
     def report(self, run: StoredRun | str = "latest") -> Path:
-        """Write the run's HTML report (and metrics.json, equity.png); its path."""
+        """Write the run's HTML report (and metrics.json, equity.png); its path. A read-only
+        workspace writes nothing: it gives the stored report's path, or refuses."""
+        from quant.artefact import inside
         from quant.report import write_report
 
         run = self.run(run) if isinstance(run, str) else run
-        return write_report(self.config.reports_dir / run.run_id, run,
-                            str(self.config.warehouse_path))
+        folder = inside(self.config.reports_dir, run.run_id, "run")
+        if not self.writable:
+            if (folder / "report.html").is_file():
+                return folder / "report.html"
+            raise ConfigError(f"{self.config.root} was opened read-only and run {run.run_id} "
+                              f"has no report yet: quant.open({str(self.config.root)!r}, "
+                              "write=True).report(...) writes it")
+        return write_report(folder, run, str(self.config.warehouse_path))
 
 
 class Model:

@@ -145,6 +145,15 @@ def load_config(root: str | Path) -> Config:
     return dataclasses.replace(config, root=root)
 
 
+def workspace_config(root: str | Path) -> Config:
+    """The config of a workspace made by `quant init`; refused for a folder without quant.toml,
+    so a misspelt path never becomes a new, empty workspace."""
+    if not (Path(root) / CONFIG_NAME).is_file():
+        raise ConfigError(f"no workspace at {Path(root).resolve()} (no {CONFIG_NAME}): "
+                          f"create it with `quant init {root}`, or check --workspace")
+    return load_config(root)
+
+
 def _build(cls: type, table: dict, path: Path, prefix: str):
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [{prefix.rstrip('.')}] must be a table")

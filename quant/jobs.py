@@ -171,12 +171,13 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def evaluate(config: Config, as_of: date, wh: Warehouse) -> dict:
+    from quant.artefact import write_file
     from quant.workspace import evaluate_report
 
     evaluation = evaluate_report(config, wh, until=as_of)
     path = config.reports_dir / "evaluations" / f"{as_of}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(evaluation.to_json(), default=str, indent=1))
+    write_file(path, json.dumps(evaluation.to_json(), default=str, indent=1))
     first = evaluation.first
     return {"path": str(path), "rank_ic": first.rank_ic["mean"],
             "pooled_ic": first.pooled_ic["ic"], "rows": first.rows}

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from quant import artefact
 from quant import features as feats
 from quant.errors import ConfigError
 from quant.evaluate import daily_ic, newey_west_t, usable
@@ -92,20 +93,17 @@ class Fitted:
             for r in self.importance.to_dicts()]}
 
     def save(self, folder: Path) -> Path:
-        """The fit as parquet tables and a model.json in `folder`."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for part in TABLES:
-            getattr(self, part).write_parquet(folder / f"{part}.parquet")
-        (folder / "model.json").write_text(json.dumps(self.describe(), indent=2, default=str))
-        return folder
+        """The fit as parquet tables and a model.json in `folder`, replacing what was there
+        whole (`quant.artefact`)."""
+        files = {f"{part}.parquet": getattr(self, part).write_parquet for part in TABLES}
+        described = json.dumps(self.describe(), indent=2, default=str)
+        return artefact.write(folder, {**files, "model.json": lambda p: p.write_text(described)})
 
     @classmethod
     def load(cls, folder: Path) -> Fitted:
-        described = folder / "model.json"
-        if not described.is_file():
-            raise ConfigError(f"no fitted model in {folder}: fit one with `quant model fit "
-                              f"--name {folder.name}`")
-        meta = json.loads(described.read_text())
+        artefact.verified(folder, "fitted model",
+                          f"fit it again with `quant model fit --name {folder.name}`")
+        meta = json.loads((folder / "model.json").read_text())
         spec = meta.pop("spec")
         spec = ModelSpec(**{**spec, "features": tuple(spec["features"])})
         return cls(spec, *(pl.read_parquet(folder / f"{part}.parquet") for part in TABLES),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from quant import jsonable, stats
+from quant.artefact import write_file
 from quant.headline import as_shown, headline, headline_html, sample_label
 from quant.tearsheet import monthly_grid, tear_sheet
 
@@ -252,16 +252,16 @@ window.__errors.push(String(e.message))}});</script>
 'charts:'+document.querySelectorAll('.js-plotly-plot').length+';errors:'+window.__errors.length;
 </script></body></html>"""
     path = directory / "report.html"
-    _write_whole(path, page)
+    write_file(path, page)
     evaluation = {k: v for k, v in run.evaluation.to_json().items() if k != "daily_ic"}
-    _write_whole(directory / "metrics.json", json.dumps(
+    write_file(directory / "metrics.json", json.dumps(
         {"run_id": run.run_id, "strategy": run.strategy, "kind": run.kind,
          "params": run.params, "headline": headline(run), "metrics": run.metrics,
          "tear_sheet": sheet,
          "provenance": provenance,
          "benchmark": bench, "evaluation": evaluation}, indent=2, default=jsonable.default))
-    _equity_png(directory / "equity.png", run.returns["strategy"], run.returns["benchmark"],
-                run.strategy)
+    write_file(directory / "equity.png", lambda p: _equity_png(
+        p, run.returns["strategy"], run.returns["benchmark"], run.strategy))
     return path
 
 
@@ -273,16 +273,8 @@ def _shared_plotly(reports: Path) -> str:
 
     name = f"plotly-{plotly.__version__}.min.js"
     if not (reports / name).exists():
-        _write_whole(reports / name, get_plotlyjs())
+        write_file(reports / name, get_plotlyjs())
     return name
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """Write `path` through a temporary file and a rename, so a reader (a browser, a second
-    process rendering the same folder) sees the old file or the new one, never half of it."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
@@ -305,7 +297,7 @@ def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
         f"{cell(r.get('deflated_sharpe'))}</tr>" for r in runs)
     when = f" (as of {html.escape(str(as_of))})" if as_of else ""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_whole(path, (
+    write_file(path, (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
         f"<style>{_STYLE}</style></head><body><h1>Backtest reports{when}: {len(runs)} runs</h1>"
         "<table><tr><th>run</th><th>strategy</th><th>figures</th><th>period</th>"
@@ -329,5 +321,5 @@ def _equity_png(path: Path, returns: pd.Series, benchmark: pd.Series | None,
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, format="png")
     plt.close(fig)

@@ -18,7 +18,7 @@ import pandas as pd
 import polars as pl
 
 from data.warehouse import Warehouse
-from quant import jsonable
+from quant import artefact, jsonable
 from quant.backtest import Result, Settings
 from quant.errors import BacktestError
 from quant.evaluate import Evaluation
@@ -100,10 +100,10 @@ class RunStore:
         self.wh, self.directory = wh, directory
 
     def folder(self, rid: str) -> Path:
-        return self.directory / rid
+        return artefact.inside(self.directory, rid, "run")
 
     def has(self, rid: str) -> bool:
-        return (self.folder(rid) / "returns.parquet").exists() and bool(self.wh.scalar(
+        return (self.folder(rid) / artefact.MANIFEST).exists() and bool(self.wh.scalar(
             "SELECT count(*) FROM backtests WHERE run_id = ?", [rid]))
 
     def latest(self) -> str:
@@ -114,24 +114,24 @@ class RunStore:
 
     def write(self, rid: str, result: Result, benchmark: Result, evaluation: Evaluation,
               settings: Settings, signals: dict) -> None:
-        folder = self.folder(rid)
-        folder.mkdir(parents=True, exist_ok=True)
         chosen = result.best if result.kind == "sweep" else 0
         returns = result.returns[chosen].rename("strategy")
         bench = benchmark.returns[0].reindex(returns.index).fillna(0.0).rename("benchmark")
-        pd.concat([returns, bench], axis=1).rename_axis("session").reset_index().to_parquet(
-            folder / "returns.parquet")
+        frames = {"returns.parquet": pd.concat([returns, bench], axis=1)}
         if result.kind != "walk_forward":
-            result.turnover[chosen].fillna(0.0).rename("turnover").rename_axis(
-                "session").reset_index().to_parquet(folder / "turnover.parquet")
+            frames["turnover.parquet"] = result.turnover[chosen].fillna(0.0).rename("turnover")
+        texts = {"evaluation.json": json.dumps(evaluation.to_json(), default=jsonable.default),
+                 "windows.json": json.dumps(result.extra.get("windows", []),
+                                            default=jsonable.default)}
+        files = {name: _parquet(frame.rename_axis("session").reset_index())
+                 for name, frame in frames.items()}
         if result.kind == "sweep":
-            pd.DataFrame([{**p, "sharpe": m["sharpe"]} for p, m in
-                          zip(result.params, result.metrics, strict=True)]).to_parquet(
-                folder / "sweep.parquet")
-        (folder / "evaluation.json").write_text(json.dumps(evaluation.to_json(),
-                                                           default=jsonable.default))
-        (folder / "windows.json").write_text(json.dumps(result.extra.get("windows", []),
-                                                        default=jsonable.default))
+            files["sweep.parquet"] = _parquet(pd.DataFrame(
+                [{**p, "sharpe": m["sharpe"]}
+                 for p, m in zip(result.params, result.metrics, strict=True)]))
+        files |= {name: _text(text) for name, text in texts.items()}
+        # The artifacts whole first, the row last: a run whose row exists has its artifacts.
+        artefact.write(self.folder(rid), files)
         index = result.returns.index
         self.wh.con.execute(
             "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -157,10 +157,8 @@ class RunStore:
             raise BacktestError(f"no backtest run {rid!r}: see the backtests table "
                                 "(`quant db status`)")
         record = dict(zip([d[0] for d in self.wh.con.description], row, strict=True))
-        folder = self.folder(rid)
-        if not (folder / "returns.parquet").exists():
-            raise BacktestError(f"the artifacts of {rid} are missing from {folder}: "
-                                "run the backtest again")
+        folder = artefact.verified(self.folder(rid), f"artifacts of run {rid}",
+                                   "run the backtest again")
         turnover = _series(folder / "turnover.parquet", "turnover")
         sweep = pd.read_parquet(folder / "sweep.parquet") if (
             folder / "sweep.parquet").exists() else None
@@ -171,6 +169,14 @@ class RunStore:
             record["created_at"], _frame(folder / "returns.parquet"), turnover, sweep,
             json.loads((folder / "windows.json").read_text()),
             Evaluation.from_json(json.loads((folder / "evaluation.json").read_text())))
+
+
+def _parquet(frame: pd.DataFrame):
+    return frame.to_parquet
+
+
+def _text(text: str):
+    return lambda path: path.write_text(text)
 
 
 def _frame(path: Path) -> pd.DataFrame:

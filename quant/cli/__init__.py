@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from data.errors import FrameworkError
+from data.errors import FrameworkError, is_disk_full
 from quant.cli import learning, models, research, schedule, warehouse  # noqa: F401  (registers them)
 from quant.cli.app import cli, err_console
 from quant.tables import safe
@@ -40,6 +40,9 @@ def main() -> None:
     except Exception as exc:  # a bug or an input we did not foresee: never a traceback
         if os.environ.get("QUANT_DEBUG"):
             raise
+        if is_disk_full(exc):  # the warehouse's writes roll back; artefacts keep their old version
+            _fail(f"no space left on device ({exc}); free space and rerun (what was being "
+                  "written was not kept, earlier data is intact)", "NoSpace", as_json, 2)
         _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with QUANT_DEBUG=1 for the "
               "traceback, and please report it)", type(exc).__name__, as_json, 3)
 

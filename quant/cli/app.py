@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 
 from quant import jsonable
-from quant.config import Config, load_config
+from quant.config import Config, load_config, workspace_config
 
 console = Console(soft_wrap=True)  # a long value (a path) is never cut: the terminal wraps it
 err_console = Console(stderr=True, soft_wrap=True)
@@ -30,8 +30,10 @@ def json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
 
 
-def config_of(ctx: click.Context) -> Config:
-    return load_config(ctx.obj["workspace"])
+def config_of(ctx: click.Context, workspace: bool = False) -> Config:
+    """quant.toml's settings (the defaults where there is none, unless `workspace`: a
+    command that writes to a workspace refuses a folder that is not one)."""
+    return (workspace_config if workspace else load_config)(ctx.obj["workspace"])
 
 
 def workspace_of(ctx: click.Context, write: bool = False):

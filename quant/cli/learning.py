@@ -64,7 +64,7 @@ def _spec_options(fn):
 def model_fit(ctx, name, kind, target, horizon, test, train, embargo, min_train, names, since,
               until, with_backtest, walk_forward, as_json):
     """Fit walk-forward, save the out-of-sample predictions and evaluate them."""
-    ws = workspace_of(ctx, write=with_backtest)
+    ws = workspace_of(ctx, write=True)
     fitted = ws.fit_model(
         name, day(since), day(until), kind=kind, target=target, horizon=horizon, test=test,
         train=train, embargo=embargo, min_train=min_train,

@@ -26,7 +26,7 @@ def schedule_start(ctx):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    Scheduler(config_of(ctx)).start()
+    Scheduler(config_of(ctx, workspace=True)).start()
 
 
 @schedule.command("once")
@@ -38,7 +38,7 @@ def schedule_once(ctx, job, as_of, as_json):
     """Run one job now (for system cron, CI or a one-shot container)."""
     from quant.scheduler import run_once
 
-    row = run_once(config_of(ctx), job, as_of.date() if as_of else None)
+    row = run_once(config_of(ctx, workspace=True), job, as_of.date() if as_of else None)
     emit(row, as_json, lambda r: console.print(record_of(r, title=f"job {job}")))
     if row["status"] in ("failed", "aborted"):
         sys.exit(1)
@@ -51,7 +51,7 @@ def schedule_status(ctx, as_json):
     """Whether a scheduler runs, the next fire times, the latest runs."""
     from quant.scheduler import status
 
-    info = status(config_of(ctx))
+    info = status(config_of(ctx, workspace=True))
 
     def render(s: dict) -> None:
         holder = s["scheduler"]
@@ -70,7 +70,7 @@ def schedule_history(ctx, limit, as_json):
     """Past job runs, newest first."""
     from quant.scheduler import history
 
-    info = history(config_of(ctx), limit)
+    info = history(config_of(ctx, workspace=True), limit)
     emit(info, as_json, lambda h: console.print(table_of(
         [{k: str(fmt(v))[:60] for k, v in r.items()} for r in h["runs"]],
         title=f"job runs ({h['source']})")))

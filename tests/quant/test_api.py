@@ -1,5 +1,6 @@
 """The Python API: objects in hand, read-only by default, the same results as the CLI."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import polars as pl
 import pytest
 
 import quant
+from quant.artefact import ArtefactError
 from quant.errors import ConfigError
 from tests.quant.helpers import sample_workspace
 
@@ -43,14 +45,32 @@ def _same(a, b):
         assert a == b
 
 
-def test_a_read_only_workspace_cannot_write(root):
+def _tree(root) -> dict:
+    """Every file under `root` with its digest."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_read_only_workspace_writes_nothing(root):
+    stored = quant.open(root, write=True).backtest("buy_and_hold")  # a run and its report
+    before = _tree(root)
     ws = quant.open(root)
     assert "read-only" in repr(ws)
-    with pytest.raises(ConfigError, match="opened read-only"):
-        ws.ingest("news", [root / "news.parquet"])
-    with pytest.raises(ConfigError, match="opened read-only"):
-        ws.backtest("buy_and_hold")
-    assert ws.documents(ticker="aapl", limit=3).height == 3   # reading is fine
+    writes = [lambda: ws.ingest("news", [root / "news.parquet"]), lambda: ws.score(limit=1),
+              lambda: ws.backtest("buy_and_hold"), lambda: ws.fit_model("ro", kind="linear")]
+    for call in writes:
+        with pytest.raises(ConfigError, match="opened read-only"):
+            call()
+    # Every reading method works and writes nothing; a stored report is found, not rewritten.
+    assert ws.documents(ticker="aapl", limit=3).height == 3
+    assert ws.status() and ws.panel().height and ws.evaluate().first.rows
+    assert ws.features(["return_1"]).height and ws.filings().is_empty()
+    assert ws.search("shares").height
+    assert ws.run().run_id == stored.run_id
+    assert ws.report(stored) == root / "reports" / stored.run_id / "report.html"
+    with pytest.raises(ArtefactError, match="no fitted model"):
+        ws.fitted_model("never-fitted")
+    assert _tree(root) == before
 
 
 def test_evaluation_equals_the_cli(root):
@@ -139,7 +159,7 @@ def test_what_filings_say_beyond_their_text(tmp_path):
 def test_a_learned_model_fits_saves_evaluates_and_backtests(root):
     spec = {"kind": "linear", "test": 126, "min_train": 500,
             "features": ["tone", "tone_change", "return_1", "return_5"]}
-    fitted = quant.open(root).fit_model("m", **spec)
+    fitted = quant.open(root, write=True).fit_model("m", **spec)
     assert (root / "models" / "m" / "predictions.parquet").is_file()
     assert quant.open(root).fitted_model("m").predictions.equals(fitted.predictions)
     out = _cli(root, "model", "evaluate", "m", "--backtest")
