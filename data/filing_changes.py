@@ -73,6 +73,14 @@ ORDER BY d.published_at, d.doc_id
 """
 
 
+def pending_changes(wh: Warehouse) -> list[str]:
+    """Filings of a known company with sections that have no change rows yet."""
+    return [doc_id for (doc_id,) in wh.con.execute("""
+        SELECT DISTINCT s.doc_id FROM filing_sections s JOIN documents d USING (doc_id)
+        WHERE d.kind = 'filing' AND coalesce(d.cik, d.tickers[1]) IS NOT NULL
+          AND s.doc_id NOT IN (SELECT doc_id FROM filing_changes)""").fetchall()]
+
+
 def refresh_changes(wh: Warehouse, doc_ids: list[str]) -> int:
     """Recompute the change rows of every company that filed one of `doc_ids`; returns how
     many rows were written."""

@@ -20,7 +20,9 @@ def sentences(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
         end = match.start() + len(match.group().rstrip())
-        word = text[max(0, start):match.start() + 1].split()[-1:] if match.start() else []
+        # The word before the stop: a bounded look back, so a text of abbreviations stays
+        # linear.
+        word = text[max(start, match.start() - 16):match.start() + 1].split()[-1:]
         if word and match.group()[0] == "." and word[0].rstrip(".").lower() in _ABBREVIATIONS:
             continue
         spans.append((start, end))

@@ -7,6 +7,7 @@ failure into a `DataError` naming the file and the holder, and let readers open 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from data.errors import DataError
 from data.migrate import apply_migrations, check_schema
 
 _LOCK_HOLDER = re.compile(r"PID (\d+)")
+LOCK_WAIT = 5.0  # seconds a connection waits for another process to let go of the file
 
 
 class Warehouse:
@@ -38,20 +40,20 @@ class Warehouse:
             apply_migrations(self.con, self.path)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        try:
-            return duckdb.connect(str(self.path), read_only=self.read_only)
-        except duckdb.IOException as exc:
-            message = str(exc)
-            if "lock" not in message.lower():
-                raise DataError(f"cannot open warehouse {self.path}: {message}") from None
-            holder = _LOCK_HOLDER.search(message)
-            who = f"process {holder.group(1)}" if holder else "another process"
-            raise DataError(
-                f"warehouse {self.path} is locked by {who}, which has it open for writing. "
-                "DuckDB allows one writer per file: wait for that job to finish, stop it, or "
-                "run this command in the process that holds the warehouse (e.g. `quant "
-                "schedule once ...` inside the scheduler)."
-            ) from None
+        """Connect, waiting up to LOCK_WAIT seconds for another process's connection to close
+        (a reader's call is short: a notebook's read-only workspace opens the file only for
+        the length of each call)."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                message = str(exc)
+                if "lock" not in message.lower():
+                    raise DataError(f"cannot open warehouse {self.path}: {message}") from None
+                if time.monotonic() > deadline:
+                    raise DataError(_locked(self.path, message, self.read_only)) from None
+                time.sleep(0.2)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -80,3 +82,24 @@ class Warehouse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _locked(path: Path, message: str, read_only: bool) -> str:
+    holder = _LOCK_HOLDER.search(message)
+    pid = holder.group(1) if holder else None
+    who = f"process {pid}{_command_of(pid)}" if pid else "another process"
+    wanted = "read it" if read_only else "write to it"
+    return (f"warehouse {path} is locked by {who}, which has it open, so this process cannot "
+            f"{wanted} (DuckDB lets one process write a file, and none while another has it "
+            "open); wait for that job to finish, stop it, or run this command in the process "
+            "that holds the warehouse (e.g. `quant schedule once ...` inside the scheduler)")
+
+
+def _command_of(pid: str) -> str:
+    """`: its command line` where the system tells it (Linux), else nothing."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    command = " ".join(w.decode(errors="replace") for w in words if w)[:160]
+    return f" ({command})" if command else ""

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from data.errors import DataError
+from data.errors import DataError, is_disk_full
 from data.ingest.filings import ingest_filings, read_index
 from data.ingest.news import ingest_news
 from data.ingest.prices import ingest_prices
 from data.ingest.source import (
     IngestResult,
     check_encoding,
-    now_utc,
     rejects_frame,
     replace_rejects,
 )
@@ -57,7 +56,6 @@ def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
     check_encoding(encoding)  # type: ignore[arg-type]
     index = _filing_index(files, options.pop("index", None)) if kind == "filings" else {}
     results = [reject_file(wh, kind, path, reason) for path, reason in skipped]
-    started = now_utc()
     for path in files:
         try:
             if kind == "prices":
@@ -70,23 +68,29 @@ def ingest_files(wh: Warehouse, kind: str, paths: Iterable[str | Path],
                 result = ingest_filings(wh, path, meta=meta, max_bytes=limit, encoding=encoding)  # type: ignore[arg-type]
         except DataError as exc:
             result = reject_file(wh, kind, path, str(exc))
+        except Exception as exc:  # a file we did not foresee never blocks the files after it
+            if is_disk_full(exc):
+                raise
+            result = reject_file(wh, kind, path, f"could not be read ({type(exc).__name__}: "
+                                 f"{exc}); fix or remove the file and ingest again")
         results.append(result)
-    # The search index is rebuilt once, after the batch, if documents came in (or a warehouse
-    # from an older version has none yet); filings' change features are recomputed for the
-    # companies that filed (for every company, the first time).
-    from data.search import has_index, refresh_index
-
-    if kind != "prices" and (any(r.inserted for r in results) or not has_index(wh)):
-        refresh_index(wh)
-    if kind == "filings":
-        from data.filing_changes import refresh_changes
-
-        first = not wh.scalar("SELECT count(*) FROM filing_changes")
-        new = wh.con.execute("SELECT doc_id FROM documents WHERE kind = 'filing' AND "
-                             "(ingested_at >= ? OR ?)", [started, first]).fetchall()
-        if new:
-            refresh_changes(wh, [doc_id for (doc_id,) in new])
+    complete_derived(wh)
     return results
+
+
+def complete_derived(wh: Warehouse) -> None:
+    """Build what ingest derives from committed documents and is missing: the passages of
+    news and filing sections and the search index over them, and filings' change features.
+    What is missing is read from the tables, not from this run, so whatever stopped an
+    earlier ingest after its commit (a kill, a crash), any later ingest completes it."""
+    from data.filing_changes import pending_changes, refresh_changes
+    from data.search import has_index, pending_passages, refresh_index
+
+    if pending_passages(wh) or not has_index(wh):
+        refresh_index(wh)
+    pending = pending_changes(wh)
+    if pending:
+        refresh_changes(wh, pending)
 
 
 def _filing_index(files: list[Path], index_path: str | Path | None) -> dict:

@@ -56,6 +56,7 @@ class Filing:
     text: str = ""
     sections: list[tuple[str, str, str]] = field(default_factory=list)  # (item, title, text)
     facts: list[dict] = field(default_factory=list)  # inline XBRL numbers (data.ingest.xbrl)
+    bad_facts: list[str] = field(default_factory=list)  # why each invalid fact was left out
     problem: str | None = None             # why the file cannot be trusted as a whole
 
     @property
@@ -246,7 +247,8 @@ def parse_filing(content: bytes, meta: dict[str, str] | None = None) -> Filing:
         text = primary_document(text, filing.form_type)
     facts: dict[str, str] = {}
     if looks_like_html(text):
-        filing.facts = numeric_facts(text) if re.search("ix:nonFraction", text, re.I) else []
+        if re.search("ix:nonFraction", text, re.I):
+            filing.facts, filing.bad_facts = numeric_facts(text)
         text, facts = html_to_text(text)
     else:
         text = "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
@@ -276,7 +278,8 @@ def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None 
     def parse(path: Path, content: bytes) -> Parsed:
         filing = parse_filing(content, meta)
         reason = _unusable(filing)
-        rejects = rejects_frame([(None, reason, filing.text[:500])] if reason else [])
+        rejects = rejects_frame([(None, reason, filing.text[:500])] if reason else [
+            (None, why, None) for why in filing.bad_facts])  # the rest of the filing is kept
         return Parsed(filing, 0 if reason else 1, rejects, 1)
 
     def insert(con, filing: Filing) -> int:

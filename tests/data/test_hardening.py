@@ -196,17 +196,21 @@ def test_a_failed_index_rebuild_leaves_search_working(wh, tmp_path, monkeypatch)
     wh.con.execute("INSERT INTO documents (doc_id, kind, source, published_at, ingested_at, "
                    "tickers, body) VALUES ('late', 'news', 'test', now(), now(), ['AAA'], "
                    "'banana bread')")
-    real_execute = wh.con.execute
+    real = wh.con
 
     class Killed(Exception):
         pass
 
-    def dies_on_sections(sql, *args):  # the index build fails after the passages went in
-        if "create_fts_index" in sql:
-            raise Killed
-        return real_execute(sql, *args)
+    class DiesOnIndex:  # the index build fails after the passages went in
+        def __getattr__(self, name):
+            return getattr(real, name)
 
-    monkeypatch.setattr(wh, "con", type("Con", (), {"execute": staticmethod(dies_on_sections)})())
+        def execute(self, sql, *args):
+            if "create_fts_index" in sql:
+                raise Killed
+            return real.execute(sql, *args)
+
+    monkeypatch.setattr(wh, "con", DiesOnIndex())
     with pytest.raises(Killed):
         search.refresh_index(wh)
     monkeypatch.undo()

@@ -123,7 +123,9 @@ def test_xbrl_values_are_scaled_signed_and_dashes_are_zero():
            '<ix:nonFraction name="a:Nil" contextRef="c" unitRef="u" format="ixt:fixed-zero">'
            '—</ix:nonFraction>'
            '<ix:nonFraction name="a:Orphan" contextRef="missing" unitRef="u">5</ix:nonFraction>')
-    facts = {f["concept"]: f for f in numeric_facts(doc)}
+    found, rejects = numeric_facts(doc)
+    facts = {f["concept"]: f for f in found}
     assert facts["a:Loss"]["value"] == -1_250_000 and facts["a:Loss"]["unit"] == "USD"
     assert facts["a:Loss"]["period_start"] is None and facts["a:Loss"]["period_end"] == "2024-06-30"
     assert facts["a:Nil"]["value"] == 0 and "a:Orphan" not in facts
+    assert rejects == ["XBRL fact a:Orphan: context 'missing' is not declared"]
