@@ -27,10 +27,19 @@ def warehouse_status(wh: Warehouse) -> dict:
     by_kind = wh.query("SELECT kind, count(*) AS n FROM documents GROUP BY kind ORDER BY kind")
     rejects = wh.query("SELECT reason, count(*) AS n, count(DISTINCT file) AS files "
                        "FROM rejects GROUP BY reason ORDER BY n DESC LIMIT 20")
+    from data.ingest.filings import MIN_COVERAGE
+
+    thin = wh.query(f"""
+        SELECT title, round(TRY_CAST(meta->>'sections_coverage' AS DOUBLE), 3) AS coverage
+        FROM documents WHERE kind = 'filing'
+          AND TRY_CAST(meta->>'sections_coverage' AS DOUBLE) < {MIN_COVERAGE}
+        ORDER BY coverage LIMIT 20""")
     return {
         "path": str(wh.path),
         "schema_version": wh.scalar("SELECT max(version) FROM schema_version"),
         "tables": rows,
         "documents_by_kind": by_kind.to_dicts(),
         "rejects_by_reason": rejects.to_dicts(),
+        # filings whose item sections leave much of the body out (their text is not scored)
+        "filings_with_thin_sections": thin.to_dicts(),
     }

@@ -57,6 +57,7 @@ class Filing:
     sections: list[tuple[str, str, str]] = field(default_factory=list)  # (item, title, text)
     facts: list[dict] = field(default_factory=list)  # inline XBRL numbers (data.ingest.xbrl)
     bad_facts: list[str] = field(default_factory=list)  # why each invalid fact was left out
+    coverage: float = 0.0  # share of the body (from the first item heading) in the sections
     problem: str | None = None             # why the file cannot be trusted as a whole
 
     @property
@@ -146,11 +147,53 @@ _ITEM = re.compile(r"^item\s*(\d{1,2}[a-c]?(?:\.\d{2})?)\s*(?:\([a-z0-9]\))*\s*[
 _PART = re.compile(r"^part\s+(iv|iii|ii|i)\b\.?", re.I)
 
 
-def split_items(text: str, form_type: str | None) -> list[tuple[str, str, str]]:
-    """(item, title, text) per item. A table of contents repeats every heading, so for each
-    item we keep its longest span: the body, not the contents line."""
-    lines = text.split("\n")
+# 10-Q items are numbered again in Part II; where a body has no PART line of its own, the title
+# says which part an item belongs to.
+_PART_OF_TITLE = (("I", re.compile(r"financial statements|management.s discussion|market risk|"
+                                   r"controls and procedures", re.I)),
+                  ("II", re.compile(r"legal proceedings|risk factors|unregistered sales|"
+                                    r"defaults upon|mine safety|other information|exhibits",
+                                    re.I)))
+CONTENTS_LINE = 300   # a heading's span shorter than this is a table-of-contents line
+MIN_COVERAGE = 0.8    # below this share of the body in its sections, a filing is flagged
+
+
+def item_spans(lines: list[str], form_type: str | None
+               ) -> tuple[list[tuple[str, str, int, int]], float]:
+    """(item, title, first line, end line) per item, in document order, and the share of the
+    text from the first heading on that is in a kept item or a contents line.
+
+    A heading that repeats the item before it (a running page header) continues that item.
+    Of an item's several spans (a table of contents repeats every heading) the longest is
+    kept; the last line of a contents list, which runs on into the cover text, never counts.
+    """
+    headings = _headings(lines, form_type)
+    if not headings:
+        return [], 0.0
+    stops = [h[0] for h in headings[1:]] + [len(lines)]
+    sizes = [sum(len(x) + 1 for x in lines[start:stop])
+             for (start, _, _), stop in zip(headings, stops, strict=True)]
+    order = {item: rank for rank, item in enumerate(dict.fromkeys(h[1] for h in headings))}
+    last = {item: i for i, (_, item, _) in enumerate(headings)}
+    best: dict[str, int] = {}
+    for i, (_, item, _) in enumerate(headings):
+        contents_tail = (0 < i < len(headings) - 1 and sizes[i - 1] < CONTENTS_LINE
+                         and order[headings[i + 1][1]] < order[item] and last[item] > i)
+        size = 0 if contents_tail else sizes[i]
+        if item not in best or size > (0 if best[item] < 0 else sizes[best[item]]):
+            best[item] = i if not contents_tail else -1 - i
+    kept = sorted(abs(i + 1) - 1 if i < 0 else i for i in best.values())
+    # Left out: what lies in no kept span, but for contents lines (not body text).
+    left_out = sum(size for i, size in enumerate(sizes)
+                   if i not in kept and size >= CONTENTS_LINE)
+    share = 1 - left_out / max(1, sum(sizes))
+    return [(headings[i][1], headings[i][2], headings[i][0], stops[i]) for i in kept], share
+
+
+def _headings(lines: list[str], form_type: str | None) -> list[tuple[int, str, str]]:
+    """(line, item, title) of each item heading, running page headers merged."""
     headings: list[tuple[int, str, str]] = []
+    quarterly = (form_type or "").startswith("10-Q")
     part = "I"
     for number, line in enumerate(lines):
         if len(line) > 200:
@@ -161,28 +204,16 @@ def split_items(text: str, form_type: str | None) -> list[tuple[str, str, str]]:
         match = _ITEM.match(line)
         if not match:
             continue
-        item = match.group(1).upper()
-        if (form_type or "").startswith("10-Q"):
-            item = f"{part}-{item}"
         title = match.group(2).strip(" .")
         if not title and number + 1 < len(lines):
             title = lines[number + 1][:120]
-        headings.append((number, item, title))
-    if not headings:
-        return []
-    order = {item: rank for rank, item in enumerate(dict.fromkeys(h[1] for h in headings))}
-    best: dict[str, tuple[int, int, str, int]] = {}  # item -> (start, size, title, stop)
-    following = headings[1:] + [(len(lines), "", "")]
-    for (start, item, title), (stop, next_item, _) in zip(headings, following, strict=True):
-        size = sum(len(x) for x in lines[start:stop])
-        if next_item and order[next_item] < order[item]:
-            size = 0  # the last contents line, followed by the cover text: not a body
-        if item not in best or size > best[item][1]:
-            best[item] = (start, size, title, stop)
-    sections = []
-    for item, (start, _, title, stop) in sorted(best.items(), key=lambda kv: kv[1][0]):
-        sections.append((item, title[:200], "\n".join(lines[start:stop]).strip()))
-    return sections
+        item = match.group(1).upper()
+        if quarterly:
+            part = next((p for p, words in _PART_OF_TITLE if words.search(title)), part)
+            item = f"{part}-{item}"
+        if not headings or headings[-1][1] != item:
+            headings.append((number, item, title))
+    return headings
 
 
 # ---------------------------------------------------------------- SGML submissions
@@ -260,8 +291,21 @@ def parse_filing(content: bytes, meta: dict[str, str] | None = None) -> Filing:
         if value and getattr(filing, key, None) in (None, ""):
             setattr(filing, key, value)
     filing.text = text
-    filing.sections = split_items(text, filing.form_type)
+    lines = text.split("\n")
+    spans, filing.coverage = item_spans(lines, filing.form_type)
+    filing.sections = [(item, title[:200], "\n".join(lines[start:stop]).strip())
+                       for item, title, start, stop in spans]
     return filing
+
+
+def coverage_warning(filing: Filing) -> str | None:
+    """A reject row's reason when the sections leave much of the body out (the filing is
+    still stored): that text is in no section, so it is never scored or compared."""
+    if not filing.sections or filing.coverage >= MIN_COVERAGE:
+        return None
+    return (f"sections hold only {filing.coverage:.0%} of the text from the first item "
+            f"heading on (under {MIN_COVERAGE:.0%}): the rest has no heading this parser "
+            "knows, so it is in no section and is never scored or compared")
 
 
 def read_index(path: Path) -> dict[str, dict[str, str]]:
@@ -278,8 +322,9 @@ def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None 
     def parse(path: Path, content: bytes) -> Parsed:
         filing = parse_filing(content, meta)
         reason = _unusable(filing)
+        warnings = [*filing.bad_facts, coverage_warning(filing)]  # the filing is still kept
         rejects = rejects_frame([(None, reason, filing.text[:500])] if reason else [
-            (None, why, None) for why in filing.bad_facts])  # the rest of the filing is kept
+            (None, why, None) for why in warnings if why])
         return Parsed(filing, 0 if reason else 1, rejects, 1)
 
     def insert(con, filing: Filing) -> int:
@@ -329,7 +374,8 @@ def _insert_filing(con, filing: Filing, path: Path) -> None:
         f"SELECT {doc_id_sql('?', '?', '?')}",
         [title, filing.text, source]).fetchone()[0]
     meta = {"file": path.name, "company": filing.company, "filed_date": filing.filed_date,
-            "published_at_basis": "acceptance" if filing.accepted_at else "filed_date_close"}
+            "published_at_basis": "acceptance" if filing.accepted_at else "filed_date_close",
+            "sections_coverage": round(filing.coverage, 4)}
     tickers = [filing.ticker.upper()] if filing.ticker else []
     con.execute(
         "INSERT INTO documents (doc_id, kind, source, published_at, ingested_at, tickers, title,"

@@ -136,6 +136,9 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
         console.print(table_of(s["tables"], title="tables"))
         if s["rejects_by_reason"]:
             console.print(table_of(s["rejects_by_reason"], title="rejects"))
+        if s["filings_with_thin_sections"]:
+            console.print(table_of(s["filings_with_thin_sections"],
+                                   title="filings whose sections leave text out"))
 
     emit(status, as_json, render)
 

@@ -120,3 +120,66 @@ def test_a_10_mb_single_line_news_item_is_cut_linearly_and_found(wh, tmp_path):
     assert grown_mb < 1024, f"peak memory grew by {grown_mb:.0f} MB"
     assert search(wh, "needle")["title"].to_list() == ["Big"]
     assert wh.scalar("SELECT sum(length(text)) FROM search_passages") >= len(body)
+
+
+def _body(words: int, topic: str) -> list[str]:
+    return [f"{topic} sentence number {i} says something about the business." for i in
+            range(words)]
+
+
+def _ten_k(body_order: list[str], page_headers: bool = False) -> list[str]:
+    contents = ["TABLE OF CONTENTS", "PART I"] + [f"Item {i}. Title {i}" for i in
+                                                  ["1", "1A", "2", "7", "7A", "8", "15"]]
+    lines = contents + ["Forward-looking statements: " + "cover text " * 60]
+    for item in body_order:
+        lines.append(f"Item {item}. Title {item}")
+        for start in range(0, 40, 10):
+            if page_headers and start:
+                lines.append(f"ITEM {item}. TITLE {item}")  # a running page header
+            lines += _body(10, f"item-{item}")
+    return lines
+
+
+@pytest.mark.parametrize("order", [["1", "1A", "2", "7", "7A", "8", "15"],
+                                   ["1", "1A", "2", "8", "7", "7A", "15"],
+                                   ["1", "1A", "2", "7A", "7", "8", "15"]])
+@pytest.mark.parametrize("page_headers", [False, True])
+def test_sections_are_found_in_the_body_whatever_its_order(order, page_headers):
+    from data.ingest.filings import item_spans
+
+    lines = _ten_k(order, page_headers)
+    spans, share = item_spans(lines, "10-K")
+    assert share > 0.95  # the cover text after the contents is in no item
+    for item, _, start, stop in spans:
+        text = "\n".join(lines[start:stop])
+        assert text.count(f"item-{item} sentence") == 40, item  # the whole body, nothing else
+        assert "item-" not in text.replace(f"item-{item} ", "")
+
+
+def test_a_10q_body_without_part_lines_is_placed_by_its_titles():
+    from data.ingest.filings import item_spans
+
+    lines = (["PART I", "Item 1. Financial Statements", "Item 2. Management's Discussion",
+              "PART II", "Item 1. Legal Proceedings", "Item 6. Exhibits",
+              "Item 1. Financial Statements", *_body(30, "fs"),
+              "Item 2. Management's Discussion and Analysis", *_body(30, "mda"),
+              "Item 1. Legal Proceedings", *_body(5, "legal"), "Item 6. Exhibits", "31.1"])
+    spans = {item: "\n".join(lines[a:b]) for item, _, a, b in item_spans(lines, "10-Q")[0]}
+    assert spans.keys() == {"I-1", "I-2", "II-1", "II-6"}
+    assert spans["I-2"].count("mda sentence") == 30 and "legal" not in spans["I-2"]
+
+
+def test_a_filing_whose_sections_leave_text_out_is_kept_and_flagged(wh, tmp_path):
+    from data.status import warehouse_status
+
+    body = "".join(f"<p>{line}</p>" for line in _body(200, "unheaded"))
+    path = tmp_path / "10k.html"
+    path.write_text("<html><body><p>Item 1. Business</p><p>Item 2. Properties</p>"  # contents
+                    f"{body}<p>Item 1. Business</p><p>We sell widgets.</p>"  # body unheaded
+                    "<p>Item 2. Properties</p><p>An office.</p></body></html>")
+    result = ingest_files(wh, "filings", [path], form_type="10-K", filed_date="2024-11-01",
+                          ticker="AAA")[0]
+    assert result.inserted == 1
+    assert "sections hold only" in _rejects(wh)[0]
+    [thin] = warehouse_status(wh)["filings_with_thin_sections"]
+    assert thin["coverage"] < 0.8
