@@ -7,8 +7,8 @@
 - `max_instances=1`, coalescing and a misfire grace time; one worker thread, so the jobs share
   the scheduler's single warehouse writer connection and never overlap.
 - One scheduler per workspace: a lock file held (flock) for the process's life.
-- SIGTERM/SIGINT: the running job stops at its next safe point (row `aborted`), the scheduler
-  shuts down and the lock is released.
+- SIGTERM/SIGINT: the running job stops at its next safe point (row `aborted`), no queued job
+  starts, the scheduler shuts down and the lock is released.
 """
 
 from __future__ import annotations
@@ -126,6 +126,9 @@ class Scheduler:
         self.stopped = threading.Event()
 
     def _run(self, name: str, as_of: date | None = None) -> None:
+        if jobs.STOP.is_set():  # a slot queued behind the job a stop request aborted
+            log.info("%s: not started, the scheduler is stopping", name)
+            return
         # A catch-up may rerun an interrupted job that has no schedule line (`schedule once`).
         zone = self.config.schedule[name].timezone if name in self.config.schedule else "UTC"
         as_of = as_of or as_of_for(datetime.now(timezone.utc), zone)

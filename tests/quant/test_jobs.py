@@ -200,6 +200,20 @@ def test_sigterm_aborts_the_running_job_cleanly(tmp_path, tiny):
         written = wh.scalar("SELECT count(*) FROM signals")
     assert status == "aborted" and "stop requested" in error
     assert written < 2500  # it stopped early, and what it committed is whole
+    with Warehouse(config.warehouse_path, read_only=True) as wh:  # nothing started after it
+        assert wh.scalar("SELECT count(*) FROM job_runs WHERE job = 'score'") == 1
+
+
+def test_no_queued_job_starts_once_a_stop_is_requested(tmp_path, tiny):
+    config = make_workspace(tmp_path / "ws", tiny, schedule=(
+        '[schedule.daily]\ncron = "30 6 * * 1-5"\n'))
+    with attached_scheduler(config) as (scheduler, wh):
+        jobs.STOP.set()
+        try:
+            scheduler._run("ingest", AS_OF)   # a slot queued behind the aborted job
+        finally:
+            jobs.STOP.clear()
+        assert wh.scalar("SELECT count(*) FROM job_runs") == 0
 
 
 def test_a_catch_up_of_a_job_without_a_schedule_line_runs(tmp_path, tiny):
