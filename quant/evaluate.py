@@ -299,6 +299,28 @@ def check_evaluable(panel: pl.DataFrame, signal: str) -> None:
     if not panel.schema[signal].is_numeric():
         raise DataError(f"signal column {signal!r} is {panel.schema[signal]}, not numeric: "
                         "cast it to a number (or map categories to scores) first")
+    check_varies(panel, signal, "signal")
+
+
+def check_varies(panel: pl.DataFrame, column: str, what: str) -> None:
+    """A DataError, with the numbers that fell short, for a column no cross-sectional
+    statistic can read: no finite value in the universe, one value everywhere, or never
+    MIN_NAMES names on one session."""
+    values = panel.filter(pl.col("in_universe") & pl.col(column).is_not_null()
+                          & pl.col(column).cast(pl.Float64).is_finite())
+    universe = panel.filter(pl.col("in_universe"))
+    if values.is_empty():
+        raise DataError(f"{what} {column!r} has no finite value in the universe over the "
+                        f"panel's {universe['session'].n_unique()} sessions: nothing to measure")
+    if values[column].n_unique() == 1:
+        raise DataError(f"{what} {column!r} is constant ({values[column][0]} on all "
+                        f"{values.height} rows with a value): a cross-sectional statistic "
+                        "needs it to differ across names")
+    widest = int(values.group_by("session").len()["len"].max())
+    if widest < MIN_NAMES:
+        raise DataError(f"{what} {column!r} has at most {widest} names on any session "
+                        f"({values['ticker'].n_unique()} tickers in all): a cross-section "
+                        f"needs at least {MIN_NAMES}")
 
 
 def quantile_bins(rows: pl.DataFrame, quantiles: int) -> tuple[int, list[str]]:

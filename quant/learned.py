@@ -13,7 +13,7 @@ this module.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import polars as pl
 from quant import artefact
 from quant import features as feats
 from quant.errors import ConfigError
-from quant.evaluate import daily_ic, newey_west_t, usable
+from quant.evaluate import MIN_NAMES, daily_ic, newey_west_t, usable
 from quant.purged import walk_forward_splits
 
 KINDS = ("linear", "lightgbm")
@@ -118,6 +118,25 @@ def universe_features(panel: pl.DataFrame, spec: ModelSpec) -> pl.DataFrame:
     return feats.with_features(panel, spec.names).filter(pl.col("in_universe"))
 
 
+def check_learnable(raw: pl.DataFrame, spec: ModelSpec) -> list[str]:
+    """Features with no variation in the period (left out when the spec names none, refused
+    when it names them); a ConfigError, with the numbers that fell short, for inputs a
+    cross-sectional model cannot learn from at all."""
+    if raw.is_empty():
+        raise ConfigError("the panel has no universe rows in the period: widen since/until")
+    widest = int(raw.group_by("session").len()["len"].max())
+    if widest < MIN_NAMES:
+        raise ConfigError(f"at most {widest} names on any of the period's "
+                          f"{raw['session'].n_unique()} sessions ({raw['ticker'].n_unique()} "
+                          f"tickers in all): ranks across names need at least {MIN_NAMES}")
+    flat = [n for n in spec.names if raw[n].drop_nulls().drop_nans().n_unique() < 2]
+    if flat and (spec.features or len(flat) == len(spec.names)):
+        raise ConfigError(f"features missing or constant on all {raw.height} rows of the "
+                          f"period: {', '.join(flat)}; leave them out (features=...) or give a "
+                          "period where they vary")
+    return flat
+
+
 def design(frame: pl.DataFrame, spec: ModelSpec) -> pl.DataFrame:
     """ticker, session, the forward return, the rank-normalised features and the target."""
     ret, names = f"fwd_ret_{spec.horizon}", spec.names
@@ -164,8 +183,11 @@ def _predict(model, spec: ModelSpec, x: np.ndarray) -> np.ndarray:
 def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitted:
     """Fit `spec` on each purged training window and predict the block after it."""
     raw = universe_features(panel, spec)
-    data = design(raw, spec)
+    flat = check_learnable(raw, spec)
+    if flat:  # every registered feature was asked for: those that cannot vary are left out
+        spec = replace(spec, features=tuple(n for n in spec.names if n not in flat))
     names = spec.names
+    data = design(raw, spec)
     sessions = data["session"].unique().sort()
     embargo = spec.horizon if spec.embargo is None else spec.embargo
     splits = walk_forward_splits(sessions.len(), spec.test, spec.horizon, spec.train,

@@ -66,7 +66,9 @@ def prepare(panel: pl.DataFrame, signal: UserSignal, trust_column: bool = False,
 
 
 def check_panel(panel: object) -> None:
-    """A clear DataError for what is not a usable panel (pandas, empty)."""
+    """A clear DataError for what is not a usable panel: not polars, empty, or breaking the
+    invariants every step relies on (one row per ticker and session, no missing keys, a
+    boolean universe, finite forward returns, positive prices)."""
     if not isinstance(panel, pl.DataFrame):
         raise DataError(f"a panel is a polars DataFrame (Workspace.panel gives one), not "
                         f"{type(panel).__module__}.{type(panel).__name__}: convert it with "
@@ -74,6 +76,29 @@ def check_panel(panel: object) -> None:
     if panel.is_empty():
         raise DataError("the panel has no rows: widen since/until, or check the filter that "
                         "built it")
+    kinds = {"session": (pl.Date,), "ticker": (pl.String, pl.Categorical),
+             "in_universe": (pl.Boolean,)}
+    for column, allowed in kinds.items():
+        if column in panel.columns and panel.schema[column] not in allowed:
+            raise DataError(f"panel column {column!r} is {panel.schema[column]}, not "
+                            f"{allowed[0]}: keep the column as Workspace.panel builds it")
+        if column in panel.columns and panel[column].null_count():
+            raise DataError(f"panel column {column!r} has {panel[column].null_count()} missing "
+                            "values: every row needs a ticker, a session and in_universe")
+    if {"ticker", "session"} <= set(panel.columns):
+        repeated = panel.height - panel.select("ticker", "session").n_unique()
+        if repeated:
+            raise DataError(f"the panel has {repeated} repeated (ticker, session) rows: one row "
+                            "per ticker and session (a join that multiplied rows?)")
+    for column in panel.columns:
+        numeric = panel.schema[column].is_float()
+        if column.startswith("fwd_ret_") and numeric and panel[column].is_infinite().any():
+            raise DataError(f"panel column {column!r} has infinite values: forward returns "
+                            "come from positive prices")
+        if column in ("adj_open", "adj_close") and panel.schema[column].is_numeric() and (
+                panel[column] <= 0).any():
+            raise DataError(f"panel column {column!r} has {(panel[column] <= 0).sum()} prices "
+                            "at or below zero: adjusted prices are positive")
 
 
 def _output_name(signal: UserSignal) -> str | None:
@@ -89,8 +114,8 @@ def _compute(panel: pl.DataFrame, signal: UserSignal, name: str) -> pl.Series:
     """The signal's value on every row of `panel`, as a Float64 Series called `name`."""
     try:
         made = signal(panel) if callable(signal) and not isinstance(signal, pl.Expr) else signal
-        if isinstance(made, pl.Expr):
-            made = panel.select(made.alias(name)).to_series()
+        if isinstance(made, pl.Expr):  # a scalar (pl.lit) is spread over the rows
+            made = panel.select(pl.col(panel.columns[0]), made.alias(name)).to_series(1)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"signal {name!r} cannot be computed on this panel: "
                         f"{str(exc).splitlines()[0]}") from None

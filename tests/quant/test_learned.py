@@ -6,6 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from data.errors import DataError
+from quant.errors import ConfigError
 from quant.learned import Fitted, ModelSpec, fit_walk_forward
 from quant.pipeline import PanelParams, build_panel, no_signals
 from strategies import get_strategy
@@ -32,7 +34,7 @@ def _planted_panel() -> pl.DataFrame:
 
 
 PANEL = _planted_panel()
-PRICE = ("return_1", "return_5", "return_20", "volatility_20", "gap")
+PRICE = ("return_1", "return_5", "return_20", "volatility_20")  # `gap` is 0: open = last close
 
 
 @pytest.mark.parametrize("kind,target", [("linear", "rank"), ("linear", "direction"),
@@ -98,3 +100,22 @@ def test_the_learned_grid_gives_each_configurations_weights():
     for i, point in enumerate(points):
         one = strategy.weights(panel, **point)
         assert grid[f"weight_{i}"].equals(one["weight"], check_names=False)
+
+
+def test_degenerate_inputs_are_refused_with_the_numbers_that_fell_short():
+    with pytest.raises(ConfigError, match="constant on all .* rows of the period: gap"):
+        fit_walk_forward(PANEL, ModelSpec(kind="linear", features=(*PRICE, "gap")))
+    one = PANEL.filter(pl.col("ticker") == PANEL["ticker"][0])
+    with pytest.raises(ConfigError, match="at most 1 names on any of the period's .* need at "
+                                          "least 3"):
+        fit_walk_forward(one, ModelSpec(kind="linear", features=PRICE))
+    silent = PANEL.with_columns(pl.lit(None, pl.Float64).alias("adj_close"))
+    with pytest.raises((ConfigError, DataError)):
+        fit_walk_forward(silent, ModelSpec(kind="linear", features=PRICE))
+
+
+def test_every_feature_asked_for_leaves_out_those_that_cannot_vary():
+    fitted = fit_walk_forward(PANEL, ModelSpec(kind="linear", test=126, min_train=250,
+                                               features=()))
+    assert "gap" not in fitted.spec.features and "return_1" in fitted.spec.features
+    assert set(fitted.importance["feature"]) == set(fitted.spec.features)
