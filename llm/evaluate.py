@@ -45,6 +45,13 @@ def read_labelled(path: str | Path, text_col: str, label_col: str,
                          entities=(pl.col("entities_in_headline").cast(pl.Int64)
                                    if "entities_in_headline" in frame.columns
                                    else pl.lit(1, dtype=pl.Int64)))
+    empty = frame.with_row_index("row", offset=1).filter(
+        pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
+    if empty.height:
+        raise ModelError(f"{path}: {empty.height} rows have no text in column {text_col!r} "
+                         f"(data rows {', '.join(map(str, empty['row'].head(5)))}"
+                         f"{', ...' if empty.height > 5 else ''}); remove or fill them: an "
+                         "evaluation reads every row")
     unknown = frame.filter(pl.col("label").is_null()).height
     if unknown:
         raise ModelError(f"{path}: {unknown} labels are not bullish/bearish/neutral or "

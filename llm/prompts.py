@@ -69,9 +69,10 @@ BODY_MARK = "\x00BODY\x00"  # where the document goes while a prompt is laid out
 TICKER_MARK = "\x00TICKER\x00"
 
 
-def normalise(text: str) -> str:
-    """A document's text as every prompt carries it: whitespace runs become one space."""
-    return " ".join(text.split())
+def normalise(text: str | None) -> str:
+    """A document's text as every prompt carries it: whitespace runs become one space (a
+    missing text is an empty one)."""
+    return " ".join((text or "").split())
 
 
 def around_document(tokenizer, user: str, ticker: str) -> tuple[str, str]:

@@ -38,7 +38,7 @@ from quant.workspace import (
     score_documents,
 )
 
-console = Console(stderr=True, soft_wrap=True)  # values are never cut
+console = Console(stderr=True, soft_wrap=True, emoji=False)  # values are never cut
 
 
 def _workspace(root: Path):

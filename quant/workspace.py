@@ -11,7 +11,7 @@ from rich.console import Console
 
 from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def open_warehouse(config: Config, read_only: bool = False):

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from data.errors import DataError
 from data.ingest.source import (
     IngestResult,
     Parsed,
@@ -308,12 +309,25 @@ def coverage_warning(filing: Filing) -> str | None:
             "knows, so it is in no section and is never scored or compared")
 
 
+INDEX_COLUMNS = ("form_type", "filed_date", "cik", "ticker", "company", "accession")
+
+
 def read_index(path: Path) -> dict[str, dict[str, str]]:
     """An index CSV (`file`, and any of form_type, filed_date, cik, ticker, company, accession)
-    keyed by file name."""
-    rows = csv.DictReader(io.StringIO(read_bytes(path).decode("utf-8")))
-    keep = ("form_type", "filed_date", "cik", "ticker", "company", "accession")
-    return {row["file"]: {k: row.get(k) or "" for k in keep} for row in rows}
+    keyed by file name; a file that is not such a CSV is a DataError that says so."""
+    try:
+        text = read_bytes(path).decode("utf-8")
+        rows = csv.DictReader(io.StringIO(text))
+        columns = [c.strip() for c in rows.fieldnames or []]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"index {path} is not a UTF-8 CSV ({exc}); give a CSV with a header "
+                        f"row: file,{','.join(INDEX_COLUMNS)}") from None
+    if "file" not in columns or not set(columns) & set(INDEX_COLUMNS):
+        raise DataError(f"index {path} has the columns {columns[:8]}, not `file` and any of "
+                        f"{', '.join(INDEX_COLUMNS)}; give a CSV with a header row such as "
+                        "file,form_type,filed_date,ticker")
+    return {row["file"]: {k: row.get(k) or "" for k in INDEX_COLUMNS} for row in rows
+            if row.get("file")}
 
 
 def ingest_filings(wh: Warehouse, path: str | Path, meta: dict[str, str] | None = None,
@@ -354,9 +368,11 @@ def _unusable(filing: Filing) -> str | None:
     if not filing.text.strip():
         return "no text in the document"
     if filing.form_type is None:
-        return "form type unknown: pass --form-type or an --index CSV"
+        return ("form type unknown; pass --form-type, or list the file by its name in an "
+                "--index CSV (file,form_type,...)")
     if filing.published_at is None:
-        return "no acceptance time or filed date: pass --filed-date or an --index CSV"
+        return ("no acceptance time or filed date; pass --filed-date, or list the file by its "
+                "name in an --index CSV (file,filed_date,...)")
     if not filing.sections:
         return f"no {filing.form_type} item headings found (is this a filing?)"
     return None

@@ -3,6 +3,7 @@ ticker), with a column-name mapping. Rows are keyed by (ticker, session date).""
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,10 +36,33 @@ def read_price_table(path: Path, content: bytes) -> pl.DataFrame:
         if suffix == ".parquet":
             return pl.read_parquet(io.BytesIO(content))
         if suffix in (".csv", ".txt"):
-            return pl.read_csv(io.BytesIO(as_utf8(content)), infer_schema_length=0)
+            text = as_utf8(content)
+            try:
+                return pl.read_csv(io.BytesIO(text), infer_schema_length=0)
+            except Exception:  # polars' message is advice about its own options: say why
+                raise DataError(f"{path}: not a readable CSV: {_csv_problem(text)}; fix that "
+                                "line, or export the file again") from None
+    except DataError:
+        raise
     except Exception as exc:  # polars raises many types for malformed files
-        raise DataError(f"{path}: cannot read as {suffix[1:]}: {exc}") from None
+        raise DataError(f"{path}: cannot read as {suffix[1:]}: "
+                        f"{str(exc).splitlines()[0]}") from None
     raise DataError(f"{path}: unsupported price file type {suffix!r} (use .csv or .parquet)")
+
+
+def _csv_problem(content: bytes) -> str:
+    """Where and why a CSV is malformed, in words."""
+    reader = csv.reader(io.StringIO(content.decode("utf-8", errors="replace"), newline=""),
+                        strict=True)
+    try:
+        header = next(reader, [])
+        for row in reader:
+            if len(row) > len(header):
+                return (f"line {reader.line_num} has {len(row)} fields, the header "
+                        f"{len(header)}")
+    except csv.Error as exc:
+        return f"line {reader.line_num}: {exc}"
+    return "its layout is not comma-separated values"
 
 
 def normalise_prices(table: pl.DataFrame, mapping: dict[str, str] | None, wide: bool,

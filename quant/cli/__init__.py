@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import click
@@ -47,9 +48,22 @@ def main() -> None:
               "traceback, and please report it)", type(exc).__name__, as_json, 3)
 
 
+# A message says what went wrong, then after ": " or "; " how to fix it, in the imperative.
+_FIX = re.compile(r"[:;] (?=(?:add|build|call|cast|check|choose|convert|copy|create|delete|drop|"
+                  r"fit|fix|free|give|ingest|install|keep|leave|list|lower|map|move|name|open|"
+                  r"pass|remove|rename|rerun|run|score|see|set|start|stop|try|use|wait|widen|"
+                  r"write|quant\.open|`)\b)")
+
+
+def split_fix(message: str) -> tuple[str, str]:
+    """(what went wrong, how to fix it); the fix is empty where the message states none."""
+    found = _FIX.search(message)
+    return (message[:found.start()], message[found.end():]) if found else (message, "")
+
+
 def _fail(error: object, kind: str, as_json: bool, status: int) -> None:
     message = str(error)
-    what, _, fix = message.rpartition("; ") if "; " in message else (message, "", "")
+    what, fix = split_fix(message)
     if as_json:
         click.echo(json.dumps({"error": what, "type": kind, "where": " ".join(
             ["quant", *sys.argv[1:]]), "fix": fix or None}))

@@ -12,8 +12,9 @@ from rich.console import Console
 from quant import jsonable
 from quant.config import Config, load_config, workspace_config
 
-console = Console(soft_wrap=True)  # a long value (a path) is never cut: the terminal wraps it
-err_console = Console(stderr=True, soft_wrap=True)
+# A long value (a path) is never cut: the terminal wraps it; `:x:` in a value stays text.
+console = Console(soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def emit(data: object, as_json: bool, render=None) -> None:
