@@ -216,7 +216,7 @@ def figures(run: StoredRun) -> list[tuple[str, go.Figure]]:
 
 
 def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
-    """Write report.html, metrics.json and equity.png for one run; returns the HTML path."""
+    """Write metrics.json, equity.png, then report.html for one run; the HTML's path."""
     directory.mkdir(parents=True, exist_ok=True)
     charts = "".join(f'<div class="chart">{_figure_html(fig, name)}</div>'
                      for name, fig in figures(run))
@@ -251,8 +251,6 @@ window.__errors.push(String(e.message))}});</script>
 <script>document.getElementById('render-status').textContent=
 'charts:'+document.querySelectorAll('.js-plotly-plot').length+';errors:'+window.__errors.length;
 </script></body></html>"""
-    path = directory / "report.html"
-    write_file(path, page)
     evaluation = {k: v for k, v in run.evaluation.to_json().items() if k != "daily_ic"}
     write_file(directory / "metrics.json", json.dumps(
         {"run_id": run.run_id, "strategy": run.strategy, "kind": run.kind,
@@ -262,6 +260,8 @@ window.__errors.push(String(e.message))}});</script>
          "benchmark": bench, "evaluation": evaluation}, indent=2, default=jsonable.default))
     write_file(directory / "equity.png", lambda p: _equity_png(
         p, run.returns["strategy"], run.returns["benchmark"], run.strategy))
+    # report.html last: where it exists, the report's other files do too.
+    path = write_file(directory / "report.html", page)
     return path
 
 

@@ -106,5 +106,6 @@ def _filing_index(files: list[Path], index_path: str | Path | None) -> dict:
 
 def reject_file(wh: Warehouse, kind: str, path: Path, reason: str) -> IngestResult:
     """A file that could not be read at all: one reject row (replacing an earlier try's)."""
-    replace_rejects(wh, str(path), rejects_frame([(None, reason, None)]))
+    with wh.transaction():  # the old rejects go only with the new one in
+        replace_rejects(wh, str(path), rejects_frame([(None, reason, None)]))
     return IngestResult(file=str(path), kind=kind, rejected=1, reasons={reason: 1})

@@ -13,10 +13,12 @@ from datetime import date
 _FACT = re.compile(r"<ix:nonFraction\b([^>]*)>((?:(?!<ix:nonFraction\b).)*?)</ix:nonFraction>",
                    re.S | re.I)
 _OPEN = re.compile(r"<ix:nonFraction\b([^>]*)>", re.I)
-_CONTEXT = re.compile(r"<xbrli:context\b[^>]*\bid=\"([^\"]+)\"[^>]*>(.*?)</xbrli:context>",
+# Attribute values in either quote, as XML allows.
+_CONTEXT = re.compile(r"<xbrli:context\b[^>]*\bid=[\"']([^\"']+)[\"'][^>]*>(.*?)</xbrli:context>",
                       re.S | re.I)
-_UNIT = re.compile(r"<xbrli:unit\b[^>]*\bid=\"([^\"]+)\"[^>]*>(.*?)</xbrli:unit>", re.S | re.I)
-_ATTRIBUTE = re.compile(r"([\w:.-]+)=\"([^\"]*)\"")
+_UNIT = re.compile(r"<xbrli:unit\b[^>]*\bid=[\"']([^\"']+)[\"'][^>]*>(.*?)</xbrli:unit>",
+                   re.S | re.I)
+_ATTRIBUTE = re.compile(r"([\w:.-]+)=(?:\"([^\"]*)\"|'([^']*)')")
 _MEASURE = re.compile(r"<xbrli:measure>\s*(?:[\w-]+:)?([^<\s]+)\s*</xbrli:measure>", re.I)
 _TAG = re.compile(r"<[^>]+>")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
@@ -34,10 +36,10 @@ def numeric_facts(document: str) -> tuple[list[dict], list[str]]:
     closed = {m.start() for m in _FACT.finditer(document)}
     for opening in _OPEN.finditer(document):
         if opening.start() not in closed:
-            name = dict(_ATTRIBUTE.findall(opening.group(1))).get("name")
+            name = _attributes(opening.group(1)).get("name")
             rejects.append(f"XBRL fact {name}: its ix:nonFraction tag is never closed")
     for attributes, inner in _FACT.findall(document):
-        attrs = dict(_ATTRIBUTE.findall(attributes))
+        attrs = _attributes(attributes)
         concept, context, unit = attrs.get("name"), attrs.get("contextRef"), attrs.get("unitRef")
         problem = _problem(attrs, contexts, units)
         value = None if problem else _value(inner, attrs)
@@ -52,6 +54,10 @@ def numeric_facts(document: str) -> tuple[list[dict], list[str]]:
                       "period_start": start, "period_end": end, "dimensional": dimensional,
                       "context": context, "decimals": attrs.get("decimals")})
     return facts, rejects
+
+
+def _attributes(text: str) -> dict[str, str]:
+    return {name: double or single for name, double, single in _ATTRIBUTE.findall(text)}
 
 
 def _problem(attrs: dict[str, str], contexts: dict, units: dict) -> str | None:

@@ -145,7 +145,7 @@ def _ten_k(body_order: list[str], page_headers: bool = False) -> list[str]:
                                    ["1", "1A", "2", "7A", "7", "8", "15"]])
 @pytest.mark.parametrize("page_headers", [False, True])
 def test_sections_are_found_in_the_body_whatever_its_order(order, page_headers):
-    from data.ingest.filings import item_spans
+    from data.ingest.sections import item_spans
 
     lines = _ten_k(order, page_headers)
     spans, share = item_spans(lines, "10-K")
@@ -157,7 +157,7 @@ def test_sections_are_found_in_the_body_whatever_its_order(order, page_headers):
 
 
 def test_a_10q_body_without_part_lines_is_placed_by_its_titles():
-    from data.ingest.filings import item_spans
+    from data.ingest.sections import item_spans
 
     lines = (["PART I", "Item 1. Financial Statements", "Item 2. Management's Discussion",
               "PART II", "Item 1. Legal Proceedings", "Item 6. Exhibits",
