@@ -16,7 +16,15 @@ DSR_EVIDENCE = 0.95   # the usual bar: 95% probability that the true Sharpe is a
 PBO_EVIDENCE = 0.5    # below it, choosing the in-sample best beats choosing at random
 PERCENT = ("cagr", "max_drawdown", "total_return", "volatility", "hit_rate", "exposure",
            "alpha", "tracking_error", "var_95", "cvar_95", "best_day", "worst_day",
-           "best_month", "worst_month", "winning_months")
+           "best_month", "worst_month", "winning_months", "excess_cagr",
+           "fees_share_of_capital", "yearly_drag", "long", "short", "gross", "net")
+
+
+def benchmark_of(run: StoredRun) -> str:
+    """What the run is measured against, in words."""
+    if run.benchmark == "cash":
+        return "cash (a market-neutral book is measured against zero; beta is to the market)"
+    return f"the market ({run.benchmark}: equal weights in every universe name, held)"
 
 
 def sample_of(run: StoredRun) -> str:
@@ -79,7 +87,7 @@ def headline(run: StoredRun) -> dict:
     return {"strategy": run.strategy, "kind": run.kind,
             "period": f"{run.period[0]} to {run.period[1]}", "signal": signal,
             "params": run.params, "sample": sample_of(run), "verdict": verdict(run),
-            "luck": luck(run)}
+            "benchmark": benchmark_of(run), "luck": luck(run)}
 
 
 def headline_html(run: StoredRun) -> str:
@@ -90,7 +98,8 @@ def headline_html(run: StoredRun) -> str:
     return (f"<section class='headline'><h1>{html.escape(run.strategy)}{traded}, "
             f"{html.escape(h['period'])}</h1>"
             f"<p class='verdict'>{html.escape(h['verdict'])}</p>"
-            f"<p><b>Figures:</b> {html.escape(h['sample'])}.</p>"
+            f"<p><b>Figures:</b> {html.escape(h['sample'])}. <b>Benchmark:</b> "
+            f"{html.escape(h['benchmark'])}.</p>"
             + "".join(f"<p>{html.escape(line)}</p>" for line in h["luck"])
             + f"<p class='small'>{which}: {html.escape(params or 'none')}. Run "
               f"{html.escape(run.run_id)}.</p></section>")

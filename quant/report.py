@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
+import polars as pl
 from plotly.offline import get_plotlyjs
 
 from quant import jsonable, stats
 from quant.artefact import write_file
-from quant.headline import as_shown, headline, headline_html, sample_label
-from quant.tearsheet import monthly_grid, tear_sheet
+from quant.errors import BacktestError
+from quant.headline import as_shown, benchmark_of, headline, headline_html, sample_label
+from quant.tearsheet import ROLLING as ROLLING_RISK
+from quant.tearsheet import monthly_grid, rolling
 
 if TYPE_CHECKING:  # both call into this module for their figures; here they are only types
     from quant.evaluate import Evaluation
@@ -39,7 +42,7 @@ def equity_figure(returns: pd.Series, benchmark: pd.Series | None) -> go.Figure:
     fig = go.Figure()
     fig.add_scatter(x=returns.index, y=(1 + returns).cumprod(), name="strategy")
     if benchmark is not None:
-        fig.add_scatter(x=benchmark.index, y=(1 + benchmark).cumprod(), name="benchmark",
+        fig.add_scatter(x=benchmark.index, y=(1 + benchmark).cumprod(), name="market",
                         line=dict(dash="dot"))
     return fig.update_layout(title="Equity (growth of 1)")
 
@@ -54,6 +57,28 @@ def rolling_sharpe_figure(returns: pd.Series) -> go.Figure:
     sharpe = stats.rolling_sharpe(returns, ROLLING)
     return go.Figure(go.Scatter(x=sharpe.index, y=sharpe, name="rolling Sharpe")).update_layout(
         title=f"Rolling Sharpe ({ROLLING} sessions)")
+
+
+def rolling_risk_figure(returns: pd.Series, market: pd.Series) -> go.Figure:
+    window = rolling(returns, market)
+    fig = go.Figure()
+    fig.add_scatter(x=window.index, y=window["beta"], name="beta to the market")
+    fig.add_scatter(x=window.index, y=window["volatility"], name="volatility (annualised)",
+                    yaxis="y2")
+    return fig.update_layout(title=f"Rolling beta and volatility ({ROLLING_RISK} sessions)",
+                             yaxis=dict(title="beta"),
+                             yaxis2=dict(title="volatility", overlaying="y", side="right",
+                                         tickformat=".0%"))
+
+
+def exposure_figure(account: pl.DataFrame) -> go.Figure:
+    """Long, short, gross and net exposure held, as shares of the account's value."""
+    fig = go.Figure()
+    for column in ("long", "short", "gross", "net"):
+        fig.add_scatter(x=account["session"].to_list(), y=account[column].to_list(),
+                        name=column)
+    return fig.update_layout(title="Exposure held (share of the account's value)",
+                             yaxis=dict(tickformat=".0%"))
 
 
 def monthly_figure(returns: pd.Series) -> go.Figure:
@@ -157,17 +182,22 @@ font-size:13px;text-align:left}h1{font-size:22px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}"""
 
 
-def _tear_sheet_html(sheet: dict) -> str:
-    """The tear sheet's tables: against the benchmark, the distribution, the worst drawdowns,
-    monthly returns with numbers."""
+def _tear_sheet_html(sheet: dict, benchmark: str) -> str:
+    """The tear sheet's tables: against the market and the benchmark, the distribution, the
+    costs, the worst drawdowns, monthly returns with numbers."""
     def shown(section: str) -> dict:
-        return {k.replace("_", " "): as_shown(k, v) for k, v in sheet[section].items()}
+        return {k.replace("_", " "): as_shown(k, v) for k, v in sheet.get(section, {}).items()}
 
+    costs = shown("costs")
     return "".join((
         "<h2>Tear sheet</h2><div class='grid'><div>",
-        _table(shown("against_benchmark"), "Against the benchmark (alpha and tracking error "
-               "annualised)"), "</div><div>",
-        _table(shown("distribution"), "Daily returns: distribution and tails"), "</div></div>",
+        _table(shown("against_market"), "Against the market (alpha and tracking error "
+               "annualised)"),
+        _table(shown("against_benchmark"), f"Against the benchmark: {benchmark}"),
+        "</div><div>",
+        _table(shown("distribution"), "Daily returns: distribution and tails"),
+        _table(costs, "Costs paid (fees and slippage, in the account's currency and as a "
+               "share)") if costs else "", "</div></div>",
         _table([{**d, "depth": f"{d['depth']:.1%}", "recovery": d["recovery"] or "not yet"}
                 for d in sheet["drawdowns"]], "Worst drawdowns (sessions from peak to recovery)"),
         _table(monthly_grid(sheet["monthly"]), "Monthly returns")))
@@ -202,11 +232,17 @@ def _provenance(run: StoredRun, warehouse: str) -> dict:
 
 
 def figures(run: StoredRun) -> list[tuple[str, go.Figure]]:
-    returns, benchmark = run.returns["strategy"], run.returns["benchmark"]
-    figures = [("equity", equity_figure(returns, benchmark)),
+    returns = run.returns["strategy"]
+    market = run.returns["market"] if "market" in run.returns else run.returns["benchmark"]
+    figures = [("equity", equity_figure(returns, market)),
                ("drawdown", drawdown_figure(returns)),
                ("rolling_sharpe", rolling_sharpe_figure(returns)),
                ("monthly", monthly_figure(returns)), *ic_figures(run.evaluation)]
+    figures.append(("rolling_risk", rolling_risk_figure(returns, market)))
+    try:
+        figures.append(("exposure", exposure_figure(run.account())))
+    except BacktestError:  # a walk-forward keeps no single book
+        pass
     for name, fig in (("turnover", turnover_figure(run.turnover, run.evaluation)),
                       ("sweep", sweep_figure(run.sweep)),
                       ("walk_forward", walk_forward_figure(run.windows))):
@@ -220,13 +256,14 @@ def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     charts = "".join(f'<div class="chart">{_figure_html(fig, name)}</div>'
                      for name, fig in figures(run))
-    bench = stats.performance(run.returns["benchmark"]).iloc[0].to_dict()
+    market = run.returns["market"] if "market" in run.returns else run.returns["benchmark"]
+    bench = stats.performance(market).iloc[0].to_dict()
     comparison = [{"metric": k.replace("_", " "), "strategy": as_shown(k, run.metrics.get(k)),
-                   "benchmark": as_shown(k, bench.get(k))}
+                   "market": as_shown(k, bench.get(k))}
                   for k in ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate",
                             "total_return", "volatility", "turnover", "exposure")]
     honest = _overfitting_checks(run)
-    sheet = tear_sheet(run.returns["strategy"], run.returns["benchmark"])
+    sheet = run.tear_sheet()
     provenance = _provenance(run, warehouse)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(run.run_id)}</title><style>{_STYLE}</style>
@@ -235,10 +272,10 @@ window.__errors.push(String(e.message))}});</script>
 <script type="text/javascript" src="../{_shared_plotly(directory.parent)}"></script>
 </head><body>
 {headline_html(run)}
-{_table(comparison, f"Performance, {sample_label(run)} (strategy vs benchmark)")}
+{_table(comparison, f"Performance, {sample_label(run)} (strategy vs the market)")}
 {_table(honest, "Overfitting checks (of the in-sample selection)") if honest else ""}
 <div class="grid">{charts}</div>
-{_tear_sheet_html(sheet)}
+{_tear_sheet_html(sheet, benchmark_of(run))}
 {_table(run.signals.get("evidence") or [], "Passages behind the strongest filing signals")}
 {_table(run.signals.get("features") or [], "Learned model: feature importance and each "
         "feature's rank IC over the out-of-sample sessions")}
@@ -257,9 +294,9 @@ window.__errors.push(String(e.message))}});</script>
          "params": run.params, "headline": headline(run), "metrics": run.metrics,
          "tear_sheet": sheet,
          "provenance": provenance,
-         "benchmark": bench, "evaluation": evaluation}, indent=2, default=jsonable.default))
+         "market": bench, "evaluation": evaluation}, indent=2, default=jsonable.default))
     write_file(directory / "equity.png", lambda p: _equity_png(
-        p, run.returns["strategy"], run.returns["benchmark"], run.strategy))
+        p, run.returns["strategy"], market, run.strategy))
     # report.html last: where it exists, the report's other files do too.
     path = write_file(directory / "report.html", page)
     return path
@@ -316,7 +353,7 @@ def _equity_png(path: Path, returns: pd.Series, benchmark: pd.Series | None,
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
     ax.plot(returns.index, (1 + returns).cumprod(), label="strategy")
     if benchmark is not None:
-        ax.plot(benchmark.index, (1 + benchmark).cumprod(), label="benchmark", linestyle=":")
+        ax.plot(benchmark.index, (1 + benchmark).cumprod(), label="market", linestyle=":")
     ax.set_title(f"{title}: equity (growth of 1)")
     ax.legend()
     ax.grid(alpha=0.3)

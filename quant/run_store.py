@@ -52,6 +52,40 @@ class StoredRun:
     windows: list[dict]              # walk-forward windows
     evaluation: Evaluation
     summary: dict = field(default_factory=dict)   # what `runs.run` said of it (cached, paths)
+    folder: Path | None = None                    # where its files are
+
+    @property
+    def benchmark(self) -> str:
+        """What the run is measured against: `cash` (a market-neutral book) or the market
+        strategy's name."""
+        return self.settings.get("benchmark", "buy_and_hold")
+
+    def weights(self) -> pl.DataFrame:
+        """The weights the strategy targeted and those held after trading: session, ticker,
+        target (NaN: no order), weight."""
+        return self._book("positions").select("session", "ticker", "target", "weight")
+
+    def positions(self) -> pl.DataFrame:
+        """Every holding each session: session, ticker, target, shares, price, value,
+        weight (of the account's value)."""
+        return self._book("positions")
+
+    def trades(self) -> pl.DataFrame:
+        """Every fill: session, ticker, side, shares, price, fees."""
+        return self._book("trades")
+
+    def account(self) -> pl.DataFrame:
+        """Each session's value, cash, fees paid, and long, short, gross and net exposure;
+        its value gives back the stored returns exactly."""
+        return self._book("account")
+
+    def _book(self, name: str) -> pl.DataFrame:
+        path = (self.folder or Path("")) / f"{name}.parquet"
+        if self.folder is None or not path.is_file():
+            raise BacktestError(f"run {self.run_id} has no {name}: a walk-forward stitches "
+                                "windows of several configurations and keeps no single book; "
+                                "run a single backtest or a sweep for one")
+        return pl.read_parquet(path)
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -70,7 +104,17 @@ class StoredRun:
     def tear_sheet(self) -> dict:
         """Against the benchmark, the distribution, calendar returns and the worst drawdowns
         (`quant.tearsheet`), as plain data; the report draws the same."""
-        return tear_sheet(self.returns["strategy"], self.returns["benchmark"])
+        return tear_sheet(self.returns["strategy"], self.returns["benchmark"],
+                          self.returns.get("market"), self._costs())
+
+    def _costs(self) -> dict | None:
+        from quant.positions import costs
+        from quant.stats import PERIODS
+
+        try:
+            return costs(self.account(), self.settings.get("init_cash", 1e6), PERIODS)
+        except BacktestError:
+            return None
 
     def figures(self) -> dict:
         """The report's plotly figures by name (equity, drawdown, ..., sweep, windows)."""
@@ -112,12 +156,19 @@ class RunStore:
             raise BacktestError("no backtest has been run yet: run `quant backtest` first")
         return rid
 
-    def write(self, rid: str, result: Result, benchmark: Result, evaluation: Evaluation,
-              settings: Settings, signals: dict) -> None:
+    def write(self, rid: str, result: Result, market: Result, evaluation: Evaluation,
+              settings: Settings, signals: dict, benchmark: str = "market",
+              book: dict[str, pl.DataFrame] | None = None) -> None:
+        """The run's files and row. `market` is the market strategy's result; `benchmark` is
+        what the run is measured against: `market`, or `cash` (zero) for a market-neutral
+        book. `book`: the chosen configuration's positions, trades and account
+        (`quant.positions`)."""
         chosen = result.best if result.kind == "sweep" else 0
         returns = result.returns[chosen].rename("strategy")
-        bench = benchmark.returns[0].reindex(returns.index).fillna(0.0).rename("benchmark")
-        frames = {"returns.parquet": pd.concat([returns, bench], axis=1)}
+        market_returns = market.returns[0].reindex(returns.index).fillna(0.0).rename("market")
+        against = (market_returns * 0.0 if benchmark == "cash" else market_returns).rename(
+            "benchmark")
+        frames = {"returns.parquet": pd.concat([returns, against, market_returns], axis=1)}
         if result.kind != "walk_forward":
             frames["turnover.parquet"] = result.turnover[chosen].fillna(0.0).rename("turnover")
         texts = {"evaluation.json": json.dumps(evaluation.to_json(), default=jsonable.default),
@@ -130,6 +181,9 @@ class RunStore:
                 [{**p, "sharpe": m["sharpe"]}
                  for p, m in zip(result.params, result.metrics, strict=True)]))
         files |= {name: _text(text) for name, text in texts.items()}
+        files |= {f"{name}.parquet": frame.write_parquet for name, frame in (book or {}).items()}
+        stored_settings = {**asdict(settings), "benchmark": benchmark if benchmark == "cash"
+                           else getattr(settings, "benchmark", "market")}
         # The artifacts whole first, the row last: a run whose row exists has its artifacts.
         artefact.write(self.folder(rid), files)
         index = result.returns.index
@@ -138,7 +192,7 @@ class RunStore:
             [rid, result.strategy, result.kind,
              json.dumps(result.params[chosen], default=str), index[0].date(),
              index[-1].date(), json.dumps(headline(result), default=jsonable.default),
-             json.dumps(signals), json.dumps(asdict(settings)), datetime.now(timezone.utc)])
+             json.dumps(signals), json.dumps(stored_settings), datetime.now(timezone.utc)])
 
     def listing(self) -> list[dict]:
         """Every stored run, newest first: id, strategy, kind, period and headline figures."""
@@ -168,7 +222,8 @@ class RunStore:
             json.loads(record["signals"] or "{}"), json.loads(record["settings"] or "{}"),
             record["created_at"], _frame(folder / "returns.parquet"), turnover, sweep,
             json.loads((folder / "windows.json").read_text()),
-            Evaluation.from_json(json.loads((folder / "evaluation.json").read_text())))
+            Evaluation.from_json(json.loads((folder / "evaluation.json").read_text())),
+            folder=folder)
 
 
 def _parquet(frame: pd.DataFrame):

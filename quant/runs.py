@@ -13,6 +13,7 @@ from datetime import date
 import polars as pl
 
 from quant import backtest as bt
+from quant import positions
 from quant.config import Config
 from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
@@ -26,8 +27,9 @@ from strategies import get_strategy
 MODES = ("single", "sweep", "walk_forward")
 # Part of every run's key: a run stored by code that computed it otherwise is never reused.
 # 2: params hold in sweeps and walk-forwards, the last partial window is traded, custom
-# panels are keyed by panel_digest.
-RUN_FORMAT = 2
+# panels are keyed by panel_digest. 3: the book (positions, trades, account) is stored, and a
+# market-neutral strategy is measured against cash.
+RUN_FORMAT = 3
 
 
 def signal_period(panel: pl.DataFrame) -> tuple[date, date]:
@@ -122,17 +124,29 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
     store = store_of(config, wh)
     if store.has(rid):
         return rendered(config, wh, rid, cached=True)
-    result = compute(config, panel, strategy_name, params, mode, engine)
-    benchmark = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
-    signal = traded or config.evaluate.signal
-    evaluation = evaluate_signal(panel, signal, params_panel.horizons,
-                                 config.evaluate.quantiles)
-    signals["signal"] = signal  # what was evaluated is what was traded, and the report says so
+    signals["signal"] = traded or config.evaluate.signal  # evaluated is traded, and said so
     if which is not None:  # not part of the key: derived from the signals that are
         signals["evidence"] = filing_evidence(wh, which, start, end)
-    store.write(rid, result, benchmark, evaluation, settings, signals)
+    _compute_and_store(config, store, rid, panel, strategy, params, mode, engine, signals,
+                       params_panel)
     write_index(config.reports_dir / "index.html", store.listing())
     return rendered(config, wh, rid, cached=False)
+
+
+def _compute_and_store(config: Config, store: RunStore, rid: str, panel: pl.DataFrame,
+                       strategy, params: dict | None, mode: str, engine: str | None,
+                       signals: dict, params_panel: PanelParams) -> None:
+    """The backtest, the market's, the chosen configuration's book and the signal's
+    evaluation, stored under `rid`."""
+    settings = config.backtest
+    result = compute(config, panel, strategy.name, params, mode, engine)
+    market = bt.backtest(panel, get_strategy(settings.benchmark), {}, settings)
+    book = None if mode == "walk_forward" else positions.book(
+        panel, strategy, result.params[result.best if mode == "sweep" else 0], settings)
+    evaluation = evaluate_signal(panel, signals["signal"], params_panel.horizons,
+                                 config.evaluate.quantiles)
+    store.write(rid, result, market, evaluation, settings, signals,
+                "cash" if getattr(strategy, "market_neutral", False) else "market", book)
 
 
 def panel_digest(panel: pl.DataFrame) -> str:

@@ -58,6 +58,20 @@ def simulate_with_vectorbt(prices: pd.DataFrame, targets: np.ndarray, tradable: 
     """The reference `simulate` answers to: daily returns from vectorbt's own
     `Portfolio.from_orders` on prices tiled once per configuration (slow and memory-hungry;
     kept as the oracle the tests and the benchmark check against)."""
+    portfolio = vectorbt_portfolio(prices, targets, tradable, fees=fees, slippage=slippage,
+                                   init_cash=init_cash, max_leverage=max_leverage)
+    value = portfolio.value()
+    value = value.to_frame() if isinstance(value, pd.Series) else value  # one configuration
+    returns = value.div(value.shift(1).fillna(init_cash)) - 1
+    returns.columns = range(targets.shape[0])
+    return returns
+
+
+def vectorbt_portfolio(prices: pd.DataFrame, targets: np.ndarray, tradable: np.ndarray, *,
+                       fees: float, slippage: float, init_cash: float, max_leverage: float):
+    """vectorbt's `Portfolio` of every configuration (grouped by `config`; columns are
+    (config, name)): the orders `simulate` places, as vectorbt places them, with its records
+    of fills and holdings."""
     from quant import vbt
 
     vectorbt = vbt.load()
@@ -68,20 +82,15 @@ def simulate_with_vectorbt(prices: pd.DataFrame, targets: np.ndarray, tradable: 
         gross[..., 0] += np.nan_to_num(np.abs(closed[..., k]))
     scale = np.where(gross > 0, np.minimum(max_leverage / np.where(gross > 0, gross, 1.0), 1.0),
                      1.0)
-    columns = pd.MultiIndex.from_product([range(configs), range(names)],
+    columns = pd.MultiIndex.from_product([range(configs), list(prices.columns)],
                                          names=["config", "ticker"])
     size = pd.DataFrame(np.hstack(list(closed * scale)), index=prices.index, columns=columns)
     close = pd.DataFrame(np.tile(prices.to_numpy(), configs), index=prices.index,
                          columns=columns)
-    portfolio = vectorbt.Portfolio.from_orders(
+    return vectorbt.Portfolio.from_orders(
         close=close, size=size, size_type="targetpercent", direction="both", fees=fees,
         slippage=slippage, init_cash=init_cash, cash_sharing=True, group_by="config",
         call_seq="auto", freq="1D")
-    value = portfolio.value()
-    value = value.to_frame() if isinstance(value, pd.Series) else value  # one configuration
-    returns = value.div(value.shift(1).fillna(init_cash)) - 1
-    returns.columns = range(configs)
-    return returns
 
 
 def chunk_size(sessions: int, names: int, budget_share: float = 0.125) -> int:

@@ -1,8 +1,9 @@
 """The tear sheet of a run's daily returns, as pyfolio and quantstats users read one: risk and
-return against the benchmark (alpha, beta, information ratio, tracking error, correlation, up
-and down capture), the shape of the distribution (skew, kurtosis, VaR and CVaR at 95%, tail
-ratio, best and worst day and month, the share of winning months), yearly and monthly returns,
-and the worst drawdown periods.
+return against the market (alpha, beta, information ratio, tracking error, correlation, up
+and down capture), the excess over the benchmark the run is measured against (cash for a
+market-neutral book), rolling beta and volatility, costs paid, the shape of the distribution
+(skew, kurtosis, VaR and CVaR at 95%, tail ratio, best and worst day and month, the share of
+winning months), yearly and monthly returns, and the worst drawdown periods.
 
 Through vectorbt's returns accessor where it has the statistic (alpha, beta, information ratio,
 captures, tail ratio, VaR, CVaR; checked against empyrical-reloaded in the tests); by hand only
@@ -22,26 +23,26 @@ from quant import stats
 TOP_DRAWDOWNS = 5
 
 
-def tear_sheet(returns: pd.Series, benchmark: pd.Series) -> dict:
-    """The tear sheet as plain data: `against_benchmark`, `distribution`, `yearly`,
-    `monthly`, `drawdowns`."""
+ROLLING = 63  # sessions in the rolling beta and volatility (a quarter)
+
+
+def tear_sheet(returns: pd.Series, benchmark: pd.Series, market: pd.Series | None = None,
+               costs: dict | None = None) -> dict:
+    """The tear sheet as plain data: `against_market` (alpha, beta, ... against the market;
+    the benchmark where no market series is given), `against_benchmark` (the excess over what
+    the run is measured against: the market, or cash for a market-neutral book),
+    `distribution`, `yearly`, `monthly`, `drawdowns`, and `costs` where the run kept its book."""
     returns, benchmark = returns.fillna(0.0), benchmark.reindex(returns.index).fillna(0.0)
+    market = benchmark if market is None else market.reindex(returns.index).fillna(0.0)
     acc = stats.accessor(returns.to_frame())
-    bench = benchmark.to_frame()
-    active = returns - benchmark
     months = calendar_returns(returns, "ME")
-    return {
+    sheet = {
+        "against_market": _against(acc, returns, market),
         "against_benchmark": {
-            "alpha": _one(acc.alpha(benchmark_rets=bench)),
-            "beta": _one(acc.beta(benchmark_rets=bench)),
-            # vectorbt's is per session; annualised as the Sharpe ratio is
-            "information_ratio": _finite((_one(acc.information_ratio(benchmark_rets=bench))
-                                          or math.nan) * math.sqrt(stats.PERIODS)),
-            "tracking_error": _finite(active.std(ddof=1) * math.sqrt(stats.PERIODS)),
-            "correlation": _finite(returns.corr(benchmark)),
-            "up_capture": _one(acc.up_capture(benchmark_rets=bench)),
-            "down_capture": _one(acc.down_capture(benchmark_rets=bench)),
-        },
+            "excess_cagr": _finite(_cagr(returns) - _cagr(benchmark)),
+            "tracking_error": _finite((returns - benchmark).std(ddof=1)
+                                      * math.sqrt(stats.PERIODS)),
+            "information_ratio": _ratio(returns - benchmark)},
         "distribution": {
             "skew": _finite(returns.skew()), "kurtosis": _finite(returns.kurt()),
             "var_95": _one(acc.value_at_risk(cutoff=0.05)),
@@ -55,6 +56,45 @@ def tear_sheet(returns: pd.Series, benchmark: pd.Series) -> dict:
         "monthly": {k.strftime("%Y-%m"): float(v) for k, v in months.items()},
         "drawdowns": drawdown_periods(returns),
     }
+    if costs is not None:
+        sheet["costs"] = costs
+    return sheet
+
+
+def _against(acc, returns: pd.Series, market: pd.Series) -> dict:
+    """Alpha, beta, information ratio, tracking error, correlation and captures against the
+    market, through vectorbt's returns accessor."""
+    bench = market.to_frame()
+    return {
+        "alpha": _one(acc.alpha(benchmark_rets=bench)),
+        "beta": _one(acc.beta(benchmark_rets=bench)),
+        # vectorbt's is per session; annualised as the Sharpe ratio is
+        "information_ratio": _finite((_one(acc.information_ratio(benchmark_rets=bench))
+                                      or math.nan) * math.sqrt(stats.PERIODS)),
+        "tracking_error": _finite((returns - market).std(ddof=1) * math.sqrt(stats.PERIODS)),
+        "correlation": _finite(returns.corr(market)),
+        "up_capture": _one(acc.up_capture(benchmark_rets=bench)),
+        "down_capture": _one(acc.down_capture(benchmark_rets=bench)),
+    }
+
+
+def _cagr(returns: pd.Series) -> float:
+    return float(stats.performance(returns, ("cagr",))["cagr"].iloc[0])
+
+
+def _ratio(active: pd.Series) -> float | None:
+    """The annualised mean over the annualised volatility of a daily series."""
+    std = active.std(ddof=1)
+    return _finite(active.mean() / std * math.sqrt(stats.PERIODS)) if std > 0 else None
+
+
+def rolling(returns: pd.Series, market: pd.Series, window: int = ROLLING) -> pd.DataFrame:
+    """Rolling beta to the market and annualised volatility over `window` sessions."""
+    market = market.reindex(returns.index).fillna(0.0)
+    beta = returns.rolling(window).cov(market) / market.rolling(window).var()
+    volatility = returns.rolling(window).std() * math.sqrt(stats.PERIODS)
+    return pd.DataFrame({"beta": beta.replace([np.inf, -np.inf], np.nan),
+                         "volatility": volatility})
 
 
 def monthly_grid(monthly: dict[str, float]) -> list[dict]:

@@ -11,7 +11,9 @@ configuration in grid order. Sweeps use it when present, so work that configurat
 (ranking a signal, say) is done once.
 
 A strategy that reads a column the panel does not always have declares it in `requires`
-({column: how to get it}); a backtest without it is an error that says how.
+({column: how to get it}); a backtest without it is an error that says how. A strategy that
+holds as much short as long declares `market_neutral = True`: its runs are measured against
+cash, not the market (beta and alpha are still against the market).
 
 To add one: write a module with a class like those below and register it
 (`strategies.registry`):

@@ -15,6 +15,7 @@ from strategies.base import long_short, long_short_grid, missing_columns, with_d
 
 class Learned:
     name = "learned"
+    market_neutral = True             # long and short alike: measured against cash
     description = "long top / short bottom quantile of a learned model's out-of-sample prediction"
     signal = "prediction"             # what the run's factor evaluation reads
     requires = {"prediction": "fit a model and backtest its out-of-sample predictions with "

@@ -16,6 +16,7 @@ from strategies.base import long_short, long_short_grid, with_defaults
 
 class SentimentLongShort:
     name = "sentiment_long_short"
+    market_neutral = True             # long and short alike: measured against cash
     description = "long top / short bottom quantile of news sentiment, rebalanced every N"
     defaults = {"quantile": 0.25, "rebalance": 1, "signal": "sentiment_z", "gross": 1.0}
     grid = {"quantile": [0.25, 0.5], "rebalance": [1, 2, 5, 10]}

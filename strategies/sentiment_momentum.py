@@ -23,6 +23,7 @@ def _zscore(column: str) -> pl.Expr:
 
 class SentimentMomentum:
     name = "sentiment_momentum"
+    market_neutral = True             # long and short alike: measured against cash
     description = "alpha x sentiment + (1 - alpha) x momentum, long-short quantiles"
     defaults = {"lookback": 20, "alpha": 0.5, "quantile": 0.25, "rebalance": 5}
     grid = {"lookback": [10, 20, 60], "alpha": [0.25, 0.5, 0.75]}

@@ -71,3 +71,22 @@ def test_an_evaluation_file_with_an_empty_text_says_which_rows(tmp_path):
     with pytest.raises(ModelError, match="2 rows have no text in column 'text' \\(data rows "
                                          "2, 3\\)"):
         read_labelled(path, "text", "label")
+
+
+def test_a_full_disk_anywhere_is_status_2_with_the_fix(ws, monkeypatch, capsys):
+    import duckdb
+
+    import quant.api
+    from quant.cli import main
+
+    def full(self):  # as DuckDB reports a commit that found no space
+        raise duckdb.TransactionException("Failed to commit: could not write file "
+                                          "\"w.duckdb.wal\": No space left on device")
+
+    monkeypatch.setattr(quant.api.Workspace, "status", full)
+    monkeypatch.setattr(sys, "argv", ["quant", "-w", str(ws / "ws"), "db", "status"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "no space left on device" in error and "free space and rerun" in error

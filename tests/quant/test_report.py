@@ -135,9 +135,58 @@ def test_the_tear_sheet_is_data_and_drawn(reports, workspace):
     with Warehouse(workspace.warehouse_path, read_only=True) as wh:
         run = store_of(workspace, wh).read(reports["single"]["run_id"])
     sheet = run.tear_sheet()
-    assert set(sheet) == {"against_benchmark", "distribution", "yearly", "monthly", "drawdowns"}
-    assert -1 <= sheet["drawdowns"][0]["depth"] < 0 and sheet["against_benchmark"]["beta"] < 0.5
+    assert set(sheet) == {"against_market", "against_benchmark", "distribution", "yearly",
+                          "monthly", "drawdowns", "costs"}
+    assert -1 <= sheet["drawdowns"][0]["depth"] < 0 and sheet["against_market"]["beta"] < 0.5
+    assert run.benchmark == "cash" and "Benchmark:</b> cash" in open(
+        reports["single"]["report"]).read()
     page = open(reports["single"]["report"]).read()
     assert "Tear sheet" in page and "Worst drawdowns" in page and "Monthly returns" in page
     metrics = json.loads((workspace.reports_dir / run.run_id / "metrics.json").read_text())
     assert metrics["tear_sheet"]["yearly"] == pytest.approx(sheet["yearly"])
+
+
+def _stored(workspace, run_id):
+    from data.warehouse import Warehouse
+    from quant.runs import store_of
+
+    with Warehouse(workspace.warehouse_path, read_only=True) as wh:
+        return store_of(workspace, wh).read(run_id)
+
+
+@pytest.mark.parametrize("mode", ["single", "sweep"])
+def test_the_book_gives_back_the_stored_returns_exactly(workspace, reports, mode):
+    import numpy as np
+    import polars as pl
+
+    from quant.positions import returns_of
+
+    run = _stored(workspace, reports[mode]["run_id"])
+    account, held, trades = run.account(), run.positions(), run.trades()
+    rebuilt = returns_of(account, workspace.backtest.init_cash)
+    assert np.abs(rebuilt.to_numpy() - run.returns["strategy"].to_numpy()).max() < 1e-12
+    # the account's value is its cash plus what it holds, at each session's open
+    value = held.group_by("session").agg(pl.col("value").sum()).join(
+        account.select("session", "cash", total="value"), on="session", how="right")
+    assert (value["value"].fill_null(0.0) + value["cash"] - value["total"]).abs().max() < 1e-6
+    # every change in a holding is a trade of that size, and nothing else moves shares
+    signed = trades.with_columns(pl.when(pl.col("side") == "buy").then(pl.col("shares"))
+                                 .otherwise(-pl.col("shares")).alias("change"))
+    moved = held.sort("session").with_columns(
+        change=pl.col("shares") - pl.col("shares").shift(1, fill_value=0.0).over("ticker"))
+    total = signed.group_by("ticker").agg(pl.col("change").sum()).sort("ticker")
+    last = held.sort("session").group_by("ticker").agg(pl.col("shares").last()).sort("ticker")
+    assert total.join(last, on="ticker").select(
+        (pl.col("change") - pl.col("shares")).abs().max()).item() < 1e-6
+    assert moved.height and run.weights().columns == ["session", "ticker", "target", "weight"]
+    # costs: fees paid are the trades' fees
+    assert run.tear_sheet()["costs"]["fees_paid"] == pytest.approx(trades["fees"].sum())
+
+
+def test_a_walk_forward_has_no_single_book_and_says_so(workspace, reports):
+    from quant.errors import BacktestError
+
+    run = _stored(workspace, reports["walk_forward"]["run_id"])
+    with pytest.raises(BacktestError, match="keeps no single book"):
+        run.positions()
+    assert "costs" not in run.tear_sheet()

@@ -18,7 +18,9 @@ def test_the_tear_sheet_agrees_with_empyrical(seed):
     bench = pd.Series(rng.normal(0.0004, 0.011, 700), index=index)
     returns = 0.4 * bench + pd.Series(rng.standard_t(4, 700) * 0.004, index=index)
     sheet = tear_sheet(returns, bench)
-    vs, dist = sheet["against_benchmark"], sheet["distribution"]
+    vs, dist = sheet["against_market"], sheet["distribution"]
+    assert sheet["against_benchmark"]["information_ratio"] == pytest.approx(
+        ep.excess_sharpe(returns, bench) * math.sqrt(252), rel=1e-9)
     assert vs["alpha"] == pytest.approx(ep.alpha(returns, bench), rel=1e-9)
     assert vs["beta"] == pytest.approx(ep.beta(returns, bench), rel=1e-9)
     assert vs["up_capture"] == pytest.approx(ep.up_capture(returns, bench), rel=1e-9)
@@ -54,3 +56,16 @@ def test_monthly_grid_compounds_each_year():
     grid = monthly_grid(monthly)
     assert [row["year"] for row in grid] == ["2023", "2024"] and grid[0]["Jan"] == ""
     assert grid[1]["year total"] == f"{(1.001 ** len(index[index.year == 2024])) - 1:.1%}"
+
+
+def test_against_cash_the_market_still_gives_beta():
+    rng = np.random.default_rng(5)
+    index = pd.bdate_range("2019-01-01", periods=500)
+    market = pd.Series(rng.normal(0.0004, 0.011, 500), index=index)
+    returns = 0.2 * market + pd.Series(rng.normal(0.0003, 0.005, 500), index=index)
+    sheet = tear_sheet(returns, market * 0.0, market)
+    assert sheet["against_market"]["beta"] == pytest.approx(ep.beta(returns, market), rel=1e-9)
+    assert sheet["against_benchmark"]["excess_cagr"] == pytest.approx(
+        ep.annual_return(returns), rel=1e-9)   # against cash, the excess is the return itself
+    assert sheet["against_benchmark"]["information_ratio"] == pytest.approx(
+        ep.sharpe_ratio(returns), rel=1e-9)
