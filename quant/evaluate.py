@@ -16,6 +16,8 @@ import numpy as np
 import polars as pl
 
 from data.errors import DataError
+from quant.hac import summary
+from quant.quantiles import quantile_bins, quantile_daily, quantile_returns
 
 MIN_NAMES = 3  # a cross-section needs at least this many names for a daily IC
 
@@ -49,32 +51,6 @@ def daily_ic(rows: pl.DataFrame, signal: str, ret: str) -> pl.DataFrame:
             .drop_nans().sort("session"))
 
 
-def _summary(series: pl.Series, horizon: int = 1) -> dict:
-    """Mean, std, t-statistic and ICIR of a daily series; `t_stat_hac` is the Newey-West
-    t-statistic with `horizon - 1` lags, because the h-session returns of consecutive
-    sessions overlap and the plain t-statistic overstates."""
-    values = series.drop_nulls().to_numpy()
-    n = len(values)
-    if n < 2:
-        return {"mean": None, "std": None, "t_stat": None, "t_stat_hac": None, "icir": None,
-                "n": n}
-    mean, std = float(values.mean()), float(values.std(ddof=1))
-    return {"mean": mean, "std": std, "t_stat": mean / std * math.sqrt(n) if std else None,
-            "t_stat_hac": newey_west_t(values, horizon - 1),
-            "icir": mean / std if std else None, "n": n}
-
-
-def newey_west_t(values: np.ndarray, lags: int) -> float | None:
-    """t-statistic of the mean of `values` with Newey-West (Bartlett kernel) standard errors
-    over `lags` lags, as statsmodels' OLS on a constant with cov_type="HAC" gives it."""
-    n = len(values)
-    u = values - values.mean()
-    variance = float(u @ u) / n
-    for j in range(1, min(lags, n - 1) + 1):
-        variance += 2 * (1 - j / (lags + 1)) * float(u[j:] @ u[:-j]) / n
-    return float(values.mean() / math.sqrt(variance / n)) if variance > 0 else None
-
-
 def pooled_ic(rows: pl.DataFrame, signal: str, ret: str) -> dict:
     """Correlation over all rows of signal and return, each demeaned within its session,
     with a 95% interval (Fisher z)."""
@@ -87,53 +63,6 @@ def pooled_ic(rows: pl.DataFrame, signal: str, ret: str) -> dict:
     ic = float(np.corrcoef(demeaned["s"].to_numpy(), demeaned["r"].to_numpy())[0, 1])
     z, se = math.atanh(max(min(ic, 0.999999), -0.999999)), 1 / math.sqrt(n - 3)
     return {"ic": ic, "low": math.tanh(z - 1.96 * se), "high": math.tanh(z + 1.96 * se), "n": n}
-
-
-def quantile_labels(signal: str, quantiles: int) -> pl.Expr:
-    """Each row's quantile (1 = lowest) within its session, as alphalens labels them
-    (`pandas.qcut(values, quantiles)` over the session's values): a value at sorted position i
-    of n falls in bin ceil(quantiles * i / (n - 1)), ties in the bin of their first position.
-    A session with fewer names than quantiles skips labels (4 names of 5 quantiles: 1, 2, 4,
-    5), so its lowest name is always bin 1 and its highest bin `quantiles`."""
-    position = pl.col(signal).rank("min").over("session").cast(pl.Int64) - 1
-    gaps = (pl.len().over("session") - 1).cast(pl.Int64).clip(lower_bound=1)
-    return pl.max_horizontal((quantiles * position + gaps - 1) // gaps, pl.lit(1)).cast(pl.Int32)
-
-
-def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int,
-                     horizon: int = 1) -> dict:
-    """Mean forward return per signal quantile (1 = lowest, `quantile_labels`) and the
-    top-minus-bottom spread (bin `quantiles` minus bin 1)."""
-    ranked = rows.with_columns(q=quantile_labels(signal, quantiles))
-    ranked = ranked.with_columns(
-        side=pl.when(pl.col("q") == quantiles).then(pl.lit("top"))
-        .when(pl.col("q") == 1).then(pl.lit("bottom")).otherwise(None))
-    means = (ranked.group_by("session", "q").agg(pl.col(ret).mean())
-             .group_by("q").agg(pl.col(ret).mean()).sort("q"))
-    sides = (ranked.filter(pl.col("side").is_not_null()).group_by("session", "side")
-             .agg(pl.col(ret).mean()).pivot(on="side", index="session", values=ret)
-             .sort("session"))  # in time order: the HAC t-statistic depends on it
-    spread = (sides["top"] - sides["bottom"]).drop_nulls() if {"top", "bottom"} <= set(
-        sides.columns) else pl.Series([], dtype=pl.Float64)
-    return {
-        "mean_return_by_quantile": dict(zip(means["q"].to_list(), means[ret].to_list(),
-                                            strict=True)),
-        "top_minus_bottom": _summary(spread, horizon),
-        "turnover": _turnover(ranked),
-    }
-
-
-def _turnover(ranked: pl.DataFrame) -> dict:
-    """Mean share of the top and bottom portfolios' names that were not in them the session
-    before."""
-    out = {}
-    for side in ("bottom", "top"):
-        members = (ranked.filter(pl.col("side") == side).group_by("session")
-                   .agg(pl.col("ticker")).sort("session")["ticker"].to_list())
-        changes = [len(set(today) - set(yesterday)) / len(today)
-                   for yesterday, today in zip(members, members[1:], strict=False) if today]
-        out[side] = float(np.mean(changes)) if changes else None
-    return out
 
 
 def calibration(rows: pl.DataFrame, ret: str, bins: int = 5) -> list[dict]:
@@ -163,6 +92,7 @@ class HorizonResult:
     rows: int
     dropped: dict                 # rows left out, by reason
     mean_return_by_quantile: dict = field(default_factory=dict)
+    return_by_quantile_se: dict = field(default_factory=dict)
     top_minus_bottom: dict = field(default_factory=dict)
     turnover: dict = field(default_factory=dict)
     calibration: list = field(default_factory=list)
@@ -189,6 +119,7 @@ class Evaluation:
     daily_ic: pl.DataFrame        # session, ic, rank_ic at the first horizon
     coverage: dict
     signals: dict = field(default_factory=dict)
+    quantile_daily: pl.DataFrame | None = None   # session, quantile, ret at the first horizon
 
     @property
     def first(self) -> HorizonResult:
@@ -216,7 +147,7 @@ class Evaluation:
 
     def figures(self) -> dict:
         """Plotly figures by name: the IC series, its decay, the quantile returns."""
-        from quant.report import ic_figures  # plotly, loaded only when figures are asked for
+        from quant.factor_figures import ic_figures  # plotly: only when figures are asked for
 
         return dict(ic_figures(self))
 
@@ -236,6 +167,8 @@ class Evaluation:
                             for h, r in self.horizons.items()},
                "decay": self.decay, "daily_ic": self.daily_ic.to_dicts(),
                "coverage": self.coverage}
+        if self.quantile_daily is not None:
+            out["quantile_daily"] = self.quantile_daily.to_dicts()
         return out | ({"signals": self.signals} if self.signals else {})
 
     @classmethod
@@ -244,7 +177,13 @@ class Evaluation:
         daily = pl.DataFrame(data.get("daily_ic") or None, schema={
             "session": pl.String, "ic": pl.Float64, "rank_ic": pl.Float64}, strict=False)
         daily = daily.with_columns(pl.col("session").str.to_date())
-        return cls(data["signal"], horizons, daily, data["coverage"], data.get("signals", {}))
+        quantiles = data.get("quantile_daily")
+        if quantiles is not None:
+            quantiles = pl.DataFrame(quantiles or None, schema={
+                "session": pl.String, "quantile": pl.Int32, "ret": pl.Float64}, strict=False
+            ).with_columns(pl.col("session").str.to_date())
+        return cls(data["signal"], horizons, daily, data["coverage"], data.get("signals", {}),
+                   quantiles)
 
 
 def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
@@ -255,7 +194,7 @@ def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
     names would report bins filled only on some days (the cap is in each horizon's notes)."""
     check_evaluable(panel, signal)
     horizons = tuple(h for h in horizons if f"fwd_ret_{h}" in panel.columns) or horizons
-    results, daily = {}, None
+    results, daily, by_quantile = {}, None, None
     for h in horizons:
         ret = f"fwd_ret_{h}"
         rows, dropped = usable(panel, signal, h)
@@ -267,12 +206,13 @@ def evaluate_signal(panel: pl.DataFrame, signal: str = "sentiment_z",
         if daily is None:
             daily = ics.select("session", "ic", "rank_ic")
             extra["calibration"] = calibration(rows, ret)
+            by_quantile = quantile_daily(rows, signal, ret, bins)
         results[h] = HorizonResult(
-            h, _summary(ics["ic"], h), _summary(ics["rank_ic"], h),
+            h, summary(ics["ic"], h), summary(ics["rank_ic"], h),
             pooled_ic(rows, signal, ret),
             float((rows[signal].sign() == rows[ret].sign()).mean()) if rows.height else None,
             rows.height, dropped, **extra)
-    return Evaluation(signal, results, daily, coverage(panel, signal))
+    return Evaluation(signal, results, daily, coverage(panel, signal), {}, by_quantile)
 
 
 def horizons_in(panel: pl.DataFrame) -> tuple[int, ...]:
@@ -321,17 +261,6 @@ def check_varies(panel: pl.DataFrame, column: str, what: str) -> None:
         raise DataError(f"{what} {column!r} has at most {widest} names on any session "
                         f"({values['ticker'].n_unique()} tickers in all): a cross-section "
                         f"needs at least {MIN_NAMES}")
-
-
-def quantile_bins(rows: pl.DataFrame, quantiles: int) -> tuple[int, list[str]]:
-    """(bins to use, notes): `quantiles`, or fewer when the median session has fewer names."""
-    if rows.is_empty():
-        return quantiles, []
-    names = int(rows.group_by("session").len()["len"].median())
-    if names >= quantiles:
-        return quantiles, []
-    return max(names, 2), [f"{quantiles} quantiles asked, but the median session has {names} "
-                           f"names: {max(names, 2)} bins used"]
 
 
 def coverage(panel: pl.DataFrame, signal: str) -> dict:

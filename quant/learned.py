@@ -22,7 +22,8 @@ import polars as pl
 from quant import artefact
 from quant import features as feats
 from quant.errors import ConfigError
-from quant.evaluate import MIN_NAMES, daily_ic, newey_west_t, usable
+from quant.evaluate import MIN_NAMES, daily_ic, usable
+from quant.hac import newey_west_t
 from quant.purged import walk_forward_splits
 
 KINDS = ("linear", "lightgbm")

@@ -22,6 +22,7 @@ from plotly.offline import get_plotlyjs
 from quant import jsonable, stats
 from quant.artefact import write_file
 from quant.errors import BacktestError
+from quant.factor_figures import ic_figures
 from quant.headline import as_shown, benchmark_of, headline, headline_html, sample_label
 from quant.tearsheet import ROLLING as ROLLING_RISK
 from quant.tearsheet import monthly_grid, rolling
@@ -88,28 +89,6 @@ def monthly_figure(returns: pd.Series) -> go.Figure:
                                 y=[str(y) for y in table.index], colorscale="RdYlGn", zmid=0,
                                 colorbar=dict(title="%"))).update_layout(
         title="Monthly returns (%)", xaxis_title="month")
-
-
-def ic_figures(evaluation: Evaluation) -> list[tuple[str, go.Figure]]:
-    figures = []
-    daily = evaluation.daily_ic.to_pandas()
-    if not daily.empty:
-        daily["session"] = pd.to_datetime(daily["session"])
-        rolling = daily.set_index("session")["rank_ic"].rolling(21, min_periods=5).mean()
-        fig = go.Figure()
-        fig.add_bar(x=daily["session"], y=daily["rank_ic"], name="daily rank IC", opacity=0.35)
-        fig.add_scatter(x=rolling.index, y=rolling, name="21-session mean")
-        figures.append(("ic_series", fig.update_layout(title="Rank IC (horizon 1)")))
-    decay = {str(h): v for h, v in evaluation.decay.items() if v is not None}
-    if decay:
-        figures.append(("ic_decay", go.Figure(go.Bar(x=list(decay), y=list(decay.values())))
-                        .update_layout(title="IC decay: mean rank IC by horizon (sessions)")))
-    quantiles = evaluation.first.mean_return_by_quantile
-    if quantiles:
-        figures.append(("quantiles", go.Figure(go.Bar(
-            x=[f"Q{q}" for q in quantiles], y=[v * 1e4 for v in quantiles.values()]))
-            .update_layout(title="Mean next-session return by signal quantile (bp)")))
-    return figures
 
 
 def turnover_figure(daily_turnover: pd.Series | None, evaluation: Evaluation

@@ -1,4 +1,5 @@
-from datetime import date
+import json
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -6,8 +7,9 @@ import pytest
 
 from data.ingest import ingest_files
 from data.samples import sample_prices_path, write_sample_news
-from quant.evaluate import Evaluation, evaluate_signal, pooled_ic, quantile_returns
+from quant.evaluate import Evaluation, evaluate_signal, pooled_ic
 from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
+from quant.quantiles import quantile_returns
 from tests.quant.helpers import write_signals
 
 STRENGTH = 0.3
@@ -88,7 +90,7 @@ def test_pooled_ic_and_quantiles_on_a_constructed_panel():
 def test_quantile_labels_follow_alphalens_qcut(names):
     import pandas as pd
 
-    from quant.evaluate import quantile_labels
+    from quant.quantiles import quantile_labels
 
     rng = np.random.default_rng(names)
     frame = pl.DataFrame({"session": np.repeat(np.arange(30), names),
@@ -104,7 +106,7 @@ def test_quantile_labels_follow_alphalens_qcut(names):
 def test_newey_west_t_matches_statsmodels(lags):
     import statsmodels.api as sm
 
-    from quant.evaluate import newey_west_t
+    from quant.hac import newey_west_t
 
     rng = np.random.default_rng(lags)
     values = np.convolve(rng.normal(0.01, 0.05, 300), np.ones(5) / 5, mode="valid")  # overlap
@@ -114,3 +116,55 @@ def test_newey_west_t_matches_statsmodels(lags):
     plain = values.mean() / values.std(ddof=1) * np.sqrt(len(values))
     if lags >= 4:  # overlapping values: the honest t-statistic is smaller
         assert abs(newey_west_t(values, lags)) < abs(plain)
+
+
+def _random_panel(seed: int, names: int = 12, sessions: int = 60) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows, signal = [], rng.normal(size=names)
+    for s in range(sessions):
+        signal = 0.7 * signal + 0.3 * rng.normal(size=names)   # a persistent ranking
+        for k in range(names):
+            if rng.random() < 0.1:
+                continue  # a name missing on some sessions
+            rows.append({"session": date(2024, 1, 1) + timedelta(days=s), "ticker": f"T{k}",
+                         "sig": signal[k], "ret": 0.002 * signal[k] + rng.normal(0, 0.01)})
+    return pl.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rank_autocorrelation_follows_alphalens(seed):
+
+    from quant.quantiles import rank_autocorrelation
+
+    frame = _random_panel(seed)
+    # alphalens.performance.factor_rank_autocorrelation, on the same data
+    factor = frame.to_pandas().set_index(["session", "ticker"])["sig"]
+    ranks = factor.groupby(level="session").rank()
+    wide = ranks.reset_index().pivot(index="session", columns="ticker", values="sig")
+    expected = wide.corrwith(wide.shift(1), axis=1).dropna().mean()
+    assert rank_autocorrelation(frame, "sig") == pytest.approx(expected, rel=1e-12)
+    assert 0.5 < expected < 1
+
+
+def test_quantile_standard_errors_and_daily_returns():
+    from quant.quantiles import quantile_daily
+
+    frame = _random_panel(3)
+    q = quantile_returns(frame, "sig", "ret", 4)
+    daily = quantile_daily(frame, "sig", "ret", 4)
+    for quantile, se in q["return_by_quantile_se"].items():
+        values = daily.filter(pl.col("quantile") == quantile)["ret"].to_numpy()
+        assert se == pytest.approx(values.std(ddof=1) / np.sqrt(len(values)), rel=1e-12)
+        assert q["mean_return_by_quantile"][quantile] == pytest.approx(values.mean(), rel=1e-12)
+
+
+def test_an_evaluation_draws_the_alphalens_figures_and_keeps_them_through_json():
+    frame = _random_panel(4).with_columns(in_universe=pl.lit(True),
+                                          fwd_ret_1=pl.col("ret"))
+    evaluation = evaluate_signal(frame, "sig", (1,), 4)
+    assert set(evaluation.figures()) == {"ic_series", "ic_monthly", "ic_distribution", "ic_qq",
+                                         "ic_decay", "quantiles", "quantiles_cumulative"}
+    again = Evaluation.from_json(json.loads(json.dumps(evaluation.to_json(), default=str)))
+    assert again.quantile_daily.equals(evaluation.quantile_daily)
+    assert again.first.turnover["rank_autocorrelation"] == pytest.approx(
+        evaluation.first.turnover["rank_autocorrelation"])
