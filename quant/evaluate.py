@@ -146,10 +146,12 @@ class Evaluation:
             for h, r in self.horizons.items()], infer_schema_length=None)
 
     def figures(self) -> dict:
-        """Plotly figures by name: the IC series, its decay, the quantile returns."""
+        """Plotly figures by name: the IC series, its monthly means, distribution and QQ
+        plot, its decay, the quantile returns; in a notebook each also leaves a static PNG."""
         from quant.factor_figures import ic_figures  # plotly: only when figures are asked for
+        from quant.notebook_figure import NotebookFigure
 
-        return dict(ic_figures(self))
+        return {name: NotebookFigure(fig) for name, fig in ic_figures(self)}
 
     def __repr__(self) -> str:
         first = self.first

@@ -117,10 +117,12 @@ class StoredRun:
             return None
 
     def figures(self) -> dict:
-        """The report's plotly figures by name (equity, drawdown, ..., sweep, windows)."""
-        from quant.report import figures  # plotly, loaded only when figures are asked for
+        """The report's plotly figures by name (equity, drawdown, ..., sweep, windows); in a
+        notebook each also leaves a static PNG (`quant.notebook_figure`)."""
+        from quant.notebook_figure import NotebookFigure  # plotly: only when asked for
+        from quant.report import figures
 
-        return dict(figures(self))
+        return {name: NotebookFigure(fig) for name, fig in figures(self)}
 
     def _repr_html_(self) -> str:
         return f"<b>{self!r}</b>" + self.metrics_frame()._repr_html_()

@@ -42,3 +42,6 @@ def test_the_notebook_executes(tmp_path):
     html = [o for o in outputs if "text/html" in o.get("data", {})]
     assert any("Evaluation(" in o["data"]["text/html"] for o in html)   # objects render
     assert any("StoredRun(" in o["data"]["text/html"] for o in html)
+    # figures show where plotly cannot run (GitHub, nbviewer): a PNG beside plotly's JSON
+    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) >= 2 and all("image/png" in o["data"] for o in figures)
