@@ -76,7 +76,7 @@ def _quantiles(means: dict, errors: dict) -> go.Figure:
     return go.Figure(go.Bar(
         x=labels, y=[v * 1e4 for v in means.values()],
         error_y=dict(type="data", array=[(errors.get(q) or 0.0) * 1e4 for q in means]))
-    ).update_layout(title="Mean forward return by signal quantile (bp, with standard errors)")
+    ).update_layout(title="Mean forward return by quantile (bp, ± standard error)")
 
 
 def _cumulative(daily) -> go.Figure:
@@ -84,5 +84,4 @@ def _cumulative(daily) -> go.Figure:
     for (quantile,), part in daily.sort("session").group_by("quantile", maintain_order=True):
         growth = (1 + part["ret"].fill_null(0.0)).cum_prod()
         fig.add_scatter(x=part["session"].to_list(), y=growth.to_list(), name=f"Q{quantile}")
-    return fig.update_layout(title="Cumulative return by signal quantile (first horizon, each "
-                                   "quantile's mean return compounded)")
+    return fig.update_layout(title="Cumulative return by quantile (daily means compounded)")

@@ -35,7 +35,10 @@ ROLLING = 63
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
-    fig.update_layout(template="plotly_white", height=360, margin=dict(l=50, r=20, t=50, b=40))
+    # The toolbar stands upright at the right edge, clear of the title at the top left.
+    fig.update_layout(template="plotly_white", height=360, margin=dict(l=50, r=40, t=50, b=40),
+                      modebar=dict(orientation="v"), title=dict(x=0.01, xanchor="left",
+                                                                font=dict(size=14)))
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
 
 
@@ -146,10 +149,18 @@ def _table(rows: dict | list[dict], title: str) -> str:
 
 
 def _fmt(value: object) -> str:
+    """A cell as a reader reads it: nested settings as `key = value` pairs, never JSON."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
     if isinstance(value, float):
         return f"{value:.4f}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
+    if isinstance(value, dict):
+        return "; ".join(f"{k} = {_fmt(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
     return "" if value is None else str(value)
 
 
@@ -159,6 +170,22 @@ font-size:13px;text-align:left}h1{font-size:22px}
 .headline{border-left:4px solid #36c;padding:2px 14px;margin-bottom:20px}
 .verdict{font-size:17px}.small{color:#666;font-size:12px}h2{font-size:17px;margin-top:28px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}"""
+
+
+# What a reader would see wrong, counted in the page once drawn (a hidden element that tests
+# read from headless Chromium): charts drawn, script errors, chart titles the toolbar covers
+# or the chart cuts, and raw JSON in the visible text.
+_LAYOUT_CHECK = """
+function box(e){return e?e.getBoundingClientRect():null}
+function meet(a,b){return a&&b&&a.width&&b.width&&a.left<b.right&&b.left<a.right&&
+a.top<b.bottom&&b.top<a.bottom}
+var charts=document.querySelectorAll('.js-plotly-plot'),bad=[];
+charts.forEach(function(c){var t=box(c.querySelector('.gtitle')),m=box(c.querySelector('.modebar')),
+o=box(c);if(meet(t,m)||(t&&t.right>o.right+1))bad.push(c.id);});
+document.getElementById('render-status').textContent='charts:'+charts.length+';errors:'+
+window.__errors.length+';overlaps:'+bad.length+';json:'+
+(document.body.innerText.indexOf('{"')>=0?1:0)+';where:'+bad.join(',');
+"""
 
 
 def _tear_sheet_html(sheet: dict, benchmark: str) -> str:
@@ -204,9 +231,9 @@ def _overfitting_checks(run: StoredRun) -> list[dict]:
 
 def _provenance(run: StoredRun, warehouse: str) -> dict:
     return {"period": f"{run.period[0]} .. {run.period[1]}", "strategy": run.strategy,
-            "kind": run.kind, "params": json.dumps(run.params, default=str),
+            "kind": run.kind, "params": run.params,
             **{k: v for k, v in run.signals.items() if k not in ("evidence", "features")},
-            "settings": json.dumps(run.settings), "created_at": str(run.created_at),
+            "settings": run.settings, "created_at": str(run.created_at),
             "warehouse": warehouse}
 
 
@@ -264,9 +291,7 @@ window.__errors.push(String(e.message))}});</script>
 {_table(run.windows, "Walk-forward windows")}
 {_table(provenance, "Provenance")}
 <div id="render-status" hidden></div>
-<script>document.getElementById('render-status').textContent=
-'charts:'+document.querySelectorAll('.js-plotly-plot').length+';errors:'+window.__errors.length;
-</script></body></html>"""
+<script>{_LAYOUT_CHECK}</script></body></html>"""
     evaluation = {k: v for k, v in run.evaluation.to_json().items() if k != "daily_ic"}
     write_file(directory / "metrics.json", json.dumps(
         {"run_id": run.run_id, "strategy": run.strategy, "kind": run.kind,

@@ -103,13 +103,20 @@ def test_report_renders_in_headless_chromium(reports, tmp_path):
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=15000", "--dump-dom", f"file://{summary['report']}"],
-            capture_output=True, text=True, timeout=180)
-        status = re.search(r'id="render-status"[^>]*>charts:(\d+);errors:(\d+)<', done.stdout)
+             "--window-size=1400,1000", "--virtual-time-budget=15000", "--dump-dom",
+             f"file://{summary['report']}"], capture_output=True, text=True, timeout=180)
+        status = re.search(r'id="render-status"[^>]*>charts:(\d+);errors:(\d+);'
+                           r'overlaps:(\d+);json:(\d+);where:([^<]*)<', done.stdout)
         assert status, done.stderr[-2000:]
         page = open(summary["report"]).read()
-        expected = page.count('class="chart"')
-        assert int(status.group(1)) == expected and int(status.group(2)) == 0
+        charts, errors, overlaps, raw_json = map(int, status.groups()[:4])
+        assert charts == page.count('class="chart"') and errors == 0
+        assert overlaps == 0, f"titles covered or cut: {status.group(5)} ({summary['report']})"
+        assert raw_json == 0  # what a reader sees is words and numbers, never JSON
+        # the first screen answers what, when, in or out of sample, return, risk and luck
+        headline = done.stdout.split("class=\"headline\"", 1)[1].split("</section>", 1)[0]
+        assert summary["strategy"] in headline and "Figures:" in headline
+        assert "Benchmark:" in headline and "Sharpe ratio" in headline
 
 
 def test_report_latest_rerenders(workspace, reports):
