@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import polars as pl
@@ -39,7 +40,25 @@ def _figure_html(fig: go.Figure, div_id: str) -> str:
     fig.update_layout(template="plotly_white", height=360, margin=dict(l=50, r=40, t=50, b=40),
                       modebar=dict(orientation="v"), title=dict(x=0.01, xanchor="left",
                                                                 font=dict(size=14)))
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+    return _compact(fig).to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def _compact(fig: go.Figure) -> go.Figure:
+    """Data as a chart needs it: single precision (7 digits), sessions as dates (a report is
+    a few hundred kB, not megabytes of doubles and midnight timestamps)."""
+    for trace in fig.data:
+        for axis in ("x", "y", "z"):
+            values = getattr(trace, axis, None)
+            if values is None or isinstance(values, str):
+                continue
+            array = np.asarray(values)
+            if array.dtype.kind == "f":
+                setattr(trace, axis, array.astype(np.float32))
+            elif array.dtype.kind == "M":
+                setattr(trace, axis, np.datetime_as_string(array, unit="D"))
+            elif array.dtype.kind == "O" and array.size and hasattr(array.flat[0], "isoformat"):
+                setattr(trace, axis, [v.isoformat()[:10] for v in array.ravel()])
+    return fig
 
 
 def equity_figure(returns: pd.Series, benchmark: pd.Series | None) -> go.Figure:
