@@ -27,6 +27,7 @@ from data.errors import DataError
 from data.warehouse import Warehouse
 from quant.config import Config, workspace_config
 from quant.errors import ConfigError
+from quant.live import LiveMethods
 
 if TYPE_CHECKING:
     from quant.evaluate import Evaluation
@@ -67,7 +68,7 @@ def _cut(panel: pl.DataFrame, start: date | None, end: date | None) -> pl.DataFr
     return cut
 
 
-class Workspace:
+class Workspace(LiveMethods):
     """A workspace folder: its quant.toml (`config`) and warehouse, as methods."""
 
     def __init__(self, root: str | Path = ".", write: bool = False) -> None:

@@ -1,8 +1,9 @@
 """Batch jobs: plain, importable, idempotent functions `(config, as_of, wh=None)`.
 
 `ingest` (new files in the inbox), `score` (documents not yet scored by the configured model
-and prompt), `evaluate`, `backtest` (the configured strategies), `report` (an index of the
-day's runs) and `daily` (all of them, in order). Each attempt writes a `job_runs` row when it
+and prompt), `evaluate`, `backtest` (the configured strategies), `book` (each live
+deployment's targets for the next session), `report` (an index of the day's runs) and `daily`
+(all of them, in order). Each attempt writes a `job_runs` row when it
 starts and when it ends (ok, skipped, failed, aborted; `interrupted` when a later start finds it
 still `running` from a process that died). Re-running a job for the same `as_of` does no work
 twice: ingest and score skip what is done; evaluate, backtest and report skip an as_of that
@@ -194,6 +195,17 @@ def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
     return results
 
 
+def book(config: Config, as_of: date, wh: Warehouse) -> dict:
+    """Each live deployment's targets for the next session (`quant.book`)."""
+    from quant.book import daily_books
+
+    books = daily_books(config, wh, as_of)
+    refused = {name: b["refused"] for name, b in books.items() if "refused" in b}
+    if refused:  # the others are written; the job says which could not be decided, and why
+        raise JobError("; ".join(f"{name}: {why}" for name, why in refused.items()))
+    return books
+
+
 def report(config: Config, as_of: date, wh: Warehouse) -> dict:
     """The index page of every stored run, newest first."""
     from quant.report import write_index
@@ -207,7 +219,7 @@ def report(config: Config, as_of: date, wh: Warehouse) -> dict:
 def daily(config: Config, as_of: date, wh: Warehouse) -> dict:
     """ingest -> score -> evaluate -> backtest -> report; each step has its own run row."""
     steps = {}
-    for name in ("ingest", "score", "evaluate", "backtest", "report"):
+    for name in ("ingest", "score", "evaluate", "backtest", "book", "report"):
         check_stop()
         row = _tracked(name, config, as_of, wh, JOBS[name])
         steps[name] = row["status"]
@@ -220,5 +232,5 @@ def daily(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 JOBS: dict[str, Callable[[Config, date, Warehouse], dict]] = {
     "ingest": ingest, "score": score, "evaluate": evaluate, "backtest": backtest,
-    "report": report, "daily": daily,
+    "book": book, "report": report, "daily": daily,
 }

@@ -239,11 +239,14 @@ def _forward_returns(panel: pl.LazyFrame, params: PanelParams) -> pl.LazyFrame:
 
 def _cross_section(panel: pl.LazyFrame, params: PanelParams) -> pl.LazyFrame:
     """The universe, and the signal standardised and ranked across its names each session."""
-    # Universe: a price and volume today, enough history, not a penny stock.
+    # Universe: what is known at the session's open — an open to trade at, and the last
+    # session's close and volume (traded, not a penny stock) — and enough history. Today's
+    # close and volume are not known when today's book is decided.
+    last_close = pl.col("close").shift(1).over("ticker")
     panel = panel.with_columns(
-        in_universe=pl.col("adj_open").is_not_null() & pl.col("close").is_not_null()
-        & (pl.col("volume").fill_null(0) > 0) & (pl.col("row_in_ticker") >= params.min_history)
-        & (pl.col("close") >= params.min_price))
+        in_universe=pl.col("adj_open").is_not_null() & last_close.is_not_null()
+        & (pl.col("volume").shift(1).over("ticker").fill_null(0) > 0)
+        & (pl.col("row_in_ticker") >= params.min_history) & (last_close >= params.min_price))
     live = pl.col("in_universe") & pl.col("sentiment").is_not_null()
     mean = pl.col("sentiment").filter(live).mean().over("session")
     std = pl.col("sentiment").filter(live).std().over("session")

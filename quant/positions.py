@@ -39,17 +39,19 @@ def book(panel: pl.DataFrame, strategy: Strategy, params: dict, settings: Settin
     weight = held / value[:, None]
     positions = pl.DataFrame({
         "session": np.repeat(sessions.to_numpy(), len(tickers)),
-        "ticker": np.tile(tickers, len(sessions)),
+        "ticker": pl.Series(np.tile(np.asarray(tickers, dtype=str), len(sessions)),
+                            dtype=pl.String),
         "target": targets[0].ravel(), "shares": shares.ravel(),
-        "price": sim.prices.to_numpy().ravel(), "value": held.ravel(),
+        "price": sim.prices.to_numpy(dtype=float).ravel(), "value": held.ravel(),
         "weight": weight.ravel()}).filter(
         (pl.col("shares") != 0) | pl.col("target").is_not_nan())
     trades = pl.DataFrame({
         "session": pl.Series(pd.DatetimeIndex(fills["Timestamp"]).to_numpy()).cast(pl.Date),
-        "ticker": [column[1] for column in fills["Column"]],
-        "side": fills["Side"].astype(str).str.lower().to_numpy(),
-        "shares": fills["Size"].to_numpy(dtype=float), "price": fills["Price"].to_numpy(),
-        "fees": fills["Fees"].to_numpy()})
+        "ticker": pl.Series([str(column[1]) for column in fills["Column"]], dtype=pl.String),
+        "side": pl.Series([str(side).lower() for side in fills["Side"]], dtype=pl.String),
+        "shares": fills["Size"].to_numpy(dtype=float),
+        "price": fills["Price"].to_numpy(dtype=float),
+        "fees": fills["Fees"].to_numpy(dtype=float)})
     account = pl.DataFrame({
         "session": sessions, "value": value, "cash": portfolio.cash().to_numpy(),
         "fees": fees.to_numpy(),

@@ -43,8 +43,10 @@ def quantile_returns(rows: pl.DataFrame, signal: str, ret: str, quantiles: int,
     ranked = ranked.with_columns(
         side=pl.when(pl.col("q") == quantiles).then(pl.lit("top"))
         .when(pl.col("q") == 1).then(pl.lit("bottom")).otherwise(None))
-    daily = ranked.group_by("session", "q").agg(pl.col(ret).mean())
-    by_q = daily.group_by("q").agg(mean=pl.col(ret).mean(),
+    # Sessions in order before every sum: the same rows give the same bits, however polars
+    # scheduled the groups.
+    daily = ranked.group_by("session", "q").agg(pl.col(ret).mean()).sort("q", "session")
+    by_q = daily.group_by("q", maintain_order=True).agg(mean=pl.col(ret).mean(),
                                    se=pl.col(ret).std() / pl.len().sqrt()).sort("q")
     sides = (ranked.filter(pl.col("side").is_not_null()).group_by("session", "side")
              .agg(pl.col(ret).mean()).pivot(on="side", index="session", values=ret)
@@ -81,7 +83,7 @@ def rank_autocorrelation(rows: pl.DataFrame, signal: str) -> float | None:
         position, on="session")
     before = ranked.select("ticker", pos=pl.col("pos") + 1, before=pl.col("rank"))
     daily = (ranked.join(before, on=["ticker", "pos"]).group_by("session")
-             .agg(corr=pl.corr("rank", "before")).drop_nans().drop_nulls())
+             .agg(corr=pl.corr("rank", "before")).drop_nans().drop_nulls().sort("session"))
     return float(daily["corr"].mean()) if daily.height else None
 
 

@@ -15,7 +15,7 @@ import sys
 import click
 
 from data.errors import FrameworkError, is_disk_full
-from quant.cli import learning, models, research, schedule, warehouse  # noqa: F401  (registers them)
+from quant.cli import learning, live, models, research, schedule, warehouse  # noqa: F401  (registers them)
 from quant.cli.app import cli, err_console
 from quant.tables import safe
 

@@ -38,7 +38,7 @@ def evaluate_cmd(ctx, signal, horizons, since, until, as_json):
 
 # ------------------------------------------------------------------ backtests
 
-def _params(pairs: tuple[str, ...]) -> dict:
+def params_of(pairs: tuple[str, ...]) -> dict:
     out: dict = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -68,7 +68,7 @@ def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engin
     if sweep and walk_forward:
         raise click.BadParameter("choose --sweep or --walk-forward, not both")
     run = workspace_of(ctx, write=True).backtest(
-        strategy_name, _params(pairs), sweep, walk_forward, day(since), day(until),
+        strategy_name, params_of(pairs), sweep, walk_forward, day(since), day(until),
         engine=engine_name)
     emit(run.summary, as_json, lambda s: console.print(record_of(s, title="backtest")))
 

@@ -77,7 +77,8 @@ def test_evaluation_equals_the_cli(root):
     ev = quant.open(root).evaluate(horizons=(1, 5))
     _same(json.loads(json.dumps(ev.to_json(), default=str)),
           _cli(root, "evaluate", "--horizons", "1,5"))
-    assert set(ev.figures()) == {"ic_series", "ic_decay", "quantiles"}
+    assert set(ev.figures()) == {"ic_series", "ic_monthly", "ic_distribution", "ic_qq",
+                                 "ic_decay", "quantiles", "quantiles_cumulative"}
     assert ev.table().height == 2 and "<table" in ev._repr_html_()
 
 

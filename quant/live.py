@@ -1,0 +1,117 @@
+"""The Workspace's live-trading methods: deploy a strategy, decide its book, replay past
+sessions, and read its paper record beside what its backtest expected."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import polars as pl
+
+from data.errors import DataError
+from quant.errors import ConfigError
+
+
+class LiveMethods:
+    """Mixed into `quant.api.Workspace` (which gives `config`, `warehouse` and `writable`)."""
+
+    def deploy(self, name: str, strategy: str, params: dict | None = None,
+               go_live: str | date | None = None, universe: list[str] | None = None):
+        """Freeze `strategy` with `params`, the warehouse's latest signal set, the configured
+        costs and `universe` (default: every name with
+        prices) from `go_live` (default: the next session); a `Deployment`."""
+        from dataclasses import asdict
+
+        from quant import deployments
+        from quant.artefact import inside
+        from quant.pipeline import choose_signal_set
+        from quant.runs import get_strategy_or_fail
+        from strategies.base import check_params
+
+        inside(self.config.reports_dir, name, "deployment")   # a name, never a path
+        chosen = get_strategy_or_fail(strategy)
+        try:
+            frozen = {k: v for k, v in check_params(chosen, params or {}).items()
+                      if k in (params or {})}
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        with self.warehouse(write=True) as wh:
+            try:  # the signal set it reads, frozen (none: a strategy of prices alone)
+                which = choose_signal_set(wh)
+            except DataError:
+                which = None
+            names = universe or sorted(wh.query("SELECT DISTINCT ticker FROM prices")["ticker"])
+            start = _day(go_live) or (date.today() + timedelta(days=1))
+            return deployments.create(wh, deployments.Deployment(
+                name, strategy, frozen, *(
+                    (which.model_fingerprint, which.prompt_version, which.mode) if which
+                    else (None, None, None)),
+                asdict(self.config.backtest), tuple(names), start))
+
+    def deployments(self, live_only: bool = False) -> list:
+        from quant import deployments
+
+        with self.warehouse() as wh:
+            return deployments.listing(wh, live_only)
+
+    def retire(self, name: str):
+        from quant import deployments
+
+        with self.warehouse(write=True) as wh:
+            return deployments.retire(wh, name)
+
+    def book(self, name: str, session: str | date) -> pl.DataFrame:
+        """Decide and store `name`'s book for `session` from what was known before its open:
+        ticker, weight (null: hold), the signal behind it, its documents."""
+        from quant import book, deployments
+
+        with self.warehouse(write=True) as wh:
+            return book.targets_for(self.config, wh, deployments.get(wh, name), _day(session))
+
+    def replay(self, name: str, since: str | date, until: str | date, on_session=None) -> int:
+        """Decide every session from `since` to `until` as it would have been decided then."""
+        from quant import book, deployments
+
+        with self.warehouse(write=True) as wh:
+            return book.replay(self.config, wh, deployments.get(wh, name), _day(since),
+                               _day(until), on_session)
+
+    def targets(self, name: str) -> pl.DataFrame:
+        from quant import deployments
+
+        with self.warehouse() as wh:
+            deployments.get(wh, name)
+            return deployments.read_targets(wh, name)
+
+    def track(self, name: str) -> dict:
+        """The paper record since go-live (`returns`, Sharpe, CAGR, worst drawdown) beside the
+        backtest's expectation: the same strategy before go-live, and the interval in which
+        the live Sharpe ratio would fall 95% of the time were the backtest right."""
+        from quant import book, deployments, stats
+
+        with self.warehouse() as wh:
+            deployment = deployments.get(wh, name)
+            returns = book.paper(self.config, wh, deployment)
+            expected = book.expectation(self.config, wh, deployment)
+        live = stats.performance(returns).iloc[0].to_dict()
+        record = {"deployment": name, "since": str(deployment.go_live),
+                  "sessions": len(returns), "returns": returns,
+                  "live": {k: live[k] for k in ("sharpe", "cagr", "max_drawdown", "volatility")},
+                  "backtest": expected}
+        if expected and expected.get("sharpe") is not None and len(returns) > 1:
+            daily = expected["sharpe"] / math.sqrt(stats.PERIODS)
+            half = 1.96 * math.sqrt((1 + daily ** 2 / 2) / len(returns)) * math.sqrt(
+                stats.PERIODS)
+            low, high = expected["sharpe"] - half, expected["sharpe"] + half
+            record["interval"] = {"low": low, "high": high,
+                                  "inside": low <= record["live"]["sharpe"] <= high}
+        return record
+
+
+def _day(value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a date: give YYYY-MM-DD") from None

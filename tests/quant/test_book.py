@@ -1,0 +1,120 @@
+"""Deployments, tomorrow's book and the paper record: a replay of past sessions, each decided
+with only what was known before its open, trades exactly what a backtest of the same sessions
+trades and earns exactly what it earns."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+import quant
+from data.errors import DataError
+from quant import book, deployments
+from quant.errors import ConfigError
+from tests.quant.helpers import sample_workspace, write_signals
+
+GO_LIVE, END = date(2012, 3, 1), date(2012, 6, 29)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return sample_workspace(tmp_path_factory.mktemp("book") / "ws")
+
+
+@pytest.mark.parametrize("strategy, params", [
+    ("sentiment_long_short", {"quantile": 0.25}),
+    ("sentiment_momentum", {"lookback": 10, "rebalance": 1}),
+])
+def test_a_replay_trades_and_earns_exactly_what_the_backtest_does(root, strategy, params):
+    ws = quant.open(root, write=True)
+    name = f"replay-{strategy}"
+    ws.deploy(name, strategy, params, go_live=GO_LIVE)
+    assert ws.replay(name, GO_LIVE, END) > 80
+    run = ws.backtest(strategy, params, since=GO_LIVE, until=END)
+    record = ws.track(name)
+    paper = record["returns"]
+    assert paper.index[0].date() == GO_LIVE and len(paper) == len(run.returns)
+    targets = ws.targets(name).filter(pl.col("weight").is_not_null())
+    weights = run.weights().filter(pl.col("target").is_not_nan())
+    joined = targets.join(weights, on=["session", "ticker"], how="full", coalesce=True)
+    # A name's first session (an IPO) has a row in the backtest's panel but none in a book
+    # decided before its first price: weight 0 there, so nothing differs in what is traded.
+    unmatched = joined.filter(pl.col("weight").is_null() | pl.col("target").is_null())
+    assert unmatched.height <= 1 and (unmatched["target"].fill_null(0.0) == 0).all()
+    gap = (pl.col("weight").fill_null(0.0) - pl.col("target").fill_null(0.0)).abs()
+    assert joined.select(gap.max()).item() < 1e-15, joined.filter(gap > 1e-15).head(5)
+    assert np.abs(paper.to_numpy() - run.returns["strategy"].to_numpy()).max() < 1e-12
+
+
+def test_a_book_does_not_change_when_later_news_arrives(root):
+    ws = quant.open(root, write=True)
+    ws.deploy("late-news", "sentiment_long_short", {}, go_live=GO_LIVE)
+    session = date(2012, 4, 2)
+    first = ws.book("late-news", session)
+    with ws.warehouse(write=True) as wh:  # news published at or after that open, strongly worded
+        rng = np.random.default_rng(0)
+        late = [{"doc_id": f"late-{i}", "ticker": t,
+                 "published_at": datetime(2012, 4, 2, 13, 30, tzinfo=timezone.utc)
+                 + timedelta(minutes=int(rng.integers(0, 60 * 24 * 5))),
+                 "sentiment": float(rng.choice([-1.0, 1.0])), "confidence": 1.0,
+                 "event_type": "other"} for i, t in enumerate(["AAPL", "IBM", "MSFT"] * 5)]
+        wh.con.execute("INSERT INTO documents (doc_id, kind, source, published_at, "
+                       "ingested_at, tickers, title, body) SELECT doc_id, 'news', 'late', "
+                       "published_at, now(), [ticker], 'late', 'late' FROM "
+                       "(SELECT unnest($1) AS doc_id, unnest($2) AS ticker, "
+                       "unnest($3) AS published_at)",
+                       [[r["doc_id"] for r in late], [r["ticker"] for r in late],
+                        [r["published_at"] for r in late]])
+        write_signals(wh, pl.DataFrame(late))
+    again = ws.book("late-news", session)
+    assert again.equals(first)
+
+
+def test_deployments_are_frozen_listed_and_retired(root):
+    ws = quant.open(root, write=True)
+    made = ws.deploy("frozen", "sentiment_long_short", {"quantile": 0.5}, go_live=GO_LIVE)
+    assert made.params == {"quantile": 0.5} and made.model_fingerprint == "fixture"
+    assert "AAPL" in made.universe and made.live
+    with pytest.raises(ConfigError, match="never edited"):
+        ws.deploy("frozen", "sentiment_long_short", {"quantile": 0.25}, go_live=GO_LIVE)
+    assert "frozen" in [d.name for d in ws.deployments()]
+    assert not ws.retire("frozen").live
+    assert "frozen" not in [d.name for d in ws.deployments(live_only=True)]
+    with pytest.raises(ConfigError, match="no deployment named"):
+        ws.retire("never")
+
+
+def test_a_book_without_the_last_sessions_prices_is_refused(root):
+    ws = quant.open(root, write=True)
+    ws.deploy("stale", "sentiment_long_short", {}, go_live=GO_LIVE)
+    with pytest.raises(DataError, match="the last prices are of 2013-.*ingest them"):
+        ws.book("stale", date(2014, 1, 6))
+    with ws.warehouse() as wh:
+        assert deployments.read_targets(wh, "stale").is_empty()
+
+
+def test_tomorrows_book_is_written_by_the_daily_job(root):
+    from quant import jobs
+    from quant.config import load_config
+
+    ws = quant.open(root, write=True)
+    ws.deploy("daily", "sentiment_long_short", {}, go_live=GO_LIVE)
+    config = load_config(root)
+    last = date(2013, 3, 1)  # the sample's last priced session (a Friday)
+    row = jobs.run_job("book", config, last)
+    assert row["status"] == "ok", row
+    written = row["counters"]["daily"]
+    assert written["session"] == "2013-03-04" and written["names"] >= 4
+    csv = root / "reports" / "deployments" / "daily" / "targets-2013-03-04.csv"
+    assert pl.read_csv(csv).height == written["names"]
+    again = jobs.run_job("book", config, last)   # a finished as_of is not decided twice
+    assert again["status"] == "skipped"
+    decided = ws.book("daily", date(2013, 3, 4))  # deciding it again replaces it whole
+    assert decided.height == written["names"]
+    with ws.warehouse() as wh:
+        assert deployments.read_targets(wh, "daily", since=date(2013, 3, 4)).height == (
+            written["names"])
+        assert book.paper(config, wh, deployments.get(wh, "daily")).empty  # nothing traded yet
