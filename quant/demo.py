@@ -106,6 +106,35 @@ def _learned(config, wh: Warehouse) -> dict:
                                  notes=fitted.notes())}
 
 
+LIVE_FROM = date(2012, 7, 2)  # the demo's deployment goes live for the news period's last half
+
+
+def _live(config, wh: Warehouse) -> dict:
+    """Deploy the long-short strategy at LIVE_FROM and replay every session after it, each
+    decided with only what was known before its open; its paper record beside its backtest's
+    expectation."""
+    from dataclasses import asdict
+
+    from quant import book, deployments
+    from quant.pipeline import choose_signal_set
+
+    deployment = deployments.get(wh, "demo", missing_ok=True)
+    if deployment is None:
+        which = choose_signal_set(wh)
+        deployment = deployments.create(wh, deployments.Deployment(
+            "demo", "sentiment_long_short", {}, which.model_fingerprint, which.prompt_version,
+            which.mode, asdict(config.backtest),
+            tuple(wh.query("SELECT DISTINCT ticker FROM prices ORDER BY 1")["ticker"]),
+            LIVE_FROM))
+    end = wh.scalar("SELECT max(published_at)::DATE FROM documents WHERE kind = 'news'")
+    sessions = book.replay(config, wh, deployment, LIVE_FROM, end)
+    paper = book.paper(config, wh, deployment)
+    expected = book.expectation(config, wh, deployment) or {}
+    return {"sessions": sessions, "paper_return": float((1 + paper).prod() - 1),
+            "paper_sharpe": float(paper.mean() / paper.std() * 252 ** 0.5),
+            "backtest_sharpe": expected.get("sharpe")}
+
+
 def run_demo(root: Path, quiet: bool = False) -> dict:
     started = time.perf_counter()
     say = (lambda *a: None) if quiet else console.print
@@ -120,22 +149,25 @@ def run_demo(root: Path, quiet: bool = False) -> dict:
         timings[name] = round(time.perf_counter() - t0, 1)
 
     with Warehouse(config.warehouse_path) as wh:
-        step("ingest", "[bold]1/7[/] ingesting the bundled real prices and the generated news",
+        step("ingest", "[bold]1/8[/] ingesting the bundled real prices and the generated news",
              lambda: _ingest(config, wh))
-        step("score", "[bold]2/7[/] scoring the news with the default local model",
+        step("score", "[bold]2/8[/] scoring the news with the default local model",
              lambda: _score(config, wh, quiet))
-        step("evaluate", "[bold]3/7[/] evaluating the signal", lambda: _evaluate(config, wh,
+        step("evaluate", "[bold]3/8[/] evaluating the signal", lambda: _evaluate(config, wh,
                                                                                   quiet))
-        step("backtests", "[bold]4/7[/] backtesting the strategies (first use compiles "
+        step("backtests", "[bold]4/8[/] backtesting the strategies (first use compiles "
              "vectorbt, ~20 s)", lambda: _backtests(config, wh))
-        step("learned", "[bold]5/7[/] fitting a model of the features walk-forward and "
+        step("learned", "[bold]5/8[/] fitting a model of the features walk-forward and "
              "backtesting its out-of-sample predictions", lambda: _learned(config, wh))
+        step("live", f"[bold]6/8[/] deploying sentiment_long_short live from {LIVE_FROM} and "
+             "replaying each session as it would have been decided then",
+             lambda: _live(config, wh))
     summary["backtests"].append(summary["learned"]["backtest"])
-    say("[bold]6/7[/] reports written")
+    say("[bold]7/8[/] reports written")
     summary["report"] = next(b for b in summary["backtests"]
                              if b["kind"] == "walk_forward")["report"]
     as_of = date(SAMPLE_END.year, SAMPLE_END.month, SAMPLE_END.day)
-    step("daily", "[bold]7/7[/] one `daily` job through the scheduler machinery "
+    step("daily", "[bold]8/8[/] one `daily` job through the scheduler machinery "
          "(schedule once daily)", lambda: run_once(config, "daily", as_of))
     summary["timings_s"] = timings
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -150,6 +182,10 @@ def _print_summary(summary: dict) -> None:
          "cagr": _r(b["cagr"]), "max dd": _r(b["max_drawdown"]),
          "deflated SR": _r(b["deflated_sharpe"]), "PBO": _r(b["pbo"]),
          "cached": b["cached"]} for b in summary["backtests"]], title="backtests"))
+    live = summary["live"]
+    console.print(f"live since {LIVE_FROM}: {live['sessions']} sessions replayed, paper return "
+                  f"{live['paper_return']:.1%}, Sharpe {live['paper_sharpe']:.2f} (backtest "
+                  f"before it: {_r(live['backtest_sharpe'])}); `quant track demo` for more")
     console.print(f"daily job: {summary['daily']['status']} "
                   f"{summary['daily'].get('counters')}")
     console.print(f"demo finished in {summary['seconds']} s ({summary['timings_s']})")

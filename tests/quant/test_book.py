@@ -118,3 +118,26 @@ def test_tomorrows_book_is_written_by_the_daily_job(root):
         assert deployments.read_targets(wh, "daily", since=date(2013, 3, 4)).height == (
             written["names"])
         assert book.paper(config, wh, deployments.get(wh, "daily")).empty  # nothing traded yet
+
+
+def test_the_cli_deploys_replays_and_tracks_as_the_api_does(root):
+    import json
+    import subprocess
+    import sys
+
+    def quant_cli(*args):
+        done = subprocess.run([sys.executable, "-m", "quant.cli", "-w", str(root), *args,
+                               "--json"], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    made = quant_cli("deploy", "cli-ls", "--strategy", "sentiment_long_short", "--params",
+                     "quantile=0.5", "--go-live", "2012-05-01")
+    assert made["params"] == {"quantile": 0.5} and made["go_live"] == "2012-05-01"
+    replayed = quant_cli("replay", "cli-ls", "--from", "2012-05-01", "--to", "2012-05-31")
+    record = quant.open(root).track("cli-ls")
+    assert replayed["sessions"] == record["sessions"] == 22
+    assert replayed["live_sharpe"] == pytest.approx(record["live"]["sharpe"], rel=1e-12)
+    assert quant_cli("track", "cli-ls")["paper_return"] == pytest.approx(
+        replayed["paper_return"], rel=1e-12)
+    assert "cli-ls" in [d["name"] for d in quant_cli("deployments")]
