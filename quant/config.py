@@ -88,6 +88,31 @@ class ScheduleEntry:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """What the monitor checks after each daily run, and whom it tells (`quant.monitor`)."""
+
+    max_price_age: int = 2            # sessions since the last price row
+    max_news_age_days: int = 3        # days since the last news document was published
+    max_failure_rate: float = 0.05    # failed or abstained signals, last `window_days`
+    min_coverage: float = 0.2         # universe names with a signal, last `window_days`
+    min_live_ic: float = 0.0          # a deployment's mean rank IC over its last 63 sessions
+    window_days: int = 7
+    file: str = "logs/alerts.jsonl"   # every alert, one JSON object a line ("" = none)
+    notify_command: str = ""          # run with the alerts as JSON on stdin
+    smtp_host: str = ""               # "" = no mail
+    smtp_port: int = 25
+    smtp_from: str = "quant@localhost"
+    smtp_to: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_failure_rate <= 1 or not 0 <= self.min_coverage <= 1:
+            raise ConfigError("max_failure_rate and min_coverage are shares between 0 and 1")
+        if min(self.max_price_age, self.max_news_age_days, self.window_days) < 1:
+            raise ConfigError("max_price_age, max_news_age_days and window_days must be at "
+                              "least 1")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a job needs; `root` is the workspace folder holding quant.toml."""
 
@@ -105,6 +130,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     schedule: dict[str, ScheduleEntry] = field(default_factory=dict)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def __post_init__(self) -> None:
         _one_of("engine", self.engine, ("local", "ray"))
@@ -240,4 +266,15 @@ slippage_bps = 5.0
 [schedule.daily]
 cron = "30 6 * * 1-5"
 timezone = "America/New_York"
+
+[alerts]
+# Checked after each daily run; a breach goes to the file, the command and the mail below.
+max_price_age = 2                  # sessions since the last price
+max_news_age_days = 3
+max_failure_rate = 0.05            # failed or abstained signals over the last window_days
+min_coverage = 0.2                 # universe names with a signal over the last window_days
+min_live_ic = 0.0                  # each deployment's mean rank IC, last 63 sessions
+file = "logs/alerts.jsonl"
+notify_command = ""                # e.g. "mail -s quant-alert desk@example.com"
+smtp_host = ""                     # e.g. "smtp.example.com"; smtp_to = ["desk@example.com"]
 """

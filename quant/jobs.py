@@ -2,8 +2,9 @@
 
 `ingest` (new files in the inbox), `score` (documents not yet scored by the configured model
 and prompt), `evaluate`, `backtest` (the configured strategies), `book` (each live
-deployment's targets for the next session), `report` (an index of the day's runs) and `daily`
-(all of them, in order). Each attempt writes a `job_runs` row when it
+deployment's targets for the next session), `report` (an index of the day's runs), `daily`
+(all of them, in order) and `monitor` (the checks after it: `quant.monitor`; the daily job
+runs them whether or not a step failed). Each attempt writes a `job_runs` row when it
 starts and when it ends (ok, skipped, failed, aborted; `interrupted` when a later start finds it
 still `running` from a process that died). Re-running a job for the same `as_of` does no work
 twice: ingest and score skip what is done; evaluate, backtest and report skip an as_of that
@@ -206,6 +207,17 @@ def book(config: Config, as_of: date, wh: Warehouse) -> dict:
     return books
 
 
+def monitor(config: Config, as_of: date, wh: Warehouse) -> dict:
+    """The checks of `quant.monitor`; breaches go to the notifiers (the job itself is ok:
+    it did its work, and what it found is in its counters, the job log and the alerts)."""
+    from quant import monitor as watch
+
+    found = watch.checks(config, wh, as_of)
+    breaches = [c for c in found if not c["ok"]]
+    return {"checks": len(found), "breaches": breaches,
+            "notifier_failures": watch.notify(config, breaches, as_of)}
+
+
 def report(config: Config, as_of: date, wh: Warehouse) -> dict:
     """The index page of every stored run, newest first."""
     from quant.report import write_index
@@ -217,20 +229,25 @@ def report(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def daily(config: Config, as_of: date, wh: Warehouse) -> dict:
-    """ingest -> score -> evaluate -> backtest -> report; each step has its own run row."""
+    """ingest -> score -> evaluate -> backtest -> book -> report, each with its own run row,
+    then the monitor's checks, which run even after a failed step (that failure is one)."""
     steps = {}
-    for name in ("ingest", "score", "evaluate", "backtest", "book", "report"):
-        check_stop()
-        row = _tracked(name, config, as_of, wh, JOBS[name])
-        steps[name] = row["status"]
-        if row["status"] == "aborted":
-            raise JobAborted(f"stopped during {name}")
-        if row["status"] == "failed":
-            raise JobError(f"{name} failed: {row.get('error')}")
+    try:
+        for name in ("ingest", "score", "evaluate", "backtest", "book", "report"):
+            check_stop()
+            row = _tracked(name, config, as_of, wh, JOBS[name])
+            steps[name] = row["status"]
+            if row["status"] == "aborted":
+                raise JobAborted(f"stopped during {name}")
+            if row["status"] == "failed":
+                raise JobError(f"{name} failed: {row.get('error')}")
+    finally:
+        if not STOP.is_set():
+            steps["monitor"] = _tracked("monitor", config, as_of, wh, monitor)["status"]
     return steps
 
 
 JOBS: dict[str, Callable[[Config, date, Warehouse], dict]] = {
     "ingest": ingest, "score": score, "evaluate": evaluate, "backtest": backtest,
-    "book": book, "report": report, "daily": daily,
+    "book": book, "report": report, "monitor": monitor, "daily": daily,
 }
