@@ -12,7 +12,7 @@ import pytest
 import quant
 from data.ingest import ingest_files
 from data.warehouse import Warehouse
-from quant import jobs
+from quant import deployments, jobs
 from quant.config import load_config
 from tests import faults
 from tests.quant.helpers import calendar_prices, sample_workspace
@@ -75,7 +75,7 @@ def _check(tmp_path, monkeypatch, template, op, warehouse_of, each_kind_once=Fal
             assert not differences, (f"{how} {when} boundary {at} "
                                      f"({counted.names[at - 1]}): {differences}")
             checked.append((at, when, how))
-    return counted.names, checked
+    return counted.names, checked, reference
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_an_ingest_stopped_anywhere_then_rerun_equals_an_uninterrupted_one(
         with Warehouse(root / "w.duckdb") as wh:
             ingest_files(wh, kind, [root / "in" / name for name in names])
 
-    boundaries, checked = _check(tmp_path, monkeypatch, inputs, ingest,
+    boundaries, checked, _ = _check(tmp_path, monkeypatch, inputs, ingest,
                                  lambda root: root / "w.duckdb")
     assert "COMMIT" in boundaries and len(checked) == 3 * len(boundaries)
 
@@ -123,7 +123,7 @@ def test_a_research_writer_stopped_anywhere_then_rerun_equals_an_uninterrupted_o
         else:
             ws.report(ws.run("latest"))
 
-    boundaries, _ = _check(tmp_path, monkeypatch, workspace, op,
+    boundaries, _, _ = _check(tmp_path, monkeypatch, workspace, op,
                            lambda root: root / "warehouse.duckdb")
     assert any(name.startswith(("artefact", "file")) for name in boundaries)
 
@@ -138,10 +138,11 @@ def test_the_daily_job_stopped_at_each_kind_of_boundary_then_rerun_equals_an_uni
         if row["status"] != "ok":
             raise RuntimeError(row.get("error"))
 
-    boundaries, checked = _check(tmp_path, monkeypatch, tiny_workspace, daily,
-                                 lambda root: root / "warehouse.duckdb", each_kind_once=True,
-                                 modes=[("after", "kill")])
+    boundaries, checked, reference = _check(
+        tmp_path, monkeypatch, tiny_workspace, daily, lambda root: root / "warehouse.duckdb",
+        each_kind_once=True, modes=[("after", "kill")])
     assert {"COMMIT"} < set(boundaries) and checked
+    assert len(reference["tables"]["targets"]) == 3   # tomorrow's book, once, whatever stopped it
 
 
 def test_scoring_stopped_anywhere_then_rerun_equals_an_uninterrupted_one(
@@ -155,7 +156,7 @@ def test_scoring_stopped_anywhere_then_rerun_equals_an_uninterrupted_one(
         if row["status"] != "ok":
             raise RuntimeError(row.get("error"))
 
-    boundaries, checked = _check(tmp_path, monkeypatch, template, score,
+    boundaries, checked, _ = _check(tmp_path, monkeypatch, template, score,
                                  lambda root: root / "warehouse.duckdb")
     assert "COMMIT" in boundaries and checked
 
@@ -178,4 +179,8 @@ def tiny_workspace(tmp_path_factory):
         for path in inputs.glob(pattern):
             path.rename(root / "inbox" / kind / path.name)
     (inputs / "index.csv").rename(root / "inbox" / "filings" / "index.csv")
+    with Warehouse(root / "warehouse.duckdb") as wh:  # a live book for the daily job to decide
+        deployments.create(wh, deployments.Deployment(
+            "hold", "buy_and_hold", {}, None, None, None, {}, ("AAA", "BBB", "CCC"),
+            date(2024, 1, 2)))
     return root
