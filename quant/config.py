@@ -97,6 +97,7 @@ class AlertsConfig:
     min_coverage: float = 0.2         # universe names with a signal, last `window_days`
     min_live_ic: float = 0.0          # a deployment's mean rank IC over its last 63 sessions
     window_days: int = 7
+    late_after_hours: float = 2.0     # a scheduled slot not run this long after is late
     file: str = "logs/alerts.jsonl"   # every alert, one JSON object a line ("" = none)
     notify_command: str = ""          # run with the alerts as JSON on stdin
     smtp_host: str = ""               # "" = no mail

@@ -33,6 +33,7 @@ def checks(config: Config, wh: Warehouse, as_of: date) -> list[dict]:
     out = [_price_age(config, wh, as_of), _news_age(wh, as_of, alerts),
            _failure_rate(wh, as_of, alerts), _coverage(wh, as_of, alerts),
            _failed_jobs(wh, as_of)]
+    out += _late_jobs(config, wh, datetime.now(timezone.utc))
     out += _live_ic(config, wh, as_of)
     return [c for c in out if c is not None]
 
@@ -98,6 +99,24 @@ def _failed_jobs(wh: Warehouse, as_of: date) -> dict:
                             "AND as_of = ? ORDER BY started_at", [as_of]).fetchall()
     return _check("failed_jobs", not failed, len(failed), 0,
                   "; ".join(f"{job}: {error}" for job, error in failed) or "no job failed")
+
+
+def _late_jobs(config: Config, wh: Warehouse, now: datetime) -> list[dict]:
+    """Each scheduled job that has run before but not since a slot `late_after_hours` ago:
+    the loop stopped (the scheduler is down, or its runs fail)."""
+    from quant import job_log
+    from quant.scheduler import previous_fire
+
+    grace = timedelta(hours=config.alerts.late_after_hours)
+    out = []
+    for name, entry in config.schedule.items():
+        last = job_log.last_done(wh, name)
+        slot = previous_fire(entry.cron, entry.timezone, now - grace)
+        if last is None or slot is None:
+            continue  # never run yet: nothing has stopped
+        out.append(_check(f"late:{name}", last >= slot, str(last), str(slot),
+                          f"{name} last ran {last}; its slot of {slot} has not run"))
+    return out
 
 
 def _live_ic(config: Config, wh: Warehouse, as_of: date) -> list[dict]:

@@ -120,3 +120,21 @@ def test_a_failing_notifier_never_fails_the_job(root):
     assert row["status"] == "ok"
     failures = row["counters"]["notifier_failures"]
     assert [f.split(":")[0] for f in failures] == ["command", "smtp"]
+
+
+def test_a_scheduled_job_that_stopped_running_is_late(root):
+    from datetime import datetime, timedelta, timezone
+
+    config = _with_alerts(root)
+    now = datetime.now(timezone.utc)
+    with quant.open(root, write=True).warehouse(write=True) as wh:
+        assert not [c for c in monitor._late_jobs(config, wh, now)]   # never run: not late
+        wh.con.execute("INSERT INTO job_runs (run_id, job, as_of, started_at, finished_at, "
+                       "status, error, counters, pid, host) VALUES ('old', 'daily', ?, ?, ?, "
+                       "'ok', NULL, NULL, 1, 'h')",
+                       [HEALTHY, now - timedelta(days=9), now - timedelta(days=9)])
+        [late] = monitor._late_jobs(config, wh, now)
+        wh.con.execute("UPDATE job_runs SET started_at = ? WHERE run_id = 'old'", [now])
+        [fresh] = monitor._late_jobs(config, wh, now)
+        wh.con.execute("DELETE FROM job_runs WHERE run_id = 'old'")
+    assert late["check"] == "late:daily" and not late["ok"] and fresh["ok"]
