@@ -56,8 +56,8 @@ def panel_at(config: Config, wh: Warehouse, deployment: deployments.Deployment,
 
 def targets_for(config: Config, wh: Warehouse, deployment: deployments.Deployment,
                 session: date) -> pl.DataFrame:
-    """The deployment's book for `session` (ticker, weight, signal, n_docs), stored
-    (replacing an earlier try's) and returned."""
+    """The deployment's book for `session` (ticker, weight, signal, n_docs and the documents
+    behind them), stored (replacing an earlier try's) and returned."""
     if session < deployment.go_live:
         raise DataError(f"{deployment.name} goes live on {deployment.go_live}, after {session}")
     _check_scored(wh, deployment, session, config)
@@ -71,8 +71,32 @@ def targets_for(config: Config, wh: Warehouse, deployment: deployments.Deploymen
                        (pl.col(signal) if signal in book.columns else pl.lit(None))
                        .cast(pl.Float64).alias("signal"),
                        pl.col("n_docs").cast(pl.Int32)).sort("ticker")
+    book = book.join(_documents(config, wh, deployment, session), on="ticker", how="left")
     deployments.write_targets(wh, deployment.name, session, book, _open_of(config, session))
     return book
+
+
+def _documents(config: Config, wh: Warehouse, deployment: deployments.Deployment,
+               session: date) -> pl.DataFrame:
+    """ticker, documents: the doc_ids of the signals aligned to `session` (published between
+    the open before and its own, shifted by the execution lag), oldest first."""
+    empty = pl.DataFrame(schema={"ticker": pl.String, "documents": pl.List(pl.String)})
+    if deployment.model_fingerprint is None:
+        return empty
+    calendar = get_calendar(config.data.calendar)
+    index = int(np.searchsorted(calendar.sessions, np.datetime64(session, "D")))
+    lag = config.pipeline.execution_lag
+    if index - lag - 1 < 0:
+        return empty
+    since, until = (calendar.opens[i].astype(datetime).replace(tzinfo=timezone.utc)
+                    for i in (index - lag - 1, index - lag))
+    return wh.con.execute("""
+        SELECT ticker, list(doc_id ORDER BY published_at, doc_id) AS documents FROM signals
+        WHERE status = 'ok' AND model_fingerprint = $fp AND prompt_version = $pv
+          AND mode = $mode AND published_at >= $since AND published_at < $until
+        GROUP BY ticker""", {"fp": deployment.model_fingerprint,
+                             "pv": deployment.prompt_version, "mode": deployment.mode,
+                             "since": since, "until": until}).pl().cast(empty.schema)
 
 
 def _check_scored(wh: Warehouse, deployment: deployments.Deployment, session: date,
@@ -209,7 +233,8 @@ def daily_books(config: Config, wh: Warehouse, as_of: date) -> dict:
             continue
         folder = inside(config.reports_dir / "deployments", deployment.name, "deployment")
         folder.mkdir(parents=True, exist_ok=True)
-        write_file(folder / f"targets-{session}.csv", targets.write_csv)
+        write_file(folder / f"targets-{session}.csv", targets.with_columns(
+            pl.col("documents").list.join(";")).write_csv)
         out[deployment.name] = {"session": str(session), "names": targets.height,
                                 "gross": float(targets["weight"].abs().sum())}
     return out

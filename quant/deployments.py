@@ -89,8 +89,9 @@ def retire(wh: Warehouse, name: str) -> Deployment:
 
 def write_targets(wh: Warehouse, name: str, session: date, targets: pl.DataFrame,
                   decided_at: datetime) -> int:
-    """A session's book (ticker, weight, signal, n_docs), replacing an earlier try's whole."""
-    frame = targets.select("ticker", "weight", "signal", "n_docs").with_columns(
+    """A session's book (ticker, weight, signal, n_docs, documents), replacing an earlier
+    try's whole."""
+    frame = targets.select("ticker", "weight", "signal", "n_docs", "documents").with_columns(
         deployment=pl.lit(name), session=pl.lit(session, pl.Date),
         decided_at=pl.lit(decided_at).dt.convert_time_zone("UTC"))
     with wh.transaction() as con:
@@ -104,7 +105,7 @@ def write_targets(wh: Warehouse, name: str, session: date, targets: pl.DataFrame
 def read_targets(wh: Warehouse, name: str, since: date | None = None,
                  until: date | None = None) -> pl.DataFrame:
     return wh.con.execute("""
-        SELECT session, ticker, weight, signal, n_docs, decided_at FROM targets
+        SELECT session, ticker, weight, signal, n_docs, documents, decided_at FROM targets
         WHERE deployment = $name AND ($since IS NULL OR session >= $since)
           AND ($until IS NULL OR session <= $until)
         ORDER BY session, ticker""", {"name": name, "since": since, "until": until}).pl()

@@ -25,6 +25,7 @@ CREATE TABLE targets (
     weight      DOUBLE,                       -- NULL: no order, keep what is held
     signal      DOUBLE,                       -- the traded signal's value at the decision
     n_docs      INTEGER,                      -- documents aligned to that session
+    documents   VARCHAR[],                    -- their doc_ids: what moved the book today
     decided_at  TIMESTAMPTZ NOT NULL,         -- the session's open: nothing later was read
     PRIMARY KEY (deployment, session, ticker)
 );

@@ -37,7 +37,10 @@ def test_a_replay_trades_and_earns_exactly_what_the_backtest_does(root, strategy
     record = ws.track(name)
     paper = record["returns"]
     assert paper.index[0].date() == GO_LIVE and len(paper) == len(run.returns)
-    targets = ws.targets(name).filter(pl.col("weight").is_not_null())
+    every = ws.targets(name)
+    moved = every.filter(pl.col("n_docs") > 0)   # each name's news that session, by doc_id
+    assert moved.height and (moved["documents"].list.len() == moved["n_docs"]).all()
+    targets = every.filter(pl.col("weight").is_not_null())
     weights = run.weights().filter(pl.col("target").is_not_nan())
     joined = targets.join(weights, on=["session", "ticker"], how="full", coalesce=True)
     # A name's first session (an IPO) has a row in the backtest's panel but none in a book
