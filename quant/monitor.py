@@ -105,7 +105,7 @@ def _late_jobs(config: Config, wh: Warehouse, now: datetime) -> list[dict]:
     """Each scheduled job that has run before but not since a slot `late_after_hours` ago:
     the loop stopped (the scheduler is down, or its runs fail)."""
     from quant import job_log
-    from quant.scheduler import previous_fire
+    from quant.cron import previous_fire
 
     grace = timedelta(hours=config.alerts.late_after_hours)
     out = []

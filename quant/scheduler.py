@@ -20,15 +20,15 @@ import os
 import signal
 import socket
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from data.warehouse import Warehouse
 from quant import job_log, jobs
 from quant.config import Config
+from quant.cron import as_of_for, previous_fire, trigger
 from quant.errors import JobError
 
 log = logging.getLogger("quant.scheduler")
@@ -83,29 +83,6 @@ class WorkspaceLock:
                 return json.loads(text) if text else {"pid": None}
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
-
-
-def trigger(cron: str, zone: str) -> CronTrigger:
-    try:
-        return CronTrigger.from_crontab(cron, timezone=zone)
-    except (ValueError, KeyError) as exc:
-        raise JobError(f"bad schedule {cron!r} ({zone}) in quant.toml: {exc}") from None
-
-
-def previous_fire(cron: str, zone: str, now: datetime) -> datetime | None:
-    """The latest slot at or before `now` (searched over the last 35 days)."""
-    rule = trigger(cron, zone)
-    fire, last = rule.get_next_fire_time(None, now - timedelta(days=35)), None
-    while fire is not None and fire <= now:
-        last = fire
-        fire = rule.get_next_fire_time(fire, fire + timedelta(seconds=1))
-    return last
-
-
-def as_of_for(fire: datetime, zone: str) -> date:
-    from zoneinfo import ZoneInfo
-
-    return fire.astimezone(ZoneInfo(zone)).date()
 
 
 class Scheduler:

@@ -53,7 +53,7 @@ def test_walk_forward_finds_a_planted_reversal_out_of_sample(kind, target):
 def test_predictions_are_only_for_sessions_after_each_models_training_labels():
     spec = ModelSpec(kind="linear", horizon=5, test=21, min_train=100, features=PRICE)
     fitted = fit_walk_forward(PANEL, spec)
-    sessions = PANEL["session"].unique().sort().to_list()
+    sessions = PANEL.filter(pl.col("in_universe"))["session"].unique().sort().to_list()
     index = {s: i for i, s in enumerate(sessions)}
     for fold in fitted.folds.iter_rows(named=True):
         # the last training label (5 sessions) ends, plus the embargo, before the block

@@ -103,14 +103,17 @@ def test_cross_sectional_transforms():
     assert day["sentiment_z"].std() == pytest.approx(1)
 
 
-def test_universe_needs_history_and_volume():
+def test_universe_needs_history_and_the_last_sessions_volume():
     prices = PRICES.with_columns(volume=pl.when((pl.col("ticker") == "BBB")
                                                 & (pl.col("session") == date(2024, 3, 4)))
                                  .then(0.0).otherwise("volume"))
     panel = build_panel(signals_frame([]), prices, PanelParams(min_history=20), CAL)
     first = panel.filter(pl.col("ticker") == "AAA").sort("session")
     assert not first["in_universe"].head(20).any() and first["in_universe"][20]
-    assert not _row(panel, "BBB", date(2024, 3, 4))["in_universe"]
+    # A session's universe is decided at its open: a name that did not trade on 4 March
+    # drops out on the 5th; on the 4th itself its volume was not yet known.
+    assert _row(panel, "BBB", date(2024, 3, 4))["in_universe"]
+    assert not _row(panel, "BBB", date(2024, 3, 5))["in_universe"]
 
 
 def test_the_guard_fails_loudly():
