@@ -12,6 +12,7 @@ point-in-time.
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timezone
 
 import numpy as np
@@ -237,4 +238,35 @@ def daily_books(config: Config, wh: Warehouse, as_of: date) -> dict:
             pl.col("documents").list.join(";")).write_csv)
         out[deployment.name] = {"session": str(session), "names": targets.height,
                                 "gross": float(targets["weight"].abs().sum())}
+        _write_track(config, wh, deployment, folder)
     return out
+
+
+def _write_track(config: Config, wh: Warehouse, deployment: deployments.Deployment,
+                 folder) -> None:
+    """The deployment's track record beside its books (`quant.track_page`)."""
+    from quant.track_page import write_track
+
+    write_track(folder, config.reports_dir, track_record(config, wh, deployment))
+
+
+def track_record(config: Config, wh: Warehouse, deployment: deployments.Deployment) -> dict:
+    """The paper record since go-live (`returns`, Sharpe, CAGR, worst drawdown) beside the
+    backtest's expectation, and the interval the live Sharpe would fall in 95% of the time
+    were the backtest right."""
+    from quant import stats
+
+    returns = paper(config, wh, deployment)
+    expected = expectation(config, wh, deployment)
+    live = stats.performance(returns).iloc[0].to_dict()
+    record = {"deployment": deployment.name, "since": str(deployment.go_live),
+              "sessions": len(returns), "returns": returns,
+              "live": {k: live[k] for k in ("sharpe", "cagr", "max_drawdown", "volatility")},
+              "backtest": expected}
+    if expected and expected.get("sharpe") is not None and len(returns) > 1:
+        daily = expected["sharpe"] / math.sqrt(stats.PERIODS)
+        half = 1.96 * math.sqrt((1 + daily ** 2 / 2) / len(returns)) * math.sqrt(stats.PERIODS)
+        low, high = expected["sharpe"] - half, expected["sharpe"] + half
+        record["interval"] = {"low": low, "high": high,
+                              "inside": low <= record["live"]["sharpe"] <= high}
+    return record

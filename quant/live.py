@@ -3,7 +3,6 @@ sessions, and read its paper record beside what its backtest expected."""
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
 import polars as pl
@@ -87,25 +86,10 @@ class LiveMethods:
         """The paper record since go-live (`returns`, Sharpe, CAGR, worst drawdown) beside the
         backtest's expectation: the same strategy before go-live, and the interval in which
         the live Sharpe ratio would fall 95% of the time were the backtest right."""
-        from quant import book, deployments, stats
+        from quant import book, deployments
 
         with self.warehouse() as wh:
-            deployment = deployments.get(wh, name)
-            returns = book.paper(self.config, wh, deployment)
-            expected = book.expectation(self.config, wh, deployment)
-        live = stats.performance(returns).iloc[0].to_dict()
-        record = {"deployment": name, "since": str(deployment.go_live),
-                  "sessions": len(returns), "returns": returns,
-                  "live": {k: live[k] for k in ("sharpe", "cagr", "max_drawdown", "volatility")},
-                  "backtest": expected}
-        if expected and expected.get("sharpe") is not None and len(returns) > 1:
-            daily = expected["sharpe"] / math.sqrt(stats.PERIODS)
-            half = 1.96 * math.sqrt((1 + daily ** 2 / 2) / len(returns)) * math.sqrt(
-                stats.PERIODS)
-            low, high = expected["sharpe"] - half, expected["sharpe"] + half
-            record["interval"] = {"low": low, "high": high,
-                                  "inside": low <= record["live"]["sharpe"] <= high}
-        return record
+            return book.track_record(self.config, wh, deployments.get(wh, name))
 
 
 def _day(value: str | date | None) -> date | None:

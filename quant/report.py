@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # both call into this module for their figures; here they are
 ROLLING = 63
 
 
-def _figure_html(fig: go.Figure, div_id: str) -> str:
+def figure_html(fig: go.Figure, div_id: str) -> str:
     # The toolbar stands upright at the right edge, clear of the title at the top left.
     fig.update_layout(template="plotly_white", height=360, margin=dict(l=50, r=40, t=50, b=40),
                       modebar=dict(orientation="v"), title=dict(x=0.01, xanchor="left",
@@ -156,7 +156,7 @@ def walk_forward_figure(windows: list[dict] | None) -> go.Figure | None:
     return fig.update_layout(title="Walk-forward windows (test start)")
 
 
-def _table(rows: dict | list[dict], title: str) -> str:
+def table_html(rows: dict | list[dict], title: str) -> str:
     if isinstance(rows, dict):
         rows = [{"key": k, "value": v} for k, v in rows.items()]
     if not rows:
@@ -183,7 +183,7 @@ def _fmt(value: object) -> str:
     return "" if value is None else str(value)
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:8px 0 24px}td,th{border:1px solid #ddd;padding:4px 8px;
 font-size:13px;text-align:left}h1{font-size:22px}
 .headline{border-left:4px solid #36c;padding:2px 14px;margin-bottom:20px}
@@ -216,16 +216,16 @@ def _tear_sheet_html(sheet: dict, benchmark: str) -> str:
     costs = shown("costs")
     return "".join((
         "<h2>Tear sheet</h2><div class='grid'><div>",
-        _table(shown("against_market"), "Against the market (alpha and tracking error "
+        table_html(shown("against_market"), "Against the market (alpha and tracking error "
                "annualised)"),
-        _table(shown("against_benchmark"), f"Against the benchmark: {benchmark}"),
+        table_html(shown("against_benchmark"), f"Against the benchmark: {benchmark}"),
         "</div><div>",
-        _table(shown("distribution"), "Daily returns: distribution and tails"),
-        _table(costs, "Costs paid (fees and slippage, in the account's currency and as a "
+        table_html(shown("distribution"), "Daily returns: distribution and tails"),
+        table_html(costs, "Costs paid (fees and slippage, in the account's currency and as a "
                "share)") if costs else "", "</div></div>",
-        _table([{**d, "depth": f"{d['depth']:.1%}", "recovery": d["recovery"] or "not yet"}
+        table_html([{**d, "depth": f"{d['depth']:.1%}", "recovery": d["recovery"] or "not yet"}
                 for d in sheet["drawdowns"]], "Worst drawdowns (sessions from peak to recovery)"),
-        _table(monthly_grid(sheet["monthly"]), "Monthly returns")))
+        table_html(monthly_grid(sheet["monthly"]), "Monthly returns")))
 
 
 def _overfitting_checks(run: StoredRun) -> list[dict]:
@@ -279,7 +279,7 @@ def figures(run: StoredRun) -> list[tuple[str, go.Figure]]:
 def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
     """Write metrics.json, equity.png, then report.html for one run; the HTML's path."""
     directory.mkdir(parents=True, exist_ok=True)
-    charts = "".join(f'<div class="chart">{_figure_html(fig, name)}</div>'
+    charts = "".join(f'<div class="chart">{figure_html(fig, name)}</div>'
                      for name, fig in figures(run))
     market = run.returns["market"] if "market" in run.returns else run.returns["benchmark"]
     bench = stats.performance(market).iloc[0].to_dict()
@@ -291,24 +291,24 @@ def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
     sheet = run.tear_sheet()
     provenance = _provenance(run, warehouse)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{html.escape(run.run_id)}</title><style>{_STYLE}</style>
+<title>{html.escape(run.run_id)}</title><style>{STYLE}</style>
 <script>window.__errors=[];window.addEventListener('error',function(e){{
 window.__errors.push(String(e.message))}});</script>
-<script type="text/javascript" src="../{_shared_plotly(directory.parent)}"></script>
+<script type="text/javascript" src="../{shared_plotly(directory.parent)}"></script>
 </head><body>
 {headline_html(run)}
-{_table(comparison, f"Performance, {sample_label(run)} (strategy vs the market)")}
-{_table(honest, "Overfitting checks (of the in-sample selection)") if honest else ""}
+{table_html(comparison, f"Performance, {sample_label(run)} (strategy vs the market)")}
+{table_html(honest, "Overfitting checks (of the in-sample selection)") if honest else ""}
 <div class="grid">{charts}</div>
 {_tear_sheet_html(sheet, benchmark_of(run))}
-{_table(run.signals.get("evidence") or [], "Passages behind the strongest filing signals")}
-{_table(run.signals.get("features") or [], "Learned model: feature importance and each "
+{table_html(run.signals.get("evidence") or [], "Passages behind the strongest filing signals")}
+{table_html(run.signals.get("features") or [], "Learned model: feature importance and each "
         "feature's rank IC over the out-of-sample sessions")}
-{_table(run.evaluation.coverage, "Signal coverage")}
-{_table([{"note": n} for n in run.evaluation.first.notes], "What limits the evaluation")}
-{_table(run.evaluation.first.dropped, "Rows left out of the evaluation, by reason")}
-{_table(run.windows, "Walk-forward windows")}
-{_table(provenance, "Provenance")}
+{table_html(run.evaluation.coverage, "Signal coverage")}
+{table_html([{"note": n} for n in run.evaluation.first.notes], "What limits the evaluation")}
+{table_html(run.evaluation.first.dropped, "Rows left out of the evaluation, by reason")}
+{table_html(run.windows, "Walk-forward windows")}
+{table_html(provenance, "Provenance")}
 <div id="render-status" hidden></div>
 <script>{_LAYOUT_CHECK}</script></body></html>"""
     evaluation = {k: v for k, v in run.evaluation.to_json().items() if k != "daily_ic"}
@@ -325,7 +325,7 @@ window.__errors.push(String(e.message))}});</script>
     return path
 
 
-def _shared_plotly(reports: Path) -> str:
+def shared_plotly(reports: Path) -> str:
     """plotly.js, written once per reports folder (named by its version, so reports of two
     plotly releases never mix) and read by every report there: each report is then a few
     hundred kB instead of 4.8 MB, and still needs no network to view."""
@@ -359,7 +359,7 @@ def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file(path, (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
-        f"<style>{_STYLE}</style></head><body><h1>Backtest reports{when}: {len(runs)} runs</h1>"
+        f"<style>{STYLE}</style></head><body><h1>Backtest reports{when}: {len(runs)} runs</h1>"
         "<table><tr><th>run</th><th>strategy</th><th>figures</th><th>period</th>"
         "<th>Sharpe</th><th>CAGR</th><th>worst drawdown</th><th>deflated Sharpe</th></tr>"
         f"{rows}</table></body></html>"))

@@ -4,6 +4,7 @@ trades and earns exactly what it earns."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -126,6 +127,10 @@ def test_tomorrows_book_is_written_by_the_daily_job(root):
     assert written["session"] == "2013-03-04" and written["names"] >= 4
     csv = root / "reports" / "deployments" / "daily" / "targets-2013-03-04.csv"
     assert pl.read_csv(csv).height == written["names"]
+    replayed = root / "reports" / "deployments" / "replay-sentiment_long_short"
+    record = json.loads((replayed / "track.json").read_text())  # each live book's record
+    assert record["sessions"] > 80 and "interval" in record
+    assert "live since 2012-03-01" in (replayed / "track.html").read_text()
     again = jobs.run_job("book", config, last)   # a finished as_of is not decided twice
     assert again["status"] == "skipped"
     decided = ws.book("daily", date(2013, 3, 4))  # deciding it again replaces it whole
@@ -137,7 +142,6 @@ def test_tomorrows_book_is_written_by_the_daily_job(root):
 
 
 def test_the_cli_deploys_replays_and_tracks_as_the_api_does(root):
-    import json
     import subprocess
     import sys
 
