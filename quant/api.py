@@ -26,6 +26,7 @@ import polars as pl
 from data.errors import DataError
 from data.warehouse import Warehouse
 from quant.config import Config, workspace_config
+from quant.days import day_of
 from quant.errors import ConfigError
 from quant.live import LiveMethods
 
@@ -40,17 +41,8 @@ def open_workspace(root: str | Path = ".", write: bool = False) -> Workspace:
     return Workspace(root, write)
 
 
-def _day(value: str | date | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"dates are YYYY-MM-DD, not {value!r}") from None
-
-
 def _period(since: str | date | None, until: str | date | None) -> tuple:
-    start, end = _day(since), _day(until)
+    start, end = day_of(since), day_of(until)
     if start and end and start > end:
         raise ConfigError(f"since {start} is after until {end}: swap them")
     return start, end
@@ -123,7 +115,7 @@ class Workspace(LiveMethods):
                   AND ($since IS NULL OR published_at >= $since::DATE)
                   AND ($until IS NULL OR published_at < $until::DATE + INTERVAL 1 DAY)
                 ORDER BY published_at DESC LIMIT $limit""", {
-                "ticker": ticker, "kind": kind, "since": _day(since), "until": _day(until),
+                "ticker": ticker, "kind": kind, "since": day_of(since), "until": day_of(until),
                 "limit": limit if limit is not None else 2**62}).pl()
 
     def search(self, query: str, ticker: str | None = None, kind: str | None = None,
@@ -132,7 +124,7 @@ class Workspace(LiveMethods):
         from data.search import search
 
         with self.warehouse() as wh:
-            return search(wh, query, ticker=ticker, kind=kind, since=_day(since), limit=limit)
+            return search(wh, query, ticker=ticker, kind=kind, since=day_of(since), limit=limit)
 
     def filings(self, ticker: str | None = None, table: str = "changes") -> pl.DataFrame:
         """What the filings say beyond their text, newest first: `changes` (each section's
@@ -160,7 +152,7 @@ class Workspace(LiveMethods):
         `on_progress(done, total)` is called as documents are scored."""
         from quant.workspace import score_documents
 
-        day = _day(since)
+        day = day_of(since)
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) if day else None
         with self.warehouse(write=True) as wh:
             return score_documents(self.config, wh, mode, model, start, limit,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from data.errors import FrameworkError, is_disk_full
 from quant.errors import ConfigError
+from quant.process import alive
 
 MANIFEST = "manifest.json"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -126,18 +127,8 @@ def _clean_stale(folder: Path) -> None:
     """Remove what writers that died left beside `folder` (their process is gone)."""
     for left in folder.parent.glob(f".{folder.name}.new-*"):
         pid = left.name.rpartition("-")[2]
-        if not pid.isdigit() or not _alive(int(pid)) or int(pid) == os.getpid():
+        if not pid.isdigit() or not alive(int(pid)) or int(pid) == os.getpid():
             shutil.rmtree(left, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _digest(path: Path) -> dict:

@@ -31,6 +31,7 @@ from data.warehouse import Warehouse
 from quant import job_log
 from quant.config import Config
 from quant.errors import JobError
+from quant.process import alive
 
 STOP = threading.Event()
 RERUN_WHEN_DONE = {"ingest", "score"}   # cheap to re-check; the others skip a finished as_of
@@ -82,13 +83,7 @@ def _alive(pid: int | None, host: str | None) -> bool:
         return True  # a process on another machine cannot be checked from here: leave it
     if pid == os.getpid():
         return False  # a row from an earlier process that had our (reused) pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid)
 
 
 def run_job(name: str, config: Config, as_of: date, wh: Warehouse | None = None) -> dict:

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from data.errors import DataError
+from quant.days import day_of
 from quant.errors import ConfigError
 
 
@@ -40,7 +41,7 @@ class LiveMethods:
             except DataError:
                 which = None
             names = universe or sorted(wh.query("SELECT DISTINCT ticker FROM prices")["ticker"])
-            start = _day(go_live) or (date.today() + timedelta(days=1))
+            start = day_of(go_live) or (date.today() + timedelta(days=1))
             return deployments.create(wh, deployments.Deployment(
                 name, strategy, frozen, *(
                     (which.model_fingerprint, which.prompt_version, which.mode) if which
@@ -65,15 +66,15 @@ class LiveMethods:
         from quant import book, deployments
 
         with self.warehouse(write=True) as wh:
-            return book.targets_for(self.config, wh, deployments.get(wh, name), _day(session))
+            return book.targets_for(self.config, wh, deployments.get(wh, name), day_of(session))
 
     def replay(self, name: str, since: str | date, until: str | date, on_session=None) -> int:
         """Decide every session from `since` to `until` as it would have been decided then."""
         from quant import book, deployments
 
         with self.warehouse(write=True) as wh:
-            return book.replay(self.config, wh, deployments.get(wh, name), _day(since),
-                               _day(until), on_session)
+            return book.replay(self.config, wh, deployments.get(wh, name), day_of(since),
+                               day_of(until), on_session)
 
     def targets(self, name: str) -> pl.DataFrame:
         from quant import deployments
@@ -90,12 +91,3 @@ class LiveMethods:
 
         with self.warehouse() as wh:
             return book.track_record(self.config, wh, deployments.get(wh, name))
-
-
-def _day(value: str | date | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{value!r} is not a date: give YYYY-MM-DD") from None
