@@ -13,7 +13,7 @@ point-in-time.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -61,6 +61,11 @@ def targets_for(config: Config, wh: Warehouse, deployment: deployments.Deploymen
     behind them), stored (replacing an earlier try's) and returned."""
     if session < deployment.go_live:
         raise DataError(f"{deployment.name} goes live on {deployment.go_live}, after {session}")
+    calendar = get_calendar(config.data.calendar)
+    if np.datetime64(session, "D") not in calendar.sessions:
+        following = calendar.sessions_between(session, session + timedelta(days=14))
+        raise DataError(f"{session} is not a {calendar.name} session; the next one is "
+                        f"{following[0] if following else 'unknown'}")
     _check_scored(wh, deployment, session, config)
     panel = panel_at(config, wh, deployment, session)
     strategy = get_strategy(deployment.strategy)
@@ -164,6 +169,8 @@ def replay(config: Config, wh: Warehouse, deployment: deployments.Deployment, st
            end: date, on_session=None) -> int:
     """Decide every session from `start` to `end` with prices, as it would have been decided
     then; returns how many sessions were decided."""
+    if start > end:
+        raise DataError(f"a replay runs forward: --from {start} is after --to {end}")
     priced = set(load_prices(wh, since=start, until=end)["session"].unique().to_list())
     sessions = [d for d in get_calendar(config.data.calendar).sessions_between(
         max(start, deployment.go_live), end) if d in priced]

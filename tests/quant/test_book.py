@@ -109,6 +109,11 @@ def test_a_book_without_the_last_sessions_prices_is_refused(root):
     ws.deploy("stale", "sentiment_long_short", {}, go_live=GO_LIVE)
     with pytest.raises(DataError, match="the last prices are of 2013-.*ingest them"):
         ws.book("stale", date(2014, 1, 6))
+    with pytest.raises(DataError, match="2012-05-05 is not a XNYS session; the next one is "
+                                         "2012-05-07"):
+        ws.book("stale", date(2012, 5, 5))
+    with pytest.raises(DataError, match="a replay runs forward"):
+        ws.replay("stale", date(2012, 5, 10), date(2012, 5, 1))
     with ws.warehouse() as wh:
         assert deployments.read_targets(wh, "stale").is_empty()
 
