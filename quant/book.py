@@ -22,11 +22,41 @@ import polars as pl
 from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
-from quant import deployments, simulation
+from quant import deployments
 from quant.config import Config
 from quant.pipeline import SignalSet, build_panel, load_prices, load_signals, no_signals
 from quant.runs import traded_signal
 from strategies import get_strategy
+
+
+def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict | None,
+           go_live: date, universe: list[str] | None = None) -> deployments.Deployment:
+    """Store a new deployment: `strategy` with `params` (checked), the warehouse's latest
+    signal set (none: a strategy of prices alone), the configured costs and `universe`
+    (default: every name with prices), from `go_live`."""
+    from dataclasses import asdict
+
+    from quant.artefact import inside
+    from quant.errors import ConfigError
+    from quant.pipeline import choose_signal_set
+    from quant.runs import get_strategy_or_fail
+    from strategies.base import check_params
+
+    inside(config.reports_dir, name, "deployment")   # a name, never a path
+    try:
+        frozen = {k: v for k, v in check_params(get_strategy_or_fail(strategy),
+                                                params or {}).items() if k in (params or {})}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        which = choose_signal_set(wh)
+    except DataError:
+        which = None
+    names = universe or sorted(wh.query("SELECT DISTINCT ticker FROM prices")["ticker"])
+    signals = ((which.model_fingerprint, which.prompt_version, which.mode) if which
+               else (None, None, None))
+    return deployments.create(wh, deployments.Deployment(
+        name, strategy, frozen, *signals, asdict(config.backtest), tuple(names), go_live))
 
 
 def panel_at(config: Config, wh: Warehouse, deployment: deployments.Deployment,
@@ -156,12 +186,7 @@ def paper(config: Config, wh: Warehouse, deployment: deployments.Deployment
                 targets.select("session", "ticker", "weight"), on=["session", "ticker"],
                 how="left")
 
-    settings = deployment.backtest_settings
-    sim = Simulation(panel, Stored(), settings)
-    returns, _, _ = simulation.simulate(
-        sim.prices, sim.targets([{}]), sim.tradable, fees=settings.fees_bps / 1e4,
-        slippage=settings.slippage_bps / 1e4, init_cash=settings.init_cash,
-        max_leverage=settings.max_leverage)
+    returns, _, _ = Simulation(panel, Stored(), deployment.backtest_settings)([{}])
     return returns[0].rename("paper")
 
 

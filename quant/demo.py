@@ -113,26 +113,17 @@ def _live(config, wh: Warehouse) -> dict:
     """Deploy the long-short strategy at LIVE_FROM and replay every session after it, each
     decided with only what was known before its open; its paper record beside its backtest's
     expectation."""
-    from dataclasses import asdict
-
     from quant import book, deployments
-    from quant.pipeline import choose_signal_set
 
-    deployment = deployments.get(wh, "demo", missing_ok=True)
-    if deployment is None:
-        which = choose_signal_set(wh)
-        deployment = deployments.create(wh, deployments.Deployment(
-            "demo", "sentiment_long_short", {}, which.model_fingerprint, which.prompt_version,
-            which.mode, asdict(config.backtest),
-            tuple(wh.query("SELECT DISTINCT ticker FROM prices ORDER BY 1")["ticker"]),
-            LIVE_FROM))
+    deployment = deployments.get(wh, "demo", missing_ok=True) or book.freeze(
+        config, wh, "demo", "sentiment_long_short", {}, LIVE_FROM)
     end = wh.scalar("SELECT max(published_at)::DATE FROM documents WHERE kind = 'news'")
     sessions = book.replay(config, wh, deployment, LIVE_FROM, end)
-    paper = book.paper(config, wh, deployment)
-    expected = book.expectation(config, wh, deployment) or {}
-    return {"sessions": sessions, "paper_return": float((1 + paper).prod() - 1),
-            "paper_sharpe": float(paper.mean() / paper.std() * 252 ** 0.5),
-            "backtest_sharpe": expected.get("sharpe")}
+    record = book.track_record(config, wh, deployment)
+    return {"sessions": sessions,
+            "paper_return": float((1 + record["returns"]).prod() - 1),
+            "paper_sharpe": record["live"]["sharpe"],
+            "backtest_sharpe": (record["backtest"] or {}).get("sharpe")}
 
 
 def run_demo(root: Path, quiet: bool = False) -> dict:

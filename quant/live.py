@@ -7,9 +7,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from data.errors import DataError
 from quant.days import day_of
-from quant.errors import ConfigError
 
 
 class LiveMethods:
@@ -18,35 +16,13 @@ class LiveMethods:
     def deploy(self, name: str, strategy: str, params: dict | None = None,
                go_live: str | date | None = None, universe: list[str] | None = None):
         """Freeze `strategy` with `params`, the warehouse's latest signal set, the configured
-        costs and `universe` (default: every name with
-        prices) from `go_live` (default: the next session); a `Deployment`."""
-        from dataclasses import asdict
+        costs and `universe` (default: every name with prices) from `go_live` (default: the
+        next session); a `Deployment` (`quant.book.freeze`)."""
+        from quant import book
 
-        from quant import deployments
-        from quant.artefact import inside
-        from quant.pipeline import choose_signal_set
-        from quant.runs import get_strategy_or_fail
-        from strategies.base import check_params
-
-        inside(self.config.reports_dir, name, "deployment")   # a name, never a path
-        chosen = get_strategy_or_fail(strategy)
-        try:
-            frozen = {k: v for k, v in check_params(chosen, params or {}).items()
-                      if k in (params or {})}
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
         with self.warehouse(write=True) as wh:
-            try:  # the signal set it reads, frozen (none: a strategy of prices alone)
-                which = choose_signal_set(wh)
-            except DataError:
-                which = None
-            names = universe or sorted(wh.query("SELECT DISTINCT ticker FROM prices")["ticker"])
-            start = day_of(go_live) or (date.today() + timedelta(days=1))
-            return deployments.create(wh, deployments.Deployment(
-                name, strategy, frozen, *(
-                    (which.model_fingerprint, which.prompt_version, which.mode) if which
-                    else (None, None, None)),
-                asdict(self.config.backtest), tuple(names), start))
+            return book.freeze(self.config, wh, name, strategy, params,
+                               day_of(go_live) or (date.today() + timedelta(days=1)), universe)
 
     def deployments(self, live_only: bool = False) -> list:
         from quant import deployments

@@ -30,8 +30,9 @@ LIVE_IC_SESSIONS = 63
 def checks(config: Config, wh: Warehouse, as_of: date) -> list[dict]:
     """Every check as {check, ok, value, threshold, message}."""
     alerts = config.alerts
+    recent = _recent_signals(wh, as_of, alerts)   # read once, for two checks
     out = [_price_age(config, wh, as_of), _news_age(wh, as_of, alerts),
-           _failure_rate(wh, as_of, alerts), _coverage(wh, as_of, alerts),
+           _failure_rate(recent, alerts), _coverage(wh, recent, as_of, alerts),
            _failed_jobs(wh, as_of)]
     out += _late_jobs(config, wh, datetime.now(timezone.utc))
     out += _live_ic(config, wh, as_of)
@@ -71,8 +72,7 @@ def _recent_signals(wh: Warehouse, as_of: date, alerts: AlertsConfig) -> pl.Data
         "since": as_of - timedelta(days=alerts.window_days), "as_of": as_of}).pl()
 
 
-def _failure_rate(wh: Warehouse, as_of: date, alerts: AlertsConfig) -> dict | None:
-    recent = _recent_signals(wh, as_of, alerts)
+def _failure_rate(recent: pl.DataFrame, alerts: AlertsConfig) -> dict | None:
     if recent.is_empty():
         return None
     rate = float((recent["status"] != "ok").mean())
@@ -82,12 +82,13 @@ def _failure_rate(wh: Warehouse, as_of: date, alerts: AlertsConfig) -> dict | No
                   "failed or abstained")
 
 
-def _coverage(wh: Warehouse, as_of: date, alerts: AlertsConfig) -> dict | None:
+def _coverage(wh: Warehouse, recent: pl.DataFrame, as_of: date, alerts: AlertsConfig
+              ) -> dict | None:
     names = wh.scalar("SELECT count(DISTINCT ticker) FROM prices WHERE session BETWEEN ? AND ?",
                       [as_of - timedelta(days=alerts.window_days), as_of])
     if not names:
         return None
-    recent = _recent_signals(wh, as_of, alerts).filter(pl.col("status") == "ok")
+    recent = recent.filter(pl.col("status") == "ok")
     share = recent["ticker"].n_unique() / names
     return _check("coverage", share >= alerts.min_coverage, round(share, 4), alerts.min_coverage,
                   f"{recent['ticker'].n_unique()} of {names} traded names had a signal in the "

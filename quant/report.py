@@ -258,7 +258,7 @@ def _provenance(run: StoredRun, warehouse: str) -> dict:
 
 def figures(run: StoredRun) -> list[tuple[str, go.Figure]]:
     returns = run.returns["strategy"]
-    market = run.returns["market"] if "market" in run.returns else run.returns["benchmark"]
+    market = run.market
     figures = [("equity", equity_figure(returns, market)),
                ("drawdown", drawdown_figure(returns)),
                ("rolling_sharpe", rolling_sharpe_figure(returns)),
@@ -281,7 +281,7 @@ def write_report(directory: Path, run: StoredRun, warehouse: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     charts = "".join(f'<div class="chart">{figure_html(fig, name)}</div>'
                      for name, fig in figures(run))
-    market = run.returns["market"] if "market" in run.returns else run.returns["benchmark"]
+    market = run.market
     bench = stats.performance(market).iloc[0].to_dict()
     comparison = [{"metric": k.replace("_", " "), "strategy": as_shown(k, run.metrics.get(k)),
                    "market": as_shown(k, bench.get(k))}

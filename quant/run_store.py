@@ -55,6 +55,12 @@ class StoredRun:
     folder: Path | None = None                    # where its files are
 
     @property
+    def market(self) -> pd.Series:
+        """The market's daily returns (runs stored before they were kept: the benchmark,
+        which was then always the market)."""
+        return self.returns["market"] if "market" in self.returns else self.returns["benchmark"]
+
+    @property
     def benchmark(self) -> str:
         """What the run is measured against: `cash` (a market-neutral book) or the market
         strategy's name."""
@@ -105,7 +111,7 @@ class StoredRun:
         """Against the benchmark, the distribution, calendar returns and the worst drawdowns
         (`quant.tearsheet`), as plain data; the report draws the same."""
         return tear_sheet(self.returns["strategy"], self.returns["benchmark"],
-                          self.returns.get("market"), self._costs())
+                          self.market, self._costs())
 
     def _costs(self) -> dict | None:
         from quant.positions import costs
