@@ -66,6 +66,24 @@ class TradingCalendar:
             "decision_at": pl.Series(self.opens[index]).dt.replace_time_zone("UTC"),
         })
 
+    def position(self, day: date, after: bool = False) -> int:
+        """Index of `day` among the sessions; a day that is no session: of the first session
+        after it (`after`: always the first session strictly after `day`)."""
+        return int(np.searchsorted(self.sessions, np.datetime64(day, "D"),
+                                   side="right" if after else "left"))
+
+    def shift(self, session: date, sessions: int) -> date:
+        """The session `sessions` sessions after `session` (before it, when negative)."""
+        index = self.position(session) + sessions
+        if not 0 <= index < len(self.sessions):
+            raise DataError(f"{session} shifted by {sessions} sessions falls outside the "
+                            f"{self.name} calendar ({self.sessions[0]} .. {self.sessions[-1]})")
+        return self.sessions[index].astype(date)
+
+    def open_of(self, position: int) -> datetime:
+        """The open (UTC) of the session at `position`."""
+        return self.opens[position].astype(datetime).replace(tzinfo=timezone.utc)
+
     def sessions_between(self, start: date, end: date) -> list[date]:
         lo, hi = np.datetime64(start, "D"), np.datetime64(end, "D")
         chosen = self.sessions[(self.sessions >= lo) & (self.sessions <= hi)]

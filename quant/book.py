@@ -12,11 +12,9 @@ point-in-time.
 
 from __future__ import annotations
 
-import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from data.calendar import get_calendar
@@ -24,16 +22,20 @@ from data.errors import DataError
 from data.warehouse import Warehouse
 from quant import deployments
 from quant.config import Config
+from quant.days import day_of
 from quant.pipeline import SignalSet, build_panel, load_prices, load_signals, no_signals
 from quant.runs import traded_signal
 from strategies import get_strategy
 
 
 def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict | None,
-           go_live: date, universe: list[str] | None = None) -> deployments.Deployment:
+           go_live: date, universe: list[str] | None = None,
+           model: dict | str | None = None) -> deployments.Deployment:
     """Store a new deployment: `strategy` with `params` (checked), the warehouse's latest
     signal set (none: a strategy of prices alone), the configured costs and `universe`
-    (default: every name with prices), from `go_live`."""
+    (default: every name with prices), from `go_live`. The `learned` strategy also freezes
+    its `model`: `quant.learned.ModelSpec` fields and `since` (the first session of its
+    training history), or the name of a model fitted with `fit_model`."""
     from dataclasses import asdict
 
     from quant.artefact import inside
@@ -56,15 +58,105 @@ def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict
     signals = ((which.model_fingerprint, which.prompt_version, which.mode) if which
                else (None, None, None))
     return deployments.create(wh, deployments.Deployment(
-        name, strategy, frozen, *signals, asdict(config.backtest), tuple(names), go_live))
+        name, strategy, frozen, *signals, asdict(config.backtest), tuple(names), go_live,
+        model=_frozen_model(config, wh, strategy, model, go_live, which, names)))
+
+
+def _frozen_model(config: Config, wh: Warehouse, strategy: str, model: dict | str | None,
+                  go_live: date, which: SignalSet | None, universe: list[str]) -> dict | None:
+    """The learned strategy's model as stored: its spec with the features resolved on the
+    history before go-live (those that cannot vary there left out, once and for all) and the
+    first session of the history it trains on."""
+    from dataclasses import asdict, fields
+
+    from quant.errors import ConfigError
+    from quant.learned import Fitted, ModelSpec, walk_forward_design
+
+    if strategy != "learned" or model is None:
+        if model is not None:
+            raise ConfigError(f"{strategy} reads no model; only the learned strategy takes one")
+        if strategy == "learned":
+            raise ConfigError("a learned deployment needs its model: model={ModelSpec fields, "
+                              "'since': the first session it trains on} or a fitted model's "
+                              "name (`quant model fit --name NAME`, then --model NAME)")
+        return None
+    if isinstance(model, str):
+        from quant.artefact import inside
+
+        fitted = Fitted.load(inside(config.root / "models", model, "model"))
+        spec, since = fitted.spec, fitted.meta.get("panel_since")
+    else:
+        chosen = dict(model)
+        since = chosen.pop("since", None)
+        unknown = sorted(set(chosen) - {f.name for f in fields(ModelSpec)})
+        if unknown:
+            raise ConfigError(f"the model has no setting {unknown[0]!r}; its settings: since, "
+                              f"{', '.join(f.name for f in fields(ModelSpec))}")
+        spec = ModelSpec(**{**chosen, "features": tuple(chosen.get("features", ()))})
+    since = day_of(since) or wh.scalar("SELECT min(session) FROM prices")
+    history = universe_panel(config, wh, which, universe, since, spec.horizon).filter(
+        pl.col("session") < go_live)
+    spec = walk_forward_design(history, spec)[0]
+    return {**asdict(spec), "features": list(spec.names), "since": str(since)}
+
+
+def universe_panel(config: Config, wh: Warehouse, which: SignalSet | None, universe,
+                   since: date | None, horizon: int | None = None) -> pl.DataFrame:
+    """The panel of `universe`'s names alone from `since` (None: all history), with the
+    signal set `which` (None: prices alone) and `horizon` among the forward returns."""
+    signals = no_signals() if which is None else load_signals(wh, which, since)
+    prices = load_prices(wh, since=since).filter(pl.col("ticker").is_in(list(universe)))
+    if prices.is_empty():
+        raise DataError(f"no prices{f' since {since}' if since else ''} for the deployment's "
+                        "names: ingest prices first")
+    return build_panel(signals, prices, config.pipeline if horizon is None
+                       else _with_horizon(config, horizon), get_calendar(config.data.calendar))
+
+
+def signal_set(deployment: deployments.Deployment) -> SignalSet | None:
+    return None if deployment.model_fingerprint is None else SignalSet(
+        deployment.model_fingerprint, deployment.prompt_version, deployment.mode)
+
+
+def backtest_panel(config: Config, wh: Warehouse, deployment: deployments.Deployment,
+                   start: date, end: date) -> tuple[pl.DataFrame, object]:
+    """The panel a backtest of the deployment over `start` .. `end` reads (a learned one's
+    with its walk-forward's predictions), and the deployment's strategy."""
+    spec, since = spec_of(deployment) if deployment.model else (None, None)
+    panel = universe_panel(config, wh, signal_set(deployment), deployment.universe, since,
+                   spec.horizon if spec else None).filter(pl.col("session") <= end)
+    if spec is not None:
+        panel = walk_forward_panel(panel, spec)
+    return (panel.filter(pl.col("session") >= start), get_strategy(deployment.strategy))
+
+
+def _with_horizon(config: Config, horizon: int):
+    """The configured panel settings with `horizon` among the forward returns."""
+    from dataclasses import replace
+
+    return replace(config.pipeline, horizons=tuple(sorted({*config.pipeline.horizons,
+                                                           horizon})))
+
+
+def spec_of(deployment: deployments.Deployment):
+    """A learned deployment's (ModelSpec, first session of its training history)."""
+    from quant.learned import ModelSpec
+
+    chosen = dict(deployment.model)
+    since = day_of(chosen.pop("since"))
+    return ModelSpec(**{**chosen, "features": tuple(chosen["features"])}), since
 
 
 def panel_at(config: Config, wh: Warehouse, deployment: deployments.Deployment,
              session: date) -> pl.DataFrame:
-    """The panel as known at `session`'s open, from the go-live session on."""
+    """The panel as known at `session`'s open, from the go-live session on. A learned
+    deployment's starts where its model's history does, built from that session's data alone
+    with its model's horizon, as `fit_model(since=...)` builds it."""
     calendar = get_calendar(config.data.calendar)
-    prices = load_prices(wh).filter((pl.col("session") < session)
-                                    & pl.col("ticker").is_in(list(deployment.universe)))
+    learned = deployment.model is not None
+    spec, since = spec_of(deployment) if learned else (None, None)
+    prices = load_prices(wh, since=since).filter(
+        (pl.col("session") < session) & pl.col("ticker").is_in(list(deployment.universe)))
     if prices.is_empty():
         raise DataError(f"no prices before {session}: ingest prices first")
     last = prices["session"].max()
@@ -76,19 +168,20 @@ def panel_at(config: Config, wh: Warehouse, deployment: deployments.Deployment,
         "ticker", pl.lit(session, pl.Date).alias("session"),
         *(pl.lit(None, prices.schema[c]).alias(c) for c in ("open", "close", "adj_close")),
         pl.col("volume"))
-    signals = no_signals()
-    if deployment.model_fingerprint is not None:
-        signals = load_signals(wh, SignalSet(deployment.model_fingerprint,
-                                             deployment.prompt_version, deployment.mode))
+    which = signal_set(deployment)
+    signals = no_signals() if which is None else load_signals(wh, which, since)
     panel = build_panel(signals, pl.concat([prices, today.select(prices.columns)]),
-                        config.pipeline, calendar)
-    return panel.filter(pl.col("session") >= deployment.go_live)
+                        _with_horizon(config, spec.horizon) if learned else config.pipeline,
+                        calendar)
+    return panel if learned else panel.filter(pl.col("session") >= deployment.go_live)
 
 
 def targets_for(config: Config, wh: Warehouse, deployment: deployments.Deployment,
-                session: date) -> pl.DataFrame:
+                session: date, models: dict | None = None) -> pl.DataFrame:
     """The deployment's book for `session` (ticker, weight, signal, n_docs and the documents
-    behind them), stored (replacing an earlier try's) and returned."""
+    behind them), stored (replacing an earlier try's) and returned. A learned deployment's
+    prediction comes from its walk-forward block's model, fitted on the history known at the
+    open (`models` keeps each block's fit for the sessions after it, as a replay does)."""
     if session < deployment.go_live:
         raise DataError(f"{deployment.name} goes live on {deployment.go_live}, after {session}")
     calendar = get_calendar(config.data.calendar)
@@ -98,6 +191,14 @@ def targets_for(config: Config, wh: Warehouse, deployment: deployments.Deploymen
                         f"{following[0] if following else 'unknown'}")
     _check_scored(wh, deployment, session, config)
     panel = panel_at(config, wh, deployment, session)
+    if deployment.model is not None:
+        from quant.learned import predict_session
+
+        today = predict_session(panel, spec_of(deployment)[0], session,
+                                {} if models is None else models)
+        panel = panel.join(today.with_columns(session=pl.lit(session, pl.Date)),
+                           on=["ticker", "session"], how="left")
+    panel = panel.filter(pl.col("session") >= deployment.go_live)
     strategy = get_strategy(deployment.strategy)
     weights = strategy.weights(panel, **deployment.params)
     signal = traded_signal(strategy, deployment.params)
@@ -120,12 +221,10 @@ def _documents(config: Config, wh: Warehouse, deployment: deployments.Deployment
     if deployment.model_fingerprint is None:
         return empty
     calendar = get_calendar(config.data.calendar)
-    index = int(np.searchsorted(calendar.sessions, np.datetime64(session, "D")))
-    lag = config.pipeline.execution_lag
+    index, lag = calendar.position(session), config.pipeline.execution_lag
     if index - lag - 1 < 0:
         return empty
-    since, until = (calendar.opens[i].astype(datetime).replace(tzinfo=timezone.utc)
-                    for i in (index - lag - 1, index - lag))
+    since, until = (calendar.open_of(i) for i in (index - lag - 1, index - lag))
     return wh.con.execute("""
         SELECT ticker, list(doc_id ORDER BY published_at, doc_id) AS documents FROM signals
         WHERE status = 'ok' AND model_fingerprint = $fp AND prompt_version = $pv
@@ -156,38 +255,7 @@ def _check_scored(wh: Warehouse, deployment: deployments.Deployment, session: da
 
 def _open_of(config: Config, session: date) -> datetime:
     calendar = get_calendar(config.data.calendar)
-    index = int(np.searchsorted(calendar.sessions, np.datetime64(session, "D")))
-    return calendar.opens[index].astype(datetime).replace(tzinfo=timezone.utc)
-
-
-def paper(config: Config, wh: Warehouse, deployment: deployments.Deployment
-          ) -> pd.Series:
-    """Daily returns of the stored targets since go-live, through the backtest's own order
-    simulation and costs, up to the last session with prices."""
-    targets = deployments.read_targets(wh, deployment.name)
-    if targets.is_empty():
-        raise DataError(f"{deployment.name} has no targets yet: the daily job writes them, or "
-                        "`quant replay` for past sessions")
-    prices = load_prices(wh, since=deployment.go_live).filter(
-        pl.col("ticker").is_in(list(deployment.universe)))
-    panel = build_panel(no_signals(), prices, config.pipeline,
-                        get_calendar(config.data.calendar))
-    sessions = targets["session"].unique()
-    panel = panel.filter(pl.col("session").is_in(sessions.implode()))
-    if panel.is_empty():  # only tomorrow's book so far: nothing has traded yet
-        return pd.Series([], index=pd.DatetimeIndex([]), name="paper", dtype=float)
-    from quant.backtest import Simulation
-
-    class Stored:  # the targets as a strategy, so the simulation places them as any other
-        name = deployment.name
-
-        def weights(self, frame: pl.DataFrame, **_: object) -> pl.DataFrame:
-            return frame.select("session", "ticker").join(
-                targets.select("session", "ticker", "weight"), on=["session", "ticker"],
-                how="left")
-
-    returns, _, _ = Simulation(panel, Stored(), deployment.backtest_settings)([{}])
-    return returns[0].rename("paper")
+    return calendar.open_of(calendar.position(session))
 
 
 def replay(config: Config, wh: Warehouse, deployment: deployments.Deployment, start: date,
@@ -199,41 +267,26 @@ def replay(config: Config, wh: Warehouse, deployment: deployments.Deployment, st
     priced = set(load_prices(wh, since=start, until=end)["session"].unique().to_list())
     sessions = [d for d in get_calendar(config.data.calendar).sessions_between(
         max(start, deployment.go_live), end) if d in priced]
+    models: dict = {}   # each walk-forward block's model, fitted once (learned deployments)
     for session in sessions:
-        targets_for(config, wh, deployment, session)
+        targets_for(config, wh, deployment, session, models)
         if on_session is not None:
             on_session(session)
     return len(sessions)
 
 
-def expectation(config: Config, wh: Warehouse, deployment: deployments.Deployment
-                ) -> dict | None:
-    """What a backtest of the deployment expected: its single run over the sessions with
-    signals before go-live (sharpe, cagr, max_drawdown, sessions); None without any."""
-    from quant import backtest as bt
-    from quant.pipeline import panel_from_warehouse
+def walk_forward_panel(panel: pl.DataFrame, spec) -> pl.DataFrame:
+    """The panel over the walk-forward's out-of-sample sessions, with its `prediction`;
+    empty when the history leaves no block."""
+    from quant.errors import ConfigError
+    from quant.learned import fit_walk_forward
 
-    which = None if deployment.model_fingerprint is None else SignalSet(
-        deployment.model_fingerprint, deployment.prompt_version, deployment.mode)
     try:
-        panel, _ = panel_from_warehouse(wh, config.pipeline, which,
-                                        calendar=config.data.calendar)
-    except DataError:
-        return None
-    panel = panel.filter((pl.col("session") < deployment.go_live)
-                         & pl.col("ticker").is_in(list(deployment.universe)))
-    if "sentiment" in panel.columns and which is not None:
-        live = panel.filter(pl.col("sentiment").is_not_null())
-        panel = panel.filter(pl.col("session") >= live["session"].min()) if live.height else (
-            panel.clear())
-    if panel["session"].n_unique() < 20:
-        return None
-    result = bt.backtest(panel, get_strategy(deployment.strategy), deployment.params,
-                         deployment.backtest_settings)
-    metrics = result.metrics[0]
-    return {"sharpe": metrics["sharpe"], "cagr": metrics["cagr"],
-            "max_drawdown": metrics["max_drawdown"], "sessions": len(result.returns),
-            "period": f"{panel['session'].min()} .. {panel['session'].max()}"}
+        fitted = fit_walk_forward(panel, spec)
+    except ConfigError:
+        return panel.clear()
+    first = fitted.predictions["session"].min()
+    return fitted.panel(panel).filter(pl.col("session") >= first)
 
 
 def next_session(config: Config, wh: Warehouse, as_of: date) -> date:
@@ -243,62 +296,41 @@ def next_session(config: Config, wh: Warehouse, as_of: date) -> date:
     if last is None:
         raise DataError(f"no prices on or before {as_of}: ingest prices first")
     calendar = get_calendar(config.data.calendar)
-    index = int(np.searchsorted(calendar.sessions, np.datetime64(last, "D"), side="right"))
-    return calendar.sessions[index].astype(date)
+    return calendar.sessions[calendar.position(last, after=True)].astype(date)
 
 
-def daily_books(config: Config, wh: Warehouse, as_of: date) -> dict:
-    """Each live deployment's book for the next session, stored and written as
-    `reports/deployments/NAME/targets-SESSION.csv`; a deployment whose inputs are missing is
-    reported with the reason, and the others still get theirs."""
-    from quant.artefact import inside, write_file
+def daily_books(config: Config, wh: Warehouse, as_of: date, only: str | None = None,
+                models: dict | None = None) -> dict:
+    """Each live deployment's (or `only` that one's) book for the next session, stored and
+    written as `reports/deployments/NAME/targets-SESSION.csv`; a deployment whose inputs are
+    missing is reported with the reason, and the others still get theirs. `models`: as
+    `targets_for` takes it."""
+    from quant.artefact import write_file
 
     out: dict = {}
     session = next_session(config, wh, as_of)
     for deployment in deployments.listing(wh, live_only=True):
+        if only is not None and deployment.name != only:
+            continue
         if session < deployment.go_live:
             out[deployment.name] = {"session": str(session), "skipped": "before go-live"}
             continue
         try:
-            targets = targets_for(config, wh, deployment, session)
+            targets = targets_for(config, wh, deployment, session, models)
         except DataError as exc:
             out[deployment.name] = {"session": str(session), "refused": str(exc)}
             continue
-        folder = inside(config.reports_dir / "deployments", deployment.name, "deployment")
+        folder = folder_of(config, deployment.name)
         folder.mkdir(parents=True, exist_ok=True)
         write_file(folder / f"targets-{session}.csv", targets.with_columns(
             pl.col("documents").list.join(";")).write_csv)
         out[deployment.name] = {"session": str(session), "names": targets.height,
                                 "gross": float(targets["weight"].abs().sum())}
-        _write_track(config, wh, deployment, folder)
     return out
 
 
-def _write_track(config: Config, wh: Warehouse, deployment: deployments.Deployment,
-                 folder) -> None:
-    """The deployment's track record beside its books (`quant.track_page`)."""
-    from quant.track_page import write_track
+def folder_of(config: Config, name: str):
+    """reports/deployments/NAME: a deployment's books and track record."""
+    from quant.artefact import inside
 
-    write_track(folder, config.reports_dir, track_record(config, wh, deployment))
-
-
-def track_record(config: Config, wh: Warehouse, deployment: deployments.Deployment) -> dict:
-    """The paper record since go-live (`returns`, Sharpe, CAGR, worst drawdown) beside the
-    backtest's expectation, and the interval the live Sharpe would fall in 95% of the time
-    were the backtest right."""
-    from quant import stats
-
-    returns = paper(config, wh, deployment)
-    expected = expectation(config, wh, deployment)
-    live = stats.performance(returns).iloc[0].to_dict()
-    record = {"deployment": deployment.name, "since": str(deployment.go_live),
-              "sessions": len(returns), "returns": returns,
-              "live": {k: live[k] for k in ("sharpe", "cagr", "max_drawdown", "volatility")},
-              "backtest": expected}
-    if expected and expected.get("sharpe") is not None and len(returns) > 1:
-        daily = expected["sharpe"] / math.sqrt(stats.PERIODS)
-        half = 1.96 * math.sqrt((1 + daily ** 2 / 2) / len(returns)) * math.sqrt(stats.PERIODS)
-        low, high = expected["sharpe"] - half, expected["sharpe"] + half
-        record["interval"] = {"low": low, "high": high,
-                              "inside": low <= record["live"]["sharpe"] <= high}
-    return record
+    return inside(config.reports_dir / "deployments", name, "deployment")

@@ -113,13 +113,13 @@ def _live(config, wh: Warehouse) -> dict:
     """Deploy the long-short strategy at LIVE_FROM and replay every session after it, each
     decided with only what was known before its open; its paper record beside its backtest's
     expectation."""
-    from quant import book, deployments
+    from quant import book, deployments, track
 
     deployment = deployments.get(wh, "demo", missing_ok=True) or book.freeze(
         config, wh, "demo", "sentiment_long_short", {}, LIVE_FROM)
     end = wh.scalar("SELECT max(published_at)::DATE FROM documents WHERE kind = 'news'")
     sessions = book.replay(config, wh, deployment, LIVE_FROM, end)
-    record = book.track_record(config, wh, deployment)
+    record = track.track_record(config, wh, deployment)
     return {"sessions": sessions,
             "paper_return": float((1 + record["returns"]).prod() - 1),
             "paper_sharpe": record["live"]["sharpe"],

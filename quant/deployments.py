@@ -2,7 +2,8 @@
 `targets` tables (this module is their one owner).
 
 A deployment freezes the strategy, its parameters, the signal set it reads (model fingerprint,
-prompt version, mode), the costs and sizing, the universe and its go-live session. It is
+prompt version, mode), the costs and sizing, the universe and its go-live session; a `learned`
+one also its model (spec and the first session of its training history). It is
 never edited: deploying the same name again is refused; retire it and deploy under a new
 name. Its targets are written per session, all of a session's rows in one transaction.
 """
@@ -33,6 +34,7 @@ class Deployment:
     go_live: date
     created_at: datetime | None = None
     retired_at: datetime | None = None
+    model: dict | None = None         # a learned strategy's model spec and history start
 
     @property
     def live(self) -> bool:
@@ -51,11 +53,12 @@ def create(wh: Warehouse, deployment: Deployment) -> Deployment:
                           "never edited: retire it (`quant retire NAME`) and deploy the change "
                           "under a new name")
     created = datetime.now(timezone.utc)
-    wh.con.execute("INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", [
+    wh.con.execute("INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)", [
         deployment.name, deployment.strategy, json.dumps(deployment.params, sort_keys=True),
         deployment.model_fingerprint, deployment.prompt_version, deployment.mode,
         json.dumps(deployment.settings, sort_keys=True), json.dumps(list(deployment.universe)),
-        deployment.go_live, created])
+        deployment.go_live, created,
+        None if deployment.model is None else json.dumps(deployment.model, sort_keys=True)])
     return get(wh, deployment.name)
 
 
@@ -69,7 +72,8 @@ def get(wh: Warehouse, name: str, missing_ok: bool = False) -> Deployment | None
     return Deployment(record["name"], record["strategy"], json.loads(record["params"]),
                       record["model_fingerprint"], record["prompt_version"], record["mode"],
                       json.loads(record["settings"]), tuple(json.loads(record["universe"])),
-                      record["go_live"], record["created_at"], record["retired_at"])
+                      record["go_live"], record["created_at"], record["retired_at"],
+                      None if record["model"] is None else json.loads(record["model"]))
 
 
 def listing(wh: Warehouse, live_only: bool = False) -> list[Deployment]:

@@ -193,9 +193,13 @@ def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 def book(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Each live deployment's targets for the next session (`quant.book`)."""
+    from quant import deployments, track
     from quant.book import daily_books
 
     books = daily_books(config, wh, as_of)
+    for name, decided in books.items():   # each decided book's track record beside it
+        if "names" in decided:
+            track.write_track(config, wh, deployments.get(wh, name))
     refused = {name: b["refused"] for name, b in books.items() if "refused" in b}
     if refused:  # the others are written; the job says which could not be decided, and why
         raise JobError("; ".join(f"{name}: {why}" for name, why in refused.items()))

@@ -181,31 +181,45 @@ def _predict(model, spec: ModelSpec, x: np.ndarray) -> np.ndarray:
     return model.predict(x)
 
 
-def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitted:
-    """Fit `spec` on each purged training window and predict the block after it."""
+def walk_forward_design(panel: pl.DataFrame, spec: ModelSpec
+                        ) -> tuple[ModelSpec, pl.DataFrame, pl.DataFrame, list]:
+    """The spec (features that cannot vary left out when it names none), the universe rows
+    with features, the design with each session's position (`pos`), and the purged splits."""
     raw = universe_features(panel, spec)
     flat = check_learnable(raw, spec)
     if flat:  # every registered feature was asked for: those that cannot vary are left out
         spec = replace(spec, features=tuple(n for n in spec.names if n not in flat))
-    names = spec.names
-    data = design(raw, spec)
-    sessions = data["session"].unique().sort()
+    data = design(raw, spec).with_columns(pos=pl.col("session").rank("dense").cast(pl.Int64) - 1)
     embargo = spec.horizon if spec.embargo is None else spec.embargo
-    splits = walk_forward_splits(sessions.len(), spec.test, spec.horizon, spec.train,
-                                 embargo, first_test=spec.min_train)
+    splits = walk_forward_splits(data["session"].n_unique(), spec.test, spec.horizon,
+                                 spec.train, embargo, first_test=spec.min_train)
+    return spec, raw, data, splits
+
+
+def _fit_block(data: pl.DataFrame, spec: ModelSpec, train_pos: np.ndarray):
+    """The model fitted on a block's training sessions, or None with too few labelled rows."""
+    train = data.filter(pl.col("pos").is_between(train_pos[0], train_pos[-1])
+                        & pl.col("target").is_not_null())
+    if train.height < MIN_TRAIN_ROWS:
+        return None, train
+    model = _model(spec)
+    model.fit(train.select(spec.names).to_numpy(), train["target"].to_numpy())
+    return model, train
+
+
+def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitted:
+    """Fit `spec` on each purged training window and predict the block after it."""
+    spec, raw, data, splits = walk_forward_design(panel, spec)
     if not splits:
-        raise ConfigError(f"{sessions.len()} sessions leave no test block after min_train "
-                          f"{spec.min_train}: lower it or give a longer period")
-    position = data.with_columns(pos=pl.col("session").rank("dense").cast(pl.Int64) - 1)
+        raise ConfigError(f"{data['session'].n_unique()} sessions leave no test block after "
+                          f"min_train {spec.min_train}: lower it or give a longer period")
+    names = spec.names
     predictions, folds, importance = [], [], []
     for fold, (train_pos, test_pos) in enumerate(splits):
-        train = position.filter(pl.col("pos").is_between(train_pos[0], train_pos[-1])
-                                & pl.col("target").is_not_null())
-        test = position.filter(pl.col("pos").is_between(test_pos[0], test_pos[-1]))
-        if train.height < MIN_TRAIN_ROWS or test.is_empty():
+        test = data.filter(pl.col("pos").is_between(test_pos[0], test_pos[-1]))
+        model, train = _fit_block(data, spec, train_pos)
+        if model is None or test.is_empty():
             continue
-        model = _model(spec)
-        model.fit(train.select(names).to_numpy(), train["target"].to_numpy())
         importance.append(_importance(model, spec))
         predictions.append(test.select("ticker", "session").with_columns(
             prediction=pl.Series(_predict(model, spec, test.select(names).to_numpy())),
@@ -225,8 +239,37 @@ def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitt
             "importance", descending=True),
         feature_ic(raw.join(out.select("ticker", "session"), on=["ticker", "session"]),
                    names, f"fwd_ret_{spec.horizon}", spec.horizon),
-        {"sessions": sessions.len(), "folds": len(folds), "embargo": embargo,
-         "first_prediction": str(out["session"].min())})
+        {"sessions": data["session"].n_unique(), "folds": len(folds),
+         "embargo": spec.horizon if spec.embargo is None else spec.embargo,
+         "first_prediction": str(out["session"].min()),
+         "panel_since": str(panel["session"].min())})   # where its features' history began
+
+
+def predict_session(panel: pl.DataFrame, spec: ModelSpec, session, models: dict
+                    ) -> pl.DataFrame:
+    """ticker, prediction for the panel's last `session`, as the walk-forward predicts it:
+    by the model of the block it falls in, trained on the same purged window (empty before
+    the first block or when that window is too thin). A panel known at the session's open
+    holds every label that window needs, so the model is the walk-forward's own. `models`
+    keeps each block's fit (by fold and window) for the sessions after it."""
+    spec, _, data, splits = walk_forward_design(panel, spec)
+    today = data.filter(pl.col("session") == session)
+    none = pl.DataFrame(schema={"ticker": pl.String, "prediction": pl.Float64})
+    if today.is_empty():
+        return none
+    position = today["pos"][0]
+    block = next(((fold, train) for fold, (train, test) in enumerate(splits)
+                  if test[0] <= position <= test[-1]), None)
+    if block is None:
+        return none
+    fold, train_pos = block
+    key = (fold, int(train_pos[0]), int(train_pos[-1]))
+    if key not in models:
+        models[key] = _fit_block(data, spec, train_pos)[0]
+    if models[key] is None:
+        return none
+    return today.select("ticker", prediction=pl.Series(
+        _predict(models[key], spec, today.select(spec.names).to_numpy()), dtype=pl.Float64))
 
 
 def feature_ic(frame: pl.DataFrame, names: list[str], ret: str, horizon: int) -> pl.DataFrame:

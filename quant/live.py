@@ -4,25 +4,31 @@ sessions, and read its paper record beside what its backtest expected."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 
+from quant.artefact import inside
 from quant.days import day_of
+from quant.errors import ConfigError
 
 
 class LiveMethods:
     """Mixed into `quant.api.Workspace` (which gives `config`, `warehouse` and `writable`)."""
 
     def deploy(self, name: str, strategy: str, params: dict | None = None,
-               go_live: str | date | None = None, universe: list[str] | None = None):
+               go_live: str | date | None = None, universe: list[str] | None = None,
+               model: dict | str | None = None):
         """Freeze `strategy` with `params`, the warehouse's latest signal set, the configured
         costs and `universe` (default: every name with prices) from `go_live` (default: the
-        next session); a `Deployment` (`quant.book.freeze`)."""
+        next session); `learned` also freezes its `model` (ModelSpec fields and `since`, or a
+        fitted model's name). A `Deployment` (`quant.book.freeze`)."""
         from quant import book
 
         with self.warehouse(write=True) as wh:
             return book.freeze(self.config, wh, name, strategy, params,
-                               day_of(go_live) or (date.today() + timedelta(days=1)), universe)
+                               day_of(go_live) or (date.today() + timedelta(days=1)), universe,
+                               model)
 
     def deployments(self, live_only: bool = False) -> list:
         from quant import deployments
@@ -52,6 +58,23 @@ class LiveMethods:
             return book.replay(self.config, wh, deployments.get(wh, name), day_of(since),
                                day_of(until), on_session)
 
+    def replay_on_copy(self, name: str, since: str | date, until: str | date,
+                       into: str | Path | None = None) -> dict:
+        """Replay `name` on a copy of the workspace (`into`, default replays/NAME-FROM-TO,
+        replacing an earlier replay there) through the daily job's book step, and measure the
+        gaps to a backtest of the same sessions (`quant.replay`); `equal` says whether they
+        are floating-point noise. The workspace itself is not changed."""
+        from quant.replay import replay_on_copy
+
+        start, end = day_of(since), day_of(until)
+        if into is None:
+            if not self.writable:
+                raise ConfigError(f"{self.config.root} was opened read-only, and a replay "
+                                  "writes its copy under replays/: pass into=... elsewhere, "
+                                  "or quant.open(..., write=True)")
+            into = inside(self.config.root / "replays", f"{name}-{start}-{end}", "replay")
+        return replay_on_copy(self.config, name, start, end, Path(into))
+
     def targets(self, name: str) -> pl.DataFrame:
         from quant import deployments
 
@@ -63,7 +86,7 @@ class LiveMethods:
         """The paper record since go-live (`returns`, Sharpe, CAGR, worst drawdown) beside the
         backtest's expectation: the same strategy before go-live, and the interval in which
         the live Sharpe ratio would fall 95% of the time were the backtest right."""
-        from quant import book, deployments
+        from quant import deployments, track
 
         with self.warehouse() as wh:
-            return book.track_record(self.config, wh, deployments.get(wh, name))
+            return track.track_record(self.config, wh, deployments.get(wh, name))

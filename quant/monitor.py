@@ -123,23 +123,11 @@ def _late_jobs(config: Config, wh: Warehouse, now: datetime) -> list[dict]:
 def _live_ic(config: Config, wh: Warehouse, as_of: date) -> list[dict]:
     """Each live deployment's mean daily rank IC of its traded signal over its last sessions,
     from its stored targets and the returns that followed."""
-    from quant import deployments
-    from quant.pipeline import build_panel, load_prices, no_signals
+    from quant import deployments, track
 
     out = []
     for deployment in deployments.listing(wh, live_only=True):
-        targets = deployments.read_targets(wh, deployment.name, until=as_of).filter(
-            pl.col("signal").is_not_null())
-        if targets.is_empty():
-            continue
-        prices = load_prices(wh, since=deployment.go_live)
-        returns = build_panel(no_signals(), prices, config.pipeline,
-                              get_calendar(config.data.calendar)).select(
-            "session", "ticker", "fwd_ret_1")
-        joined = targets.join(returns, on=["session", "ticker"]).drop_nulls("fwd_ret_1")
-        daily = (joined.group_by("session").agg(ic=pl.corr("signal", "fwd_ret_1",
-                                                           method="spearman"))
-                 .drop_nans().drop_nulls().sort("session").tail(LIVE_IC_SESSIONS))
+        daily = track.live_ic(config, wh, deployment, until=as_of).tail(LIVE_IC_SESSIONS)
         if daily.height < 5:
             continue
         ic = float(np.mean(daily["ic"].to_numpy()))

@@ -1,4 +1,4 @@
-"""Scheduled batch jobs: start, once, status, history."""
+"""Scheduled batch jobs: start, once, status, history, and a replay on a copy."""
 
 from __future__ import annotations
 
@@ -74,3 +74,25 @@ def schedule_history(ctx, limit, as_json):
     emit(info, as_json, lambda h: console.print(table_of(
         [{k: str(fmt(v))[:60] for k, v in r.items()} for r in h["runs"]],
         title=f"job runs ({h['source']})")))
+
+
+@schedule.command("replay")
+@click.option("--deployment", "name", required=True)
+@click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--into", type=click.Path(file_okay=False), default=None,
+              help="The copy's folder (default: replays/NAME-FROM-TO in the workspace).")
+@json_option
+@click.pass_context
+def schedule_replay(ctx, name, since, until, into, as_json):
+    """Run the daily book step for every session of a range on a copy of the workspace and
+    set it against a backtest of the same sessions; exit 1 when they differ."""
+    from quant.cli.app import day, workspace_of
+
+    ws = workspace_of(ctx, write=into is None)
+    result = ws.replay_on_copy(name, day(since), day(until), into)
+    emit(result, as_json, lambda r: console.print(record_of(
+        {k: f"{v:.2e}" if k.endswith("_gap") else fmt(v, 6) for k, v in r.items()},
+        title=f"replay of {name}")))
+    if not result["equal"]:
+        sys.exit(1)

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 import quant
 from data.errors import DataError
-from quant import book, deployments
+from quant import deployments, track
 from quant.errors import ConfigError
+from quant.runs import traded_signal
+from strategies import get_strategy
 from tests.quant.helpers import sample_workspace, write_signals
 
 GO_LIVE, END = date(2012, 3, 1), date(2012, 6, 29)
@@ -54,6 +56,18 @@ def test_a_replay_trades_and_earns_exactly_what_the_backtest_does(root, strategy
     gap = (pl.col("weight").fill_null(0.0) - pl.col("target").fill_null(0.0)).abs()
     assert joined.select(gap.max()).item() < 1e-15, joined.filter(gap > 1e-15).head(5)
     assert np.abs(paper.to_numpy() - run.returns["strategy"].to_numpy()).max() < 1e-12
+    # the live figures are the backtest's, measured the same way over the same sessions
+    for figure in ("sharpe", "turnover", "exposure"):
+        assert record["live"][figure] == pytest.approx(run.metrics[figure], rel=1e-9, abs=1e-12)
+    signal = traded_signal(get_strategy(strategy), params)
+    if signal is None:   # a signal the strategy computes itself: no column to correlate
+        assert record["live"]["rank_ic"] is None
+        return
+    panel = ws.panel().filter(pl.col("session").is_between(GO_LIVE, END)
+                                           & pl.col(signal).is_not_null()
+                                           & pl.col("fwd_ret_1").is_not_null())
+    daily = panel.group_by("session").agg(ic=pl.corr(signal, "fwd_ret_1", method="spearman"))
+    assert record["live"]["rank_ic"] == pytest.approx(daily["ic"].drop_nans().mean(), abs=1e-12)
 
 
 @settings(max_examples=6, deadline=None,
@@ -143,7 +157,7 @@ def test_tomorrows_book_is_written_by_the_daily_job(root):
     with ws.warehouse() as wh:
         assert deployments.read_targets(wh, "daily", since=date(2013, 3, 4)).height == (
             written["names"])
-        assert book.paper(config, wh, deployments.get(wh, "daily")).empty  # nothing traded yet
+        assert track.paper(config, wh, deployments.get(wh, "daily"))[0].empty  # nothing traded yet
 
 
 def test_the_cli_deploys_replays_and_tracks_as_the_api_does(root):
@@ -166,3 +180,80 @@ def test_the_cli_deploys_replays_and_tracks_as_the_api_does(root):
     assert quant_cli("track", "cli-ls")["paper_return"] == pytest.approx(
         replayed["paper_return"], rel=1e-12)
     assert "cli-ls" in [d["name"] for d in quant_cli("deployments")]
+
+
+@pytest.mark.parametrize("kind", ["linear", "lightgbm"])
+def test_a_learned_replay_refits_on_the_walk_forwards_schedule(root, kind, tmp_path):
+    """Each session's book is predicted by the model of its walk-forward block, refitted on
+    the history known at that session's open: the same predictions, weights and returns as
+    the walk-forward's backtest."""
+    ws = quant.open(root, write=True)
+    name, since = f"replay-learned-{kind}", "2011-01-03"
+    spec = {"kind": kind, "test": 21, "min_train": 120}
+    made = ws.deploy(name, "learned", {"quantile": 0.4}, go_live=GO_LIVE,
+                     model={**spec, "since": since})
+    assert made.model["since"] == since and made.model["features"]
+    assert ws.replay(name, GO_LIVE, END) > 80
+    fitted = ws.fit_model(f"wf-{kind}", since=since, until=END, **spec,
+                          features=tuple(made.model["features"]))
+    assert fitted.folds["test_start"].min() < GO_LIVE < fitted.folds["test_end"].max()
+    run = ws.backtest("learned", {"quantile": 0.4}, panel=ws.predicted_panel(fitted),
+                      since=GO_LIVE, until=END)
+    every = ws.targets(name)
+    predicted = fitted.predictions.filter(pl.col("session") >= GO_LIVE)
+    signals = every.join(predicted, on=["session", "ticker"], how="inner")
+    assert signals.height == predicted.height
+    # the block's model, applied to one session's rows instead of the block's: BLAS noise
+    assert (signals["signal"] - signals["prediction"]).abs().max() < 1e-12
+    weights = run.weights().filter(pl.col("target").is_not_nan())
+    joined = every.filter(pl.col("weight").is_not_null()).join(
+        weights, on=["session", "ticker"], how="full", coalesce=True)
+    gap = (pl.col("weight").fill_null(0.0) - pl.col("target").fill_null(0.0)).abs()
+    assert joined.select(gap.max()).item() < 1e-15, joined.filter(gap > 1e-15).head(5)
+    paper = ws.track(name)["returns"]
+    assert len(paper) == len(run.returns) and run.returns["strategy"].abs().sum() > 0
+    assert np.abs(paper.to_numpy() - run.returns["strategy"].to_numpy()).max() < 1e-12
+    if kind == "linear":   # the daily job's path on a copy agrees too
+        assert ws.replay_on_copy(name, GO_LIVE, END, tmp_path / "copy")["equal"]
+
+
+def test_a_learned_deployment_needs_a_model_and_only_it_takes_one(root):
+    ws = quant.open(root, write=True)
+    with pytest.raises(ConfigError, match="a learned deployment needs its model"):
+        ws.deploy("no-model", "learned", {}, go_live=GO_LIVE)
+    with pytest.raises(ConfigError, match="reads no model"):
+        ws.deploy("extra-model", "sentiment_long_short", {}, go_live=GO_LIVE,
+                  model={"kind": "linear"})
+    with pytest.raises(ConfigError, match="has no setting 'depth'"):
+        ws.deploy("bad-model", "learned", {}, go_live=GO_LIVE, model={"depth": 3})
+
+
+def test_a_replay_on_a_copy_runs_the_daily_book_step_and_leaves_the_workspace(root, tmp_path):
+    """`quant schedule replay` decides each session on the evening before it, in a copy,
+    through the daily job's book step; its gaps to the backtest are floating-point noise."""
+    from click.testing import CliRunner
+
+    from quant.cli import cli
+
+    ws = quant.open(root, write=True)
+    ws.deploy("copied", "sentiment_long_short", {"quantile": 0.25}, go_live=GO_LIVE)
+    before = (root / "warehouse.duckdb").stat().st_mtime_ns
+    into = tmp_path / "copy"
+    result = CliRunner().invoke(cli, ["-w", str(root), "schedule", "replay", "--deployment",
+                                      "copied", "--from", str(GO_LIVE), "--to", str(END),
+                                      "--into", str(into), "--json"])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.output)
+    assert measured["equal"] and measured["sessions"] > 80
+    assert measured["max_weight_gap"] < 1e-15 and measured["max_return_gap"] < 1e-12
+    assert (into / "reports" / "deployments" / "copied" / "track.html").is_file()
+    assert len(list((into / "reports" / "deployments" / "copied").glob("targets-*.csv"))) \
+        == measured["sessions"]
+    assert ws.targets("copied").is_empty()       # the workspace decided nothing
+    assert (root / "warehouse.duckdb").stat().st_mtime_ns == before
+    again = ws.replay_on_copy("copied", GO_LIVE, date(2012, 3, 30), into)  # replaces it
+    assert again["equal"] and again["sessions"] < measured["sessions"]
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not empty"):
+        ws.replay_on_copy("copied", GO_LIVE, END, tmp_path / "taken")
