@@ -221,9 +221,11 @@ def report(config: Config, as_of: date, wh: Warehouse) -> dict:
     """The index page of every stored run, newest first."""
     from quant.report import write_index
     from quant.run_store import RunStore
+    from quant.track_page import live_section
 
     listing = RunStore(wh, config.reports_dir).listing()
-    path = write_index(config.reports_dir / "index.html", listing, as_of)
+    path = write_index(config.reports_dir / "index.html", listing, as_of,
+                       live_section(config.reports_dir))
     return {"index": str(path), "runs": len(listing)}
 
 

@@ -337,9 +337,10 @@ def shared_plotly(reports: Path) -> str:
     return name
 
 
-def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
+def write_index(path: Path, runs: list[dict], as_of=None, live: str = "") -> Path:
     """An index page of every run (`RunStore.listing`), newest first: kind and what it means
-    for the figures, period, Sharpe, CAGR, worst drawdown, deflated Sharpe, a link."""
+    for the figures, period, Sharpe, CAGR, worst drawdown, deflated Sharpe, a link; `live`
+    (`quant.track_page.live_section`) above them."""
     labels = {"walk_forward": "out of sample", "sweep": "in sample (best of a grid)",
               "single": "fixed parameters"}
 
@@ -359,7 +360,8 @@ def write_index(path: Path, runs: list[dict], as_of=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file(path, (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Reports</title>"
-        f"<style>{STYLE}</style></head><body><h1>Backtest reports{when}: {len(runs)} runs</h1>"
+        f"<style>{STYLE}</style></head><body>{live}"
+        f"<h1>Backtest reports{when}: {len(runs)} runs</h1>"
         "<table><tr><th>run</th><th>strategy</th><th>figures</th><th>period</th>"
         "<th>Sharpe</th><th>CAGR</th><th>worst drawdown</th><th>deflated Sharpe</th></tr>"
         f"{rows}</table></body></html>"))

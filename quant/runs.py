@@ -22,6 +22,7 @@ from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
 from quant.report import write_index, write_report
 from quant.run_store import RunStore, StoredRun, run_id
 from quant.signals import check_panel, prepare
+from quant.track_page import live_section
 from strategies import get_strategy
 
 MODES = ("single", "sweep", "walk_forward")
@@ -129,7 +130,8 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
         signals["evidence"] = filing_evidence(wh, which, start, end)
     _compute_and_store(config, store, rid, panel, strategy, params, mode, engine, signals,
                        params_panel)
-    write_index(config.reports_dir / "index.html", store.listing())
+    write_index(config.reports_dir / "index.html", store.listing(),
+                live=live_section(config.reports_dir))
     return rendered(config, wh, rid, cached=False)
 
 

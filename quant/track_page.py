@@ -15,6 +15,29 @@ from quant.headline import as_shown
 from quant.report import STYLE, figure_html, shared_plotly, table_html
 
 
+def live_section(reports: Path) -> str:
+    """The reports index's table of live deployments, from the track records the daily job
+    wrote beside their books: live Sharpe beside the backtest's, a link to each page."""
+    rows = []
+    for path in sorted((reports / "deployments").glob("*/track.json")):
+        record = json.loads(path.read_text())
+        live, expected = record["live"], record.get("backtest") or {}
+        interval = record.get("interval")
+        rows.append({"deployment": f"<a href='deployments/{html.escape(path.parent.name)}/"
+                                   f"track.html'>{html.escape(record['deployment'])}</a>",
+                     "since": html.escape(record["since"]), "sessions": record["sessions"],
+                     "live Sharpe": as_shown("sharpe", live.get("sharpe")),
+                     "backtest Sharpe": as_shown("sharpe", expected.get("sharpe")),
+                     "inside its interval": "" if not interval else
+                     ("yes" if interval["inside"] else "no")})
+    if not rows:
+        return ""
+    head = "".join(f"<th>{k}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r.values()) + "</tr>"
+                   for r in rows)
+    return f"<h1>Live deployments</h1><table><tr>{head}</tr>{body}</table>"
+
+
 def write_track(folder: Path, reports: Path, record: dict) -> Path:
     """`track.json` and `track.html` in `folder` (a deployment's folder under `reports`)."""
     returns = record["returns"]

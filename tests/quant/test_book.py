@@ -150,6 +150,10 @@ def test_tomorrows_book_is_written_by_the_daily_job(root):
     record = json.loads((replayed / "track.json").read_text())  # each live book's record
     assert record["sessions"] > 80 and "interval" in record
     assert "live since 2012-03-01" in (replayed / "track.html").read_text()
+    assert jobs.run_job("report", config, last)["status"] == "ok"   # the index shows them
+    index = (root / "reports" / "index.html").read_text()
+    assert "Live deployments" in index
+    assert "href='deployments/replay-sentiment_long_short/track.html'" in index
     again = jobs.run_job("book", config, last)   # a finished as_of is not decided twice
     assert again["status"] == "skipped"
     decided = ws.book("daily", date(2013, 3, 4))  # deciding it again replaces it whole
@@ -157,7 +161,8 @@ def test_tomorrows_book_is_written_by_the_daily_job(root):
     with ws.warehouse() as wh:
         assert deployments.read_targets(wh, "daily", since=date(2013, 3, 4)).height == (
             written["names"])
-        assert track.paper(config, wh, deployments.get(wh, "daily"))[0].empty  # nothing traded yet
+        nothing_yet = track.paper(config, wh, deployments.get(wh, "daily"))[0]
+        assert nothing_yet.empty   # only tomorrow's book: nothing has traded yet
 
 
 def test_the_cli_deploys_replays_and_tracks_as_the_api_does(root):
