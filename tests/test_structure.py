@@ -168,3 +168,22 @@ def test_no_module_or_function_is_too_long():
 @pytest.mark.parametrize("package", PACKAGES)
 def test_every_package_imports(package):
     __import__(package)
+
+
+def test_the_command_line_waits_politely_unless_told_otherwise():
+    """Its OpenMP threads sleep soon after their work (jobs share machines); a user's own
+    setting is kept."""
+    import os
+
+    probe = ("import os, sys; sys.argv = ['quant', '--help'];\n"
+             "from quant.cli import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('SPIN', os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env, cwd=REPO, check=True).stdout
+    assert "SPIN 1000 False" in out   # set before anything could have started OpenMP
+    env["GOMP_SPINCOUNT"] = "300000"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env, cwd=REPO, check=True).stdout
+    assert "SPIN 300000" in out

@@ -18,6 +18,7 @@ from data.errors import FrameworkError, is_disk_full
 from quant.cli import learning, live, models, research, schedule, warehouse  # noqa: F401  (registers them)
 from quant.cli.app import cli, err_console
 from quant.tables import safe
+from quant.threads import wait_politely
 
 __all__ = ["cli", "main"]
 
@@ -27,6 +28,7 @@ def main() -> None:
     and exit status 2; anything unexpected the same, with status 3 (QUANT_DEBUG=1 for the
     traceback)."""
     as_json = "--json" in sys.argv
+    wait_politely()   # before any command loads torch or LightGBM (quant.threads)
     try:
         cli.main(standalone_mode=False)
     except FrameworkError as exc:
