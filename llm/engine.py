@@ -48,6 +48,7 @@ class Engine:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.batch_size = self.options.batch_size
+        self.batch_tokens = self.options.batch_tokens
         self.max_input_tokens = self.options.max_input_tokens
         self.max_new_tokens = self.options.max_new_tokens
         self.min_label_mass = self.options.min_label_mass
@@ -145,12 +146,24 @@ class Engine:
         """Each text's length in tokens, as the prompt would read it."""
         return [len(ids) for ids in self._encode_many([prompts.normalise(t) for t in texts])]
 
-    def batches(self, built: list[tuple[list[int] | None, bool, tuple[int, int]]]):
-        """Indices of fitting documents, sorted by length, in batches."""
+    def batches(self, built: list[tuple[list[int] | None, bool, tuple[int, int]]],
+                tokens: int = 0):
+        """Indices of fitting documents, sorted by length, in batches of at most `batch_size`
+        documents and, with `tokens`, at most that many tokens once padded to the batch's
+        longest (short posts then go many to a batch, long passages few; a document longer
+        than `tokens` goes alone)."""
         order = sorted((i for i, (ids, *_) in enumerate(built) if ids is not None),
                        key=lambda i: len(built[i][0]))
-        for start in range(0, len(order), self.batch_size):
-            yield order[start:start + self.batch_size]
+        batch: list[int] = []
+        for i in order:  # ascending: the newest document is the batch's longest
+            padded = (len(batch) + 1) * len(built[i][0])
+            if batch and (len(batch) == self.batch_size
+                          or 0 < tokens < padded):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
 
     def pad_left(self, sequences: list[list[int]]):
         width = max(len(s) for s in sequences)
@@ -177,7 +190,7 @@ class Engine:
         settings = {"precision": self.loaded.precision, "batch_size": self.batch_size,
                     "max_input_tokens": self.max_input_tokens}
         if mode == "score":
-            return settings | {"events": self.full_depth}
+            return settings | {"events": self.full_depth, "batch_tokens": self.batch_tokens}
         return settings | {"max_new_tokens": self.max_new_tokens, "greedy": True}
 
     def run(self, docs: Sequence[DocInput], mode: str, progress: Progress | None = None
@@ -209,7 +222,7 @@ class Engine:
         layers = len(decoder_layers(self.model))
         results: list[Scored | None] = [None] * len(docs)
         started, tokens = time.perf_counter(), 0
-        for batch in self.batches(built):
+        for batch in self.batches(built, self.batch_tokens):
             t0 = time.perf_counter()
             sequences = [built[i][0] for i in batch]
             lengths = [len(s) for s in sequences]

@@ -62,6 +62,8 @@ class ModelConfig(EngineSettings):
         if min(self.batch_size, self.max_input_tokens, self.max_new_tokens) < 1:
             raise ConfigError("batch_size, max_input_tokens and max_new_tokens must be "
                               "at least 1")
+        if self.batch_tokens < 0:
+            raise ConfigError("batch_tokens must be 0 (batches by count alone) or more")
         if self.think_tokens < 0:
             raise ConfigError("think_tokens must be 0 (no thinking phase) or more")
 

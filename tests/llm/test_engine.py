@@ -39,6 +39,34 @@ def test_padding_and_batching_do_not_change_scores(tiny_qwen):
         assert a.fields.event_type == b.fields.event_type
 
 
+def test_a_token_budget_batches_short_documents_many_and_long_ones_few(tiny_qwen):
+    """Each batch holds at most `batch_size` documents and at most the budget's tokens once
+    padded to its longest (a longer document goes alone); every document once, shortest
+    first; and the budget changes no score."""
+    loaded = llm.load(str(tiny_qwen), "fp32")
+    engine = Engine(loaded, batch_size=4, min_label_mass=0.0)
+    texts = TEXTS + ["word " * n for n in (3, 40, 90, 7, 25)]
+    built = engine._score_inputs([DocInput("AAPL", t) for t in texts])
+    sizes = sorted(len(ids) for ids, *_ in built if ids is not None)
+    engine.batch_tokens = 3 * sizes[2]   # three of the shortest fit, the longest goes alone
+    batches = list(engine.batches(built, engine.batch_tokens))
+    order = [i for batch in batches for i in batch]
+    assert sorted(order) == [i for i, b in enumerate(built) if b[0] is not None]
+    lengths = [len(built[i][0]) for i in order]
+    assert lengths == sorted(lengths)
+    for batch in batches:
+        longest = max(len(built[i][0]) for i in batch)
+        assert len(batch) <= 4 and (len(batch) * longest <= engine.batch_tokens
+                                    or len(batch) == 1)
+    assert any(len(b) == 1 for b in batches) and any(len(b) > 1 for b in batches)
+    by_count = Engine(loaded, batch_size=4, batch_tokens=0, min_label_mass=0.0)
+    assert list(by_count.batches(built)) == [order[i:i + 4] for i in range(0, len(order), 4)]
+    docs = [DocInput("AAPL", t) for t in texts]
+    for a, b in zip(engine.score(docs), by_count.score(docs), strict=True):
+        for label in a.probs:
+            assert a.probs[label] == pytest.approx(b.probs[label], abs=1e-4)
+
+
 def test_failures_are_results_not_exceptions(tiny_qwen):
     engine = Engine(llm.load(str(tiny_qwen), "fp32"), max_input_tokens=400, min_label_mass=0.0)
     results = engine.score([DocInput("AAPL", ""), DocInput("AAPL", "word " * 2000),
