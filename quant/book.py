@@ -20,11 +20,12 @@ import polars as pl
 from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
-from quant import deployments
+from quant import deployments, signal_store
 from quant.config import Config
 from quant.days import day_of
-from quant.pipeline import SignalSet, build_panel, load_prices, load_signals, no_signals
+from quant.pipeline import build_panel, load_prices, no_signals
 from quant.runs import traded_signal
+from quant.signal_store import SignalSet, load_signals
 from strategies import get_strategy
 
 
@@ -40,8 +41,8 @@ def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict
 
     from quant.artefact import inside
     from quant.errors import ConfigError
-    from quant.pipeline import choose_signal_set
     from quant.runs import get_strategy_or_fail
+    from quant.signal_store import choose_signal_set
     from strategies.base import check_params
 
     inside(config.reports_dir, name, "deployment")   # a name, never a path
@@ -217,37 +218,23 @@ def _documents(config: Config, wh: Warehouse, deployment: deployments.Deployment
                session: date) -> pl.DataFrame:
     """ticker, documents: the doc_ids of the signals aligned to `session` (published between
     the open before and its own, shifted by the execution lag), oldest first."""
-    empty = pl.DataFrame(schema={"ticker": pl.String, "documents": pl.List(pl.String)})
-    if deployment.model_fingerprint is None:
-        return empty
+    which = signal_set(deployment)
     calendar = get_calendar(config.data.calendar)
     index, lag = calendar.position(session), config.pipeline.execution_lag
-    if index - lag - 1 < 0:
-        return empty
+    if which is None or index - lag - 1 < 0:
+        return pl.DataFrame(schema={"ticker": pl.String, "documents": pl.List(pl.String)})
     since, until = (calendar.open_of(i) for i in (index - lag - 1, index - lag))
-    return wh.con.execute("""
-        SELECT ticker, list(doc_id ORDER BY published_at, doc_id) AS documents FROM signals
-        WHERE status = 'ok' AND model_fingerprint = $fp AND prompt_version = $pv
-          AND mode = $mode AND published_at >= $since AND published_at < $until
-        GROUP BY ticker""", {"fp": deployment.model_fingerprint,
-                             "pv": deployment.prompt_version, "mode": deployment.mode,
-                             "since": since, "until": until}).pl().cast(empty.schema)
+    return signal_store.documents_between(wh, which, since, until)
 
 
 def _check_scored(wh: Warehouse, deployment: deployments.Deployment, session: date,
                   config: Config) -> None:
     """Refuse to decide while documents published before the open are not yet scored."""
-    if deployment.model_fingerprint is None:
+    which = signal_set(deployment)
+    if which is None:
         return
-    pending = wh.scalar("""
-        SELECT count(*) FROM documents d WHERE d.published_at < $open
-          AND list_has_any(d.tickers, $universe)
-          AND NOT EXISTS (SELECT 1 FROM signals s WHERE s.doc_id = d.doc_id
-                          AND s.model_fingerprint = $fp AND s.prompt_version = $pv
-                          AND s.mode = $mode)""", {
-        "open": _open_of(config, session), "universe": list(deployment.universe),
-        "fp": deployment.model_fingerprint, "pv": deployment.prompt_version,
-        "mode": deployment.mode})
+    pending = signal_store.unscored_before(wh, which, _open_of(config, session),
+                                           list(deployment.universe))
     if pending:
         raise DataError(f"{deployment.name}: {pending} documents published before {session}'s "
                         "open are not scored by its model yet; run `quant score` first")

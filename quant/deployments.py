@@ -106,6 +106,11 @@ def write_targets(wh: Warehouse, name: str, session: date, targets: pl.DataFrame
     return frame.height
 
 
+def clear_targets(wh: Warehouse, name: str) -> None:
+    """Every target of deployment `name` (a replay's copy starts its record afresh)."""
+    wh.con.execute("DELETE FROM targets WHERE deployment = ?", [name])
+
+
 def read_targets(wh: Warehouse, name: str, since: date | None = None,
                  until: date | None = None) -> pl.DataFrame:
     return wh.con.execute("""

@@ -51,6 +51,12 @@ def finished_ok(wh: Warehouse, job: str, as_of: date) -> bool:
                           "AND status = 'ok'", [job, as_of]))
 
 
+def failed_on(wh: Warehouse, as_of: date) -> list[tuple[str, str]]:
+    """(job, error) of each run for `as_of` that failed, in the order they started."""
+    return wh.con.execute("SELECT job, error FROM job_runs WHERE status = 'failed' "
+                          "AND as_of = ? ORDER BY started_at", [as_of]).fetchall()
+
+
 def running(wh: Warehouse) -> list[dict]:
     return wh.query("SELECT run_id, job, as_of, pid, host FROM job_runs "
                     "WHERE status = 'running'").to_dicts()

@@ -21,7 +21,9 @@ import polars as pl
 
 from data.calendar import get_calendar
 from data.warehouse import Warehouse
+from quant import job_log
 from quant.config import AlertsConfig, Config
+from quant.signal_store import recent_statuses
 
 log = logging.getLogger("quant.monitor")
 LIVE_IC_SESSIONS = 63
@@ -66,10 +68,7 @@ def _news_age(wh: Warehouse, as_of: date, alerts: AlertsConfig) -> dict | None:
 
 
 def _recent_signals(wh: Warehouse, as_of: date, alerts: AlertsConfig) -> pl.DataFrame:
-    return wh.con.execute("""
-        SELECT ticker, status, published_at::DATE AS day FROM signals
-        WHERE published_at::DATE BETWEEN $since AND $as_of""", {
-        "since": as_of - timedelta(days=alerts.window_days), "as_of": as_of}).pl()
+    return recent_statuses(wh, as_of - timedelta(days=alerts.window_days), as_of)
 
 
 def _failure_rate(recent: pl.DataFrame, alerts: AlertsConfig) -> dict | None:
@@ -96,8 +95,7 @@ def _coverage(wh: Warehouse, recent: pl.DataFrame, as_of: date, alerts: AlertsCo
 
 
 def _failed_jobs(wh: Warehouse, as_of: date) -> dict:
-    failed = wh.con.execute("SELECT job, error FROM job_runs WHERE status = 'failed' "
-                            "AND as_of = ? ORDER BY started_at", [as_of]).fetchall()
+    failed = job_log.failed_on(wh, as_of)
     return _check("failed_jobs", not failed, len(failed), 0,
                   "; ".join(f"{job}: {error}" for job, error in failed) or "no job failed")
 
@@ -105,7 +103,6 @@ def _failed_jobs(wh: Warehouse, as_of: date) -> dict:
 def _late_jobs(config: Config, wh: Warehouse, now: datetime) -> list[dict]:
     """Each scheduled job that has run before but not since a slot `late_after_hours` ago:
     the loop stopped (the scheduler is down, or its runs fail)."""
-    from quant import job_log
     from quant.cron import previous_fire
 
     grace = timedelta(hours=config.alerts.late_after_hours)

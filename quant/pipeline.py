@@ -13,7 +13,6 @@ at the decision session's open, exit at the open h sessions later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -24,52 +23,11 @@ from data.errors import DataError
 from data.warehouse import Warehouse
 from llm.schema import EventType
 from quant.settings import PanelParams
+from quant.signal_store import SIGNALS_SCHEMA, SignalSet, choose_signal_set, load_signals
 
 
 class LookAheadError(DataError):
     """A panel row used information published after its decision time."""
-
-
-@dataclass(frozen=True)
-class SignalSet:
-    """Which signals: one model fingerprint, prompt version and mode."""
-
-    model_fingerprint: str
-    prompt_version: str
-    mode: str
-    model_id: str = ""
-
-    def provenance(self) -> dict:
-        return {"model_id": self.model_id, "fingerprint": self.model_fingerprint,
-                "prompt_version": self.prompt_version, "mode": self.mode}
-
-
-def available_signal_sets(wh: Warehouse) -> pl.DataFrame:
-    return wh.query(
-        "SELECT model_id, model_fingerprint, prompt_version, mode, count(*) AS rows, "
-        "count(*) FILTER (WHERE status = 'ok') AS ok, max(created_at) AS latest "
-        "FROM signals GROUP BY ALL ORDER BY latest DESC")
-
-
-def choose_signal_set(wh: Warehouse, fingerprint: str | None = None,
-                      prompt_version: str | None = None, mode: str | None = None) -> SignalSet:
-    """The most recently written set matching the filters."""
-    sets = available_signal_sets(wh)
-    for column, value in (("model_fingerprint", fingerprint), ("prompt_version", prompt_version),
-                          ("mode", mode)):
-        if value is not None:
-            sets = sets.filter(pl.col(column) == value)
-    if sets.is_empty():
-        raise DataError("no signals in the warehouse for that model/prompt/mode: run "
-                        "`quant score` first")
-    row = sets.row(0, named=True)
-    return SignalSet(row["model_fingerprint"], row["prompt_version"], row["mode"],
-                     row["model_id"])
-
-
-SIGNALS_SCHEMA = {"doc_id": pl.String, "section": pl.String, "ticker": pl.String,
-                  "published_at": pl.Datetime("us", "UTC"), "sentiment": pl.Float64,
-                  "confidence": pl.Float64, "event_type": pl.String, "story": pl.String}
 
 
 def with_tone(signals: pl.DataFrame) -> pl.DataFrame:
@@ -81,28 +39,6 @@ def with_tone(signals: pl.DataFrame) -> pl.DataFrame:
 def no_signals() -> pl.DataFrame:
     """An empty frame shaped like `load_signals`: a panel of prices and returns alone."""
     return pl.DataFrame(schema=SIGNALS_SCHEMA)
-
-
-def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
-                 until: date | None = None) -> pl.DataFrame:
-    """ok signals of one set, with the story key used for novelty and the head's label
-    probabilities where the signal has them (score mode writes them into its rationale)."""
-    return wh.con.execute("""
-        SELECT s.doc_id, s.section, s.ticker, s.published_at, s.sentiment, s.confidence,
-               s.event_type,
-               TRY_CAST(regexp_extract(s.rationale, 'p_bullish=([0-9.]+)', 1) AS DOUBLE)
-                   AS p_bullish,
-               TRY_CAST(regexp_extract(s.rationale, 'p_bearish=([0-9.]+)', 1) AS DOUBLE)
-                   AS p_bearish,
-               left(regexp_replace(lower(coalesce(d.title, d.body)), '[^a-z0-9]+', ' ', 'g'),
-                    120) AS story
-        FROM signals s JOIN documents d USING (doc_id)
-        WHERE s.status = 'ok' AND s.model_fingerprint = $fp AND s.prompt_version = $pv
-          AND s.mode = $mode
-          AND ($since IS NULL OR s.published_at >= $since::DATE)
-          AND ($until IS NULL OR s.published_at < $until::DATE + INTERVAL 1 DAY)
-    """, {"fp": which.model_fingerprint, "pv": which.prompt_version, "mode": which.mode,
-          "since": since, "until": until}).pl()
 
 
 def load_prices(wh: Warehouse, since: date | None = None, until: date | None = None

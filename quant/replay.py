@@ -72,7 +72,7 @@ def replay_on_copy(config: Config, name: str, start: date, end: date, into: Path
     calendar = get_calendar(copied.data.calendar)
     with Warehouse(copied.warehouse_path) as wh:
         deployment = deployments.get(wh, name)
-        wh.con.execute("DELETE FROM targets WHERE deployment = ?", [name])  # the copy's own
+        deployments.clear_targets(wh, name)   # the copy's own record, decided afresh
         priced = set(load_prices(wh, since=start, until=end)["session"].unique().to_list())
         sessions = [d for d in calendar.sessions_between(max(start, deployment.go_live), end)
                     if d in priced]

@@ -17,10 +17,10 @@ from quant import positions
 from quant.config import Config
 from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
-from quant.evidence import filing_evidence
-from quant.pipeline import PanelParams, SignalSet, panel_from_warehouse
+from quant.pipeline import PanelParams, panel_from_warehouse
 from quant.report import write_index, write_report
 from quant.run_store import RunStore, StoredRun, run_id
+from quant.signal_store import SignalSet, filing_evidence
 from quant.signals import check_panel, prepare
 from quant.track_page import live_section
 from strategies import get_strategy

@@ -25,12 +25,13 @@ from datetime import datetime, timezone
 
 import polars as pl
 
-from data.text import document_text_sql
 from data.warehouse import Warehouse
 from llm.engine import DocInput, Engine, Scored
 from llm.schema import EventType, SignalFields
 from llm.settings import MODES
 from quant import passages as passages_
+from quant import signal_store
+from quant.signal_store import SignalSet
 
 # Filing items worth reading for a trading signal (10-K, 10-Q, 8-K).
 SIGNAL_ITEMS = ("1A", "7", "7A", "I-2", "II-1A", "1.01", "1.02", "1.03", "2.01", "2.02", "2.03",
@@ -41,7 +42,6 @@ ITEM_EVENTS = {"1.01": "mna", "1.02": "mna", "2.01": "mna", "5.01": "mna",
                "2.02": "earnings", "1.03": "legal_regulatory", "3.01": "legal_regulatory",
                "4.02": "legal_regulatory", "5.02": "management", "8.01": "other"}
 
-KEYS = ("doc_id", "section", "ticker", "model_fingerprint", "prompt_version", "mode")
 PASSAGE = pl.Struct({"passage": pl.Int32, "start_char": pl.Int32, "end_char": pl.Int32,
                      "status": pl.String, "sentiment": pl.Float64, "confidence": pl.Float64,
                      "tokens": pl.Int32})
@@ -49,38 +49,11 @@ PASSAGE = pl.Struct({"passage": pl.Int32, "start_char": pl.Int32, "end_char": pl
 # parts of pending work, a callback taking how many documents were just done -> signal rows
 Scorer = Callable[[list[pl.DataFrame], Callable[[int], None]], Iterator[pl.DataFrame]]
 
-_PENDING = """
-WITH work AS (
-    SELECT d.doc_id, '' AS section, t.ticker, d.published_at,
-           {DOCUMENT_TEXT} AS text, 0 AS prefix
-    FROM documents d, unnest(d.tickers) AS t(ticker)
-    WHERE d.kind = 'news'
-    UNION ALL
-    SELECT d.doc_id, s.item AS section, t.ticker, d.published_at,
-           coalesce(s.title || '. ', '') || s.text AS text,
-           length(coalesce(s.title || '. ', '')) AS prefix  -- passage offsets are the text's
-    FROM documents d JOIN filing_sections s USING (doc_id), unnest(d.tickers) AS t(ticker)
-    WHERE d.kind = 'filing' AND list_contains($items, s.item)
-)
-SELECT w.* FROM work w
-ANTI JOIN (SELECT doc_id, section, ticker FROM signals
-           WHERE model_fingerprint = $fp AND prompt_version = $pv AND mode = $mode) s
-    USING (doc_id, section, ticker)
-WHERE ($since IS NULL OR w.published_at >= $since)
-ORDER BY CASE WHEN $sample THEN hash(w.doc_id, w.ticker) END, w.published_at, w.doc_id,
-         w.section, w.ticker
-LIMIT $limit
-""".replace("{DOCUMENT_TEXT}", document_text_sql("d.title", "d.body"))
-
-
 def pending(wh: Warehouse, engine: Engine, mode: str, since: datetime | None = None,
             limit: int | None = None, sample: bool = False) -> pl.DataFrame:
-    """Work not yet scored, oldest first; with `sample`, a deterministic spread-out sample
-    (ordered by a hash) so `limit` covers the whole period."""
-    return wh.con.execute(_PENDING, {
-        "items": list(SIGNAL_ITEMS), "fp": engine.loaded.fingerprint,
-        "pv": engine.prompt_version(mode), "mode": mode, "since": since, "sample": sample,
-        "limit": limit if limit is not None else 2**62}).pl()
+    """Work the engine has not scored yet (`quant.signal_store.unscored_work`)."""
+    which = SignalSet(engine.loaded.fingerprint, engine.prompt_version(mode), mode)
+    return signal_store.unscored_work(wh, which, SIGNAL_ITEMS, since, limit, sample)
 
 
 def signal_rows(work: pl.DataFrame, results: list[Scored], engine: Engine, mode: str
@@ -195,25 +168,6 @@ def local_scorer(engine: Engine, mode: str) -> Scorer:
     return run
 
 
-def write_signals(wh: Warehouse, rows: pl.DataFrame) -> int:
-    """Insert signal rows, and the passages of those read in passages, in one transaction;
-    returns how many signals were new."""
-    read = rows.select(*KEYS, "passages").explode("passages").drop_nulls("passages").unnest(
-        "passages") if "passages" in rows.columns else None
-    with wh.transaction() as con:
-        before = con.execute("SELECT count(*) FROM signals").fetchone()[0]
-        con.register("_signals_in", rows.drop("passages", strict=False).to_arrow())
-        con.execute("INSERT INTO signals BY NAME SELECT * FROM _signals_in "
-                    "ON CONFLICT DO NOTHING")
-        con.unregister("_signals_in")
-        if read is not None and read.height:
-            con.register("_passages_in", read.to_arrow())
-            con.execute("INSERT INTO signal_passages BY NAME SELECT * FROM _passages_in "
-                        "ON CONFLICT DO NOTHING")
-            con.unregister("_passages_in")
-        return con.execute("SELECT count(*) FROM signals").fetchone()[0] - before
-
-
 def summarise(statuses: pl.DataFrame, pending_rows: int, written: int, seconds: float,
               engine: Engine, mode: str) -> dict:
     """Counts by status, throughput and what scored them."""
@@ -248,7 +202,7 @@ def score_pending(wh: Warehouse, engine: Engine, mode: str = "score",
     parts = [work.slice(start, chunk) for start in range(0, work.height, chunk)]
     for rows in scorer(parts, advance):
         rows = rows.unique(["doc_id", "section", "ticker"], keep="first")  # a retried batch
-        written += write_signals(wh, rows)
+        written += signal_store.write_signals(wh, rows)
         statuses.append(rows.select("status", pl.col("tokens").cast(pl.Int32)))
     return summarise(pl.concat(statuses), work.height, written, time.perf_counter() - started,
                      engine, mode)

@@ -130,7 +130,8 @@ def bench_stocknet(ctx, evaluate_on, as_json):
     posts."""
     from data.calendar import get_calendar
     from quant import stocknet
-    from quant.pipeline import choose_signal_set, load_prices, load_signals
+    from quant.pipeline import load_prices
+    from quant.signal_store import choose_signal_set, load_signals
 
     ws = workspace_of(ctx)
     with ws.warehouse() as wh:

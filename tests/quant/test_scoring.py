@@ -7,9 +7,8 @@ import llm
 from data.ingest import ingest_files, ingest_news
 from llm.engine import Engine
 from llm.prompts import SCORE_VERSION
-from quant.evidence import filing_evidence
-from quant.pipeline import SignalSet
 from quant.scoring import ITEM_EVENTS, score_pending
+from quant.signal_store import SignalSet, filing_evidence
 from tests.conftest import dataset
 
 
