@@ -12,6 +12,7 @@ point-in-time.
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -21,12 +22,16 @@ from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
 from quant import deployments, signal_store
+from quant.artefact import inside, write_file
 from quant.config import Config
 from quant.days import day_of
+from quant.errors import ConfigError
+from quant.learned import Fitted, ModelSpec, fit_walk_forward, predict_session, walk_forward_design
 from quant.pipeline import build_panel, load_prices, no_signals
-from quant.runs import traded_signal
-from quant.signal_store import SignalSet, load_signals
+from quant.runs import get_strategy_or_fail, traded_signal
+from quant.signal_store import SignalSet, choose_signal_set, load_signals
 from strategies import get_strategy
+from strategies.base import check_params
 
 
 def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict | None,
@@ -37,14 +42,6 @@ def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict
     (default: every name with prices), from `go_live`. The `learned` strategy also freezes
     its `model`: `quant.learned.ModelSpec` fields and `since` (the first session of its
     training history), or the name of a model fitted with `fit_model`."""
-    from dataclasses import asdict
-
-    from quant.artefact import inside
-    from quant.errors import ConfigError
-    from quant.runs import get_strategy_or_fail
-    from quant.signal_store import choose_signal_set
-    from strategies.base import check_params
-
     inside(config.reports_dir, name, "deployment")   # a name, never a path
     try:
         frozen = {k: v for k, v in check_params(get_strategy_or_fail(strategy),
@@ -55,7 +52,7 @@ def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict
         which = choose_signal_set(wh)
     except DataError:
         which = None
-    names = universe or sorted(wh.query("SELECT DISTINCT ticker FROM prices")["ticker"])
+    names = _universe(wh, universe)
     signals = ((which.model_fingerprint, which.prompt_version, which.mode) if which
                else (None, None, None))
     return deployments.create(wh, deployments.Deployment(
@@ -63,16 +60,29 @@ def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict
         model=_frozen_model(config, wh, strategy, model, go_live, which, names)))
 
 
+def _universe(wh: Warehouse, universe: list[str] | None) -> list[str]:
+    """The names a deployment trades: `universe` (upper-cased, each with prices), or every
+    name with prices."""
+    priced = set(wh.query("SELECT DISTINCT ticker FROM prices")["ticker"])
+    if universe is None:
+        return sorted(priced)
+    names = sorted({str(t).strip().upper() for t in universe})
+    if not names:
+        raise ConfigError("the universe is empty: name the tickers to trade, or leave it out "
+                          "for every name with prices")
+    unknown = [t for t in names if t not in priced]
+    if unknown:
+        raise ConfigError(f"no prices for {', '.join(unknown[:10])}"
+                          f"{' ...' if len(unknown) > 10 else ''} in the warehouse: ingest "
+                          "them first, or leave them out of the universe")
+    return names
+
+
 def _frozen_model(config: Config, wh: Warehouse, strategy: str, model: dict | str | None,
                   go_live: date, which: SignalSet | None, universe: list[str]) -> dict | None:
     """The learned strategy's model as stored: its spec with the features resolved on the
     history before go-live (those that cannot vary there left out, once and for all) and the
     first session of the history it trains on."""
-    from dataclasses import asdict, fields
-
-    from quant.errors import ConfigError
-    from quant.learned import Fitted, ModelSpec, walk_forward_design
-
     if strategy != "learned" or model is None:
         if model is not None:
             raise ConfigError(f"{strategy} reads no model; only the learned strategy takes one")
@@ -82,8 +92,6 @@ def _frozen_model(config: Config, wh: Warehouse, strategy: str, model: dict | st
                               "name (`quant model fit --name NAME`, then --model NAME)")
         return None
     if isinstance(model, str):
-        from quant.artefact import inside
-
         fitted = Fitted.load(inside(config.root / "models", model, "model"))
         spec, since = fitted.spec, fitted.meta.get("panel_since")
     else:
@@ -95,6 +103,9 @@ def _frozen_model(config: Config, wh: Warehouse, strategy: str, model: dict | st
                               f"{', '.join(f.name for f in fields(ModelSpec))}")
         spec = ModelSpec(**{**chosen, "features": tuple(chosen.get("features", ()))})
     since = day_of(since) or wh.scalar("SELECT min(session) FROM prices")
+    if since >= go_live:
+        raise ConfigError(f"the model's history starts on {since}, not before go-live on "
+                          f"{go_live}: a model needs sessions to learn from before it trades")
     history = universe_panel(config, wh, which, universe, since, spec.horizon).filter(
         pl.col("session") < go_live)
     spec = walk_forward_design(history, spec)[0]
@@ -133,16 +144,12 @@ def backtest_panel(config: Config, wh: Warehouse, deployment: deployments.Deploy
 
 def _with_horizon(config: Config, horizon: int):
     """The configured panel settings with `horizon` among the forward returns."""
-    from dataclasses import replace
-
     return replace(config.pipeline, horizons=tuple(sorted({*config.pipeline.horizons,
                                                            horizon})))
 
 
 def spec_of(deployment: deployments.Deployment):
     """A learned deployment's (ModelSpec, first session of its training history)."""
-    from quant.learned import ModelSpec
-
     chosen = dict(deployment.model)
     since = day_of(chosen.pop("since"))
     return ModelSpec(**{**chosen, "features": tuple(chosen["features"])}), since
@@ -193,7 +200,6 @@ def targets_for(config: Config, wh: Warehouse, deployment: deployments.Deploymen
     _check_scored(wh, deployment, session, config)
     panel = panel_at(config, wh, deployment, session)
     if deployment.model is not None:
-        from quant.learned import predict_session
 
         today = predict_session(panel, spec_of(deployment)[0], session,
                                 {} if models is None else models)
@@ -245,15 +251,31 @@ def _open_of(config: Config, session: date) -> datetime:
     return calendar.open_of(calendar.position(session))
 
 
+def replay_sessions(config: Config, wh: Warehouse, deployment: deployments.Deployment,
+                    start: date, end: date) -> list[date]:
+    """The sessions from `start` (or go-live, if later) to `end` that have prices; an error
+    saying why when there are none."""
+    if start > end:
+        raise DataError(f"a replay runs forward: --from {start} is after --to {end}")
+    if end < deployment.go_live:
+        raise DataError(f"nothing to replay: --to {end} is before {deployment.name} goes live "
+                        f"on {deployment.go_live}")
+    first = max(start, deployment.go_live)
+    priced = set(load_prices(wh, since=first, until=end)["session"].unique().to_list())
+    sessions = [d for d in get_calendar(config.data.calendar).sessions_between(first, end)
+                if d in priced]
+    if not sessions:
+        raise DataError(f"nothing to replay: {deployment.name} goes live on "
+                        f"{deployment.go_live}, and no session from {first} to {end} has "
+                        "prices")
+    return sessions
+
+
 def replay(config: Config, wh: Warehouse, deployment: deployments.Deployment, start: date,
            end: date, on_session=None) -> int:
     """Decide every session from `start` to `end` with prices, as it would have been decided
     then; returns how many sessions were decided."""
-    if start > end:
-        raise DataError(f"a replay runs forward: --from {start} is after --to {end}")
-    priced = set(load_prices(wh, since=start, until=end)["session"].unique().to_list())
-    sessions = [d for d in get_calendar(config.data.calendar).sessions_between(
-        max(start, deployment.go_live), end) if d in priced]
+    sessions = replay_sessions(config, wh, deployment, start, end)
     models: dict = {}   # each walk-forward block's model, fitted once (learned deployments)
     for session in sessions:
         targets_for(config, wh, deployment, session, models)
@@ -265,9 +287,6 @@ def replay(config: Config, wh: Warehouse, deployment: deployments.Deployment, st
 def walk_forward_panel(panel: pl.DataFrame, spec) -> pl.DataFrame:
     """The panel over the walk-forward's out-of-sample sessions, with its `prediction`;
     empty when the history leaves no block."""
-    from quant.errors import ConfigError
-    from quant.learned import fit_walk_forward
-
     try:
         fitted = fit_walk_forward(panel, spec)
     except ConfigError:
@@ -292,8 +311,6 @@ def daily_books(config: Config, wh: Warehouse, as_of: date, only: str | None = N
     written as `reports/deployments/NAME/targets-SESSION.csv`; a deployment whose inputs are
     missing is reported with the reason, and the others still get theirs. `models`: as
     `targets_for` takes it."""
-    from quant.artefact import write_file
-
     out: dict = {}
     session = next_session(config, wh, as_of)
     for deployment in deployments.listing(wh, live_only=True):
@@ -318,6 +335,4 @@ def daily_books(config: Config, wh: Warehouse, as_of: date, only: str | None = N
 
 def folder_of(config: Config, name: str):
     """reports/deployments/NAME: a deployment's books and track record."""
-    from quant.artefact import inside
-
     return inside(config.reports_dir / "deployments", name, "deployment")

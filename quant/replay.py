@@ -28,7 +28,6 @@ from quant import book, deployments, track
 from quant.artefact import write_file
 from quant.config import CONFIG_NAME, Config
 from quant.errors import ConfigError
-from quant.pipeline import load_prices
 
 WEIGHT_TOLERANCE = 1e-12   # weights: ranks of the same numbers, so equal but for sums' order
 RETURN_TOLERANCE = 1e-10   # daily returns: the same orders through the same simulation
@@ -39,6 +38,8 @@ def copy_workspace(config: Config, into: Path) -> Config:
     """`into`, a new folder, holding a copy of the warehouse and quant.toml; its config (the
     model cache stays shared: a replay reads models, never writes them)."""
     into = Path(into).resolve()
+    if into.exists() and not into.is_dir():
+        raise ConfigError(f"{into} is a file: a replay's copy goes in a folder")
     if (into / RESULT).is_file():   # an earlier replay's copy: replaced whole
         shutil.rmtree(into)
     if into.exists() and any(into.iterdir()):
@@ -66,19 +67,14 @@ def replay_on_copy(config: Config, name: str, start: date, end: date, into: Path
     """Copy the workspace into `into`, run the daily job's book step for deployment `name`
     on the evening before every session from `start` to `end` with prices, write its track
     record there, and measure the gaps to a backtest of the same sessions."""
-    if start > end:
-        raise DataError(f"a replay runs forward: --from {start} is after --to {end}")
+    with Warehouse(config.warehouse_path, read_only=True) as wh:  # refused before copying
+        book.replay_sessions(config, wh, deployments.get(wh, name), start, end)
     copied = copy_workspace(config, into)
     calendar = get_calendar(copied.data.calendar)
     with Warehouse(copied.warehouse_path) as wh:
         deployment = deployments.get(wh, name)
         deployments.clear_targets(wh, name)   # the copy's own record, decided afresh
-        priced = set(load_prices(wh, since=start, until=end)["session"].unique().to_list())
-        sessions = [d for d in calendar.sessions_between(max(start, deployment.go_live), end)
-                    if d in priced]
-        if not sessions:
-            raise DataError(f"no session with prices from {max(start, deployment.go_live)} "
-                            f"to {end}: nothing to replay")
+        sessions = book.replay_sessions(copied, wh, deployment, start, end)
         models: dict = {}
         for session in sessions:
             evening = calendar.shift(session, -1)

@@ -20,10 +20,13 @@ import polars as pl
 from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
+from quant import backtest as bt
 from quant import book, deployments, stats
+from quant.backtest import Simulation, measure
 from quant.config import Config
 from quant.pipeline import build_panel, load_prices, no_signals
 from quant.runs import traded_signal
+from quant.track_page import write_track as write_page
 from strategies import get_strategy
 
 # What the track record shows, live beside the backtest before go-live.
@@ -48,8 +51,6 @@ def paper(config: Config, wh: Warehouse, deployment: deployments.Deployment
     if panel.is_empty():  # only tomorrow's book so far: nothing has traded yet
         empty = pd.Series([], index=pd.DatetimeIndex([]), dtype=float)
         return empty.rename("paper"), empty.rename("turnover"), 0.0
-    from quant.backtest import Simulation
-
     class Stored:  # the targets as a strategy, so the simulation places them as any other
         name = deployment.name
 
@@ -88,8 +89,6 @@ def expectation(config: Config, wh: Warehouse, deployment: deployments.Deploymen
     """What a backtest of the deployment expected: its single run over the sessions with
     signals before go-live (sharpe, cagr, max_drawdown, ...); None without 20 of them. A
     learned deployment's is the walk-forward of its model over its history before go-live."""
-    from quant import backtest as bt
-
     spec, since = book.spec_of(deployment) if deployment.model else (None, None)
     which = book.signal_set(deployment)
     try:
@@ -120,8 +119,6 @@ def expectation(config: Config, wh: Warehouse, deployment: deployments.Deploymen
 
 def write_track(config: Config, wh: Warehouse, deployment: deployments.Deployment) -> Path:
     """The deployment's track record beside its books (`quant.track_page`)."""
-    from quant.track_page import write_track as write_page
-
     folder = book.folder_of(config, deployment.name)
     folder.mkdir(parents=True, exist_ok=True)
     return write_page(folder, config.reports_dir, track_record(config, wh, deployment))
@@ -132,8 +129,6 @@ def track_record(config: Config, wh: Warehouse, deployment: deployments.Deployme
     turnover and mean exposure as a backtest measures them; the traded signal's mean daily
     rank IC) beside the backtest's expectation, and the interval the live Sharpe would fall in
     95% of the time were the backtest right."""
-    from quant.backtest import measure
-
     returns, turnover, exposure = paper(config, wh, deployment)
     expected = expectation(config, wh, deployment)
     live = measure(returns.to_frame(), turnover.to_frame(), np.array([exposure]))[0]

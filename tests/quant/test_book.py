@@ -262,3 +262,22 @@ def test_a_replay_on_a_copy_runs_the_daily_book_step_and_leaves_the_workspace(ro
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="is not empty"):
         ws.replay_on_copy("copied", GO_LIVE, END, tmp_path / "taken")
+
+
+def test_a_deployment_refuses_what_it_could_not_trade(root, tmp_path):
+    """Names without prices, an empty universe, a model whose history starts at go-live, a
+    replay before go-live or into a file: each refused, saying what to do."""
+    ws = quant.open(root, write=True)
+    with pytest.raises(ConfigError, match="no prices for ZZZZ in the warehouse"):
+        ws.deploy("unknown-names", "sentiment_long_short", go_live=GO_LIVE, universe=["ZZZZ"])
+    with pytest.raises(ConfigError, match="the universe is empty"):
+        ws.deploy("no-names", "sentiment_long_short", go_live=GO_LIVE, universe=[])
+    with pytest.raises(ConfigError, match="needs sessions to learn from before it trades"):
+        ws.deploy("late-history", "learned", go_live=GO_LIVE, model={"since": str(GO_LIVE)})
+    made = ws.deploy("lower", "sentiment_long_short", go_live=GO_LIVE, universe=["aapl", "ibm"])
+    assert made.universe == ("AAPL", "IBM")
+    with pytest.raises(DataError, match="is before lower goes live on 2012-03-01"):
+        ws.replay("lower", date(2011, 1, 3), date(2011, 2, 1))
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        ws.replay_on_copy("lower", GO_LIVE, date(2012, 3, 9), tmp_path / "a-file")
