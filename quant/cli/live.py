@@ -15,15 +15,18 @@ from quant.tables import fmt, record_of, table_of
 @click.option("--params", "pairs", multiple=True, help="A parameter, key=value (frozen).")
 @click.option("--go-live", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="The first session it trades (default: the next one).")
+@click.option("--universe", default=None,
+              help="The names it trades, comma-separated (default: every name with prices).")
 @click.option("--model", default=None,
               help="learned: the fitted model (`quant model fit --name`) whose spec it "
                    "refits on the walk-forward's schedule.")
 @json_option
 @click.pass_context
-def deploy(ctx, name, strategy_name, pairs, go_live, model, as_json):
+def deploy(ctx, name, strategy_name, pairs, go_live, universe, model, as_json):
     """Freeze a strategy, its params, signal set, costs and universe for daily use."""
+    names = None if universe is None else [t for t in universe.split(",") if t.strip()]
     made = workspace_of(ctx, write=True).deploy(name, strategy_name, params_of(pairs),
-                                                day(go_live), model=model)
+                                                day(go_live), names, model=model)
     emit(_row(made), as_json, lambda r: console.print(record_of(r, title=f"deployed {name}")))
 
 

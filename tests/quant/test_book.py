@@ -185,6 +185,9 @@ def test_the_cli_deploys_replays_and_tracks_as_the_api_does(root):
     assert quant_cli("track", "cli-ls")["paper_return"] == pytest.approx(
         replayed["paper_return"], rel=1e-12)
     assert "cli-ls" in [d["name"] for d in quant_cli("deployments")]
+    two = quant_cli("deploy", "cli-two", "--strategy", "sentiment_long_short", "--go-live",
+                    "2012-05-01", "--universe", "aapl, ibm")
+    assert two["names"] == 2
 
 
 @pytest.mark.parametrize("kind", ["linear", "lightgbm"])
@@ -220,6 +223,16 @@ def test_a_learned_replay_refits_on_the_walk_forwards_schedule(root, kind, tmp_p
     assert np.abs(paper.to_numpy() - run.returns["strategy"].to_numpy()).max() < 1e-12
     if kind == "linear":   # the daily job's path on a copy agrees too
         assert ws.replay_on_copy(name, GO_LIVE, END, tmp_path / "copy")["equal"]
+    # deployed from the command line with the fitted model's name, the same model is frozen
+    from click.testing import CliRunner
+
+    from quant.cli import cli
+
+    done = CliRunner().invoke(cli, ["-w", str(root), "deploy", f"cli-{kind}", "--strategy",
+                                    "learned", "--model", f"wf-{kind}", "--go-live",
+                                    str(GO_LIVE), "--json"])
+    assert done.exit_code == 0, done.output
+    assert ws.deployments()[-1].model == made.model
 
 
 def test_a_learned_deployment_needs_a_model_and_only_it_takes_one(root):
