@@ -29,6 +29,7 @@ from quant.config import Config, workspace_config
 from quant.days import day_of
 from quant.errors import ConfigError
 from quant.live import LiveMethods
+from quant.settings import ModelSpec
 
 if TYPE_CHECKING:
     from quant.evaluate import Evaluation
@@ -208,16 +209,16 @@ class Workspace(LiveMethods):
 
     def fit_model(self, name: str = "model", since: str | date | None = None,
                   until: str | date | None = None, **spec: object):
-        """Fit a combiner of the features walk-forward (`quant.learned.ModelSpec` fields as
+        """Fit a combiner of the features walk-forward (`quant.settings.ModelSpec` fields as
         keywords), save it under models/NAME and return it (`Fitted`): its out-of-sample
         predictions, folds, feature importance and per-feature IC."""
-        from quant.learned import ModelSpec, fit_walk_forward
+        from quant.learned import fit_walk_forward
 
         known = {f.name for f in dataclasses.fields(ModelSpec)}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ConfigError(f"fit_model has no setting {unknown[0]!r}; its settings: "
-                              f"{', '.join(sorted(known))} (quant.learned.ModelSpec)")
+                              f"{', '.join(sorted(known))} (quant.settings.ModelSpec)")
         folder = self._model_folder(name)
         if not self.writable:
             raise ConfigError(f"{self.config.root} was opened read-only, and fit_model saves "

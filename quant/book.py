@@ -26,9 +26,16 @@ from quant.artefact import inside, write_file
 from quant.config import Config
 from quant.days import day_of
 from quant.errors import ConfigError
-from quant.learned import Fitted, ModelSpec, fit_walk_forward, predict_session, walk_forward_design
+from quant.learned import (
+    Fitted,
+    feature_names,
+    fit_walk_forward,
+    predict_session,
+    walk_forward_design,
+)
 from quant.pipeline import build_panel, load_prices, no_signals
 from quant.runs import get_strategy_or_fail, traded_signal
+from quant.settings import ModelSpec
 from quant.signal_store import SignalSet, choose_signal_set, load_signals
 from strategies import get_strategy
 from strategies.base import check_params
@@ -40,7 +47,7 @@ def freeze(config: Config, wh: Warehouse, name: str, strategy: str, params: dict
     """Store a new deployment: `strategy` with `params` (checked), the warehouse's latest
     signal set (none: a strategy of prices alone), the configured costs and `universe`
     (default: every name with prices), from `go_live`. The `learned` strategy also freezes
-    its `model`: `quant.learned.ModelSpec` fields and `since` (the first session of its
+    its `model`: `quant.settings.ModelSpec` fields and `since` (the first session of its
     training history), or the name of a model fitted with `fit_model`."""
     inside(config.reports_dir, name, "deployment")   # a name, never a path
     try:
@@ -109,7 +116,7 @@ def _frozen_model(config: Config, wh: Warehouse, strategy: str, model: dict | st
     history = universe_panel(config, wh, which, universe, since, spec.horizon).filter(
         pl.col("session") < go_live)
     spec = walk_forward_design(history, spec)[0]
-    return {**asdict(spec), "features": list(spec.names), "since": str(since)}
+    return {**asdict(spec), "features": feature_names(spec), "since": str(since)}
 
 
 def universe_panel(config: Config, wh: Warehouse, which: SignalSet | None, universe,

@@ -91,8 +91,9 @@ def _learned(config, wh: Warehouse) -> dict:
     quarter on an expanding, purged window after its first half-year; only its out-of-sample
     predictions are evaluated and traded."""
     from quant.evaluate import evaluate_signal
-    from quant.learned import ModelSpec, fit_walk_forward
+    from quant.learned import fit_walk_forward
     from quant.pipeline import panel_from_warehouse
+    from quant.settings import ModelSpec
 
     panel, _ = panel_from_warehouse(wh, config.pipeline, calendar=config.data.calendar)
     panel = panel.filter(pl.col("session").is_between(*runs.signal_period(panel)))

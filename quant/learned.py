@@ -25,42 +25,15 @@ from quant.errors import ConfigError
 from quant.evaluate import MIN_NAMES, daily_ic, usable
 from quant.hac import newey_west_t
 from quant.purged import walk_forward_splits
+from quant.settings import ModelSpec
 
-KINDS = ("linear", "lightgbm")
 TABLES = ("predictions", "folds", "importance", "feature_ic")
 # Gradient-boosted trees kept shallow and slow, for noisy daily cross-sections (not tuned).
 LIGHTGBM = dict(n_estimators=200, learning_rate=0.03, num_leaves=15, min_child_samples=100,
                 subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=5.0,
                 deterministic=True, n_jobs=2, verbose=-1)
+DEFAULT_SPEC = ModelSpec()
 MIN_TRAIN_ROWS = 50  # a block whose training window has fewer labelled rows is not predicted
-TARGETS = ("rank", "direction")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    kind: str = "lightgbm"            # linear (ridge / logistic) | lightgbm
-    target: str = "rank"              # rank of the forward return | direction (> 0)
-    horizon: int = 1                  # sessions of the forward return
-    test: int = 21                    # sessions per walk-forward block
-    train: int | None = None          # sessions of training window; None = expanding
-    embargo: int | None = None        # sessions after the purge; None = the horizon
-    min_train: int = 120              # sessions before the first test block
-    features: tuple[str, ...] = ()    # () = every registered feature
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS or self.target not in TARGETS:
-            raise ConfigError(f"kind must be one of {KINDS} and target one of {TARGETS}, not "
-                              f"{self.kind!r} / {self.target!r}")
-        if min(self.horizon, self.test, self.min_train) < 1:
-            raise ConfigError("horizon, test and min_train must be at least 1 session")
-        if self.embargo is not None and self.embargo < self.horizon:
-            raise ConfigError(f"embargo {self.embargo} is shorter than the horizon "
-                              f"{self.horizon}: training labels would overlap the test block")
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.features) or feats.names()
 
 
 @dataclass
@@ -111,12 +84,17 @@ class Fitted:
                    meta)
 
 
+def feature_names(spec: ModelSpec) -> list[str]:
+    """The features the spec names, or every registered one when it names none."""
+    return list(spec.features) or feats.names()
+
+
 def universe_features(panel: pl.DataFrame, spec: ModelSpec) -> pl.DataFrame:
     """The panel's universe rows with the spec's features (point-in-time checked)."""
     if f"fwd_ret_{spec.horizon}" not in panel.columns:
         raise ConfigError(f"the panel has no fwd_ret_{spec.horizon}: build it with horizons "
                           f"including {spec.horizon}")
-    return feats.with_features(panel, spec.names).filter(pl.col("in_universe"))
+    return feats.with_features(panel, feature_names(spec)).filter(pl.col("in_universe"))
 
 
 def check_learnable(raw: pl.DataFrame, spec: ModelSpec) -> list[str]:
@@ -130,8 +108,8 @@ def check_learnable(raw: pl.DataFrame, spec: ModelSpec) -> list[str]:
         raise ConfigError(f"at most {widest} names on any of the period's "
                           f"{raw['session'].n_unique()} sessions ({raw['ticker'].n_unique()} "
                           f"tickers in all): ranks across names need at least {MIN_NAMES}")
-    flat = [n for n in spec.names if raw[n].drop_nulls().drop_nans().n_unique() < 2]
-    if flat and (spec.features or len(flat) == len(spec.names)):
+    flat = [n for n in feature_names(spec) if raw[n].drop_nulls().drop_nans().n_unique() < 2]
+    if flat and (spec.features or len(flat) == len(feature_names(spec))):
         raise ConfigError(f"features missing or constant on all {raw.height} rows of the "
                           f"period: {', '.join(flat)}; leave them out (features=...) or give a "
                           "period where they vary")
@@ -140,7 +118,7 @@ def check_learnable(raw: pl.DataFrame, spec: ModelSpec) -> list[str]:
 
 def design(frame: pl.DataFrame, spec: ModelSpec) -> pl.DataFrame:
     """ticker, session, the forward return, the rank-normalised features and the target."""
-    ret, names = f"fwd_ret_{spec.horizon}", spec.names
+    ret, names = f"fwd_ret_{spec.horizon}", feature_names(spec)
     target = (_centred_rank(ret) if spec.target == "rank"
               else pl.when(pl.col(ret).is_not_null()).then((pl.col(ret) > 0).cast(pl.Float64)))
     return frame.select("ticker", "session", ret, *[
@@ -188,7 +166,7 @@ def walk_forward_design(panel: pl.DataFrame, spec: ModelSpec
     raw = universe_features(panel, spec)
     flat = check_learnable(raw, spec)
     if flat:  # every registered feature was asked for: those that cannot vary are left out
-        spec = replace(spec, features=tuple(n for n in spec.names if n not in flat))
+        spec = replace(spec, features=tuple(n for n in feature_names(spec) if n not in flat))
     data = design(raw, spec).with_columns(pos=pl.col("session").rank("dense").cast(pl.Int64) - 1)
     embargo = spec.horizon if spec.embargo is None else spec.embargo
     splits = walk_forward_splits(data["session"].n_unique(), spec.test, spec.horizon,
@@ -203,17 +181,17 @@ def _fit_block(data: pl.DataFrame, spec: ModelSpec, train_pos: np.ndarray):
     if train.height < MIN_TRAIN_ROWS:
         return None, train
     model = _model(spec)
-    model.fit(train.select(spec.names).to_numpy(), train["target"].to_numpy())
+    model.fit(train.select(feature_names(spec)).to_numpy(), train["target"].to_numpy())
     return model, train
 
 
-def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = ModelSpec()) -> Fitted:
+def fit_walk_forward(panel: pl.DataFrame, spec: ModelSpec = DEFAULT_SPEC) -> Fitted:
     """Fit `spec` on each purged training window and predict the block after it."""
     spec, raw, data, splits = walk_forward_design(panel, spec)
     if not splits:
         raise ConfigError(f"{data['session'].n_unique()} sessions leave no test block after "
                           f"min_train {spec.min_train}: lower it or give a longer period")
-    names = spec.names
+    names = feature_names(spec)
     predictions, folds, importance = [], [], []
     for fold, (train_pos, test_pos) in enumerate(splits):
         test = data.filter(pl.col("pos").is_between(test_pos[0], test_pos[-1]))
@@ -268,8 +246,9 @@ def predict_session(panel: pl.DataFrame, spec: ModelSpec, session, models: dict
         models[key] = _fit_block(data, spec, train_pos)[0]
     if models[key] is None:
         return none
-    return today.select("ticker", prediction=pl.Series(
-        _predict(models[key], spec, today.select(spec.names).to_numpy()), dtype=pl.Float64))
+    x = today.select(feature_names(spec)).to_numpy()
+    return today.select("ticker", prediction=pl.Series(_predict(models[key], spec, x),
+                                                       dtype=pl.Float64))
 
 
 def feature_ic(frame: pl.DataFrame, names: list[str], ret: str, horizon: int) -> pl.DataFrame:

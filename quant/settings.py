@@ -1,12 +1,17 @@
 """Settings that quant.toml's sections are read into, in a module that imports nothing heavy,
 so reading a workspace's config (every command does) costs no polars, pandas or torch.
-`quant.pipeline` and `quant.backtest` take them (the latter as `Settings`)."""
+`quant.pipeline` and `quant.backtest` take them (the latter as `Settings`), `quant.learned`
+its `ModelSpec`, whose defaults the command line's options show."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from quant.errors import ConfigError
+
+# The learned combiners' model kinds and what they predict (`ModelSpec`).
+KINDS = ("linear", "lightgbm")
+TARGETS = ("rank", "direction")
 
 # The performance statistics `quant.stats` computes, by name (a walk-forward chooses by one).
 METRICS = ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate", "total_return",
@@ -58,3 +63,26 @@ class BacktestSettings:
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {', '.join(METRICS)}, "
                               f"not {self.metric!r}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str = "lightgbm"            # linear (ridge / logistic) | lightgbm
+    target: str = "rank"              # rank of the forward return | direction (> 0)
+    horizon: int = 1                  # sessions of the forward return
+    test: int = 21                    # sessions per walk-forward block
+    train: int | None = None          # sessions of training window; None = expanding
+    embargo: int | None = None        # sessions after the purge; None = the horizon
+    min_train: int = 120              # sessions before the first test block
+    features: tuple[str, ...] = ()    # () = every registered feature
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or self.target not in TARGETS:
+            raise ConfigError(f"kind must be one of {KINDS} and target one of {TARGETS}, not "
+                              f"{self.kind!r} / {self.target!r}")
+        if min(self.horizon, self.test, self.min_train) < 1:
+            raise ConfigError("horizon, test and min_train must be at least 1 session")
+        if self.embargo is not None and self.embargo < self.horizon:
+            raise ConfigError(f"embargo {self.embargo} is shorter than the horizon "
+                              f"{self.horizon}: training labels would overlap the test block")

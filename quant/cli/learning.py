@@ -6,6 +6,7 @@ import click
 import polars as pl
 
 from quant.cli.app import cli, console, day, emit, json_option, workspace_of
+from quant.settings import KINDS, TARGETS, ModelSpec
 from quant.tables import fmt, print_evaluation, table_of
 
 
@@ -26,21 +27,22 @@ def model_group() -> None:
 
 
 def _spec_options(fn):
+    """The `ModelSpec` fields as options; their defaults are the dataclass's, read from it."""
+    spec = ModelSpec()
     options = [
-        click.option("--kind", type=click.Choice(["linear", "lightgbm"]), default="lightgbm",
+        click.option("--kind", type=click.Choice(KINDS), default=spec.kind, show_default=True),
+        click.option("--target", type=click.Choice(TARGETS), default=spec.target,
                      show_default=True),
-        click.option("--target", type=click.Choice(["rank", "direction"]), default="rank",
-                     show_default=True),
-        click.option("--horizon", type=int, default=1, show_default=True,
+        click.option("--horizon", type=int, default=spec.horizon, show_default=True,
                      help="Sessions of the forward return predicted."),
-        click.option("--test", type=int, default=21, show_default=True,
+        click.option("--test", type=int, default=spec.test, show_default=True,
                      help="Sessions per walk-forward test block."),
-        click.option("--train", type=int, default=None,
+        click.option("--train", type=int, default=spec.train,
                      help="Sessions in a rolling training window (default: expanding)."),
-        click.option("--embargo", type=int, default=None,
+        click.option("--embargo", type=int, default=spec.embargo,
                      help="Sessions between training labels and a test block (default: "
                           "the horizon)."),
-        click.option("--min-train", type=int, default=120, show_default=True,
+        click.option("--min-train", type=int, default=spec.min_train, show_default=True,
                      help="Sessions before the first test block."),
         click.option("--features", "names", default=None,
                      help="Comma-separated features (default: all; `quant features`)."),
