@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
 
 import polars as pl
 import torch
@@ -23,16 +22,7 @@ from llm.errors import ModelError
 from llm.finetune import FinetuneSettings, Log, batches, pooled, prompt_prefix
 from llm.load import LoadedModel
 from llm.prefix import SharedPrefix
-
-
-@dataclass(frozen=True)
-class GrpoSettings:
-    group: int = 8                   # actions sampled per sample
-    batch_size: int = 64
-    steps: int = 300
-    lr: float = 1e-3
-    kl: float = 0.05                 # weight of KL(policy || starting head)
-    seed: int = 0
+from llm.settings import GrpoSettings
 
 
 def features(loaded: LoadedModel, texts: list[str], log: Log, batch_size: int = 64

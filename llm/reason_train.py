@@ -21,7 +21,7 @@ completions, and a wall-time budget.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import polars as pl
@@ -40,27 +40,9 @@ from llm.load import LoadedModel
 from llm.reason import label_of
 from llm.reason_cold_start import cold_start
 from llm.schema import ReasonOutput
+from llm.settings import ReasonTrainSettings
 
 ATTENTION = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")
-
-
-@dataclass(frozen=True)
-class ReasonTrainSettings:
-    start: int | None = None      # first trained layer; None: the sentiment head's layer
-    group: int = 4                # completions sampled per document
-    prompts: int = 6              # documents per step
-    max_new_tokens: int = 80      # a completion that does not finish by then earns no format
-    temperature: float = 0.8
-    lr: float = 3e-4
-    kl: float = 0.1               # weight of the per-token KL to the starting model
-    format_weight: float = 0.5
-    length_penalty: float = 0.2   # times the completion's share of the token cap
-    minutes: float = 50.0         # wall-time budget of the whole run, cold start included
-    cold_start_minutes: float = 20.0  # supervised verdict-first completions first (0: none)
-    cold_start_batch: int = 8
-    cold_start_lr: float = 1e-3
-    max_steps: int = 10_000
-    seed: int = 0
 
 
 def reward(text: str, finished: bool, label: str, tokens: int,

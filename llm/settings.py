@@ -41,3 +41,32 @@ class FinetuneSettings:
     seed: int = 0
     # a training file's loss weight by its `source_name` (e.g. {"tfns/train": 2.0}); others 1
     source_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GrpoSettings:
+    group: int = 8                   # actions sampled per sample
+    batch_size: int = 64
+    steps: int = 300
+    lr: float = 1e-3
+    kl: float = 0.05                 # weight of KL(policy || starting head)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ReasonTrainSettings:
+    start: int | None = None      # first trained layer; None: the sentiment head's layer
+    group: int = 4                # completions sampled per document
+    prompts: int = 6              # documents per step
+    max_new_tokens: int = 80      # a completion that does not finish by then earns no format
+    temperature: float = 0.8
+    lr: float = 3e-4
+    kl: float = 0.1               # weight of the per-token KL to the starting model
+    format_weight: float = 0.5
+    length_penalty: float = 0.2   # times the completion's share of the token cap
+    minutes: float = 50.0         # wall-time budget of the whole run, cold start included
+    cold_start_minutes: float = 20.0  # supervised verdict-first completions first (0: none)
+    cold_start_batch: int = 8
+    cold_start_lr: float = 1e-3
+    max_steps: int = 10_000
+    seed: int = 0

@@ -13,8 +13,7 @@ supervised head and for the rewarded head, on the same held-out posts.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import date
+from dataclasses import asdict
 from pathlib import Path
 
 import polars as pl
@@ -25,22 +24,13 @@ from data.errors import DataError
 from llm import adapter as adapters
 from llm.errors import ModelError
 from llm.finetune import Log
-from llm.grpo import GrpoSettings, features, grpo
+from llm.grpo import features, grpo
 from llm.load import LoadedModel
 from quant.evaluate import evaluate_signal
 from quant.pipeline import PanelParams, align, build_panel, no_signals
+from quant.settings import RewardSettings
 
 POSITION = torch.tensor([-1.0, 0.0, 1.0])  # bearish, neutral, bullish
-
-
-@dataclass(frozen=True)
-class RewardSettings:
-    split: date = date(2014, 9, 1)   # train before, evaluate from
-    horizon: int = 1                 # sessions of forward return in the reward
-    train_posts: int = 6000
-    test_posts: int = 6000
-    seed: int = 0
-    grpo: GrpoSettings = field(default_factory=GrpoSettings)
 
 
 def outcomes(posts: pl.DataFrame, prices: pl.DataFrame, horizon: int) -> pl.DataFrame:

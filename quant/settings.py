@@ -5,8 +5,10 @@ its `ModelSpec`, whose defaults the command line's options show."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 
+from llm.settings import GrpoSettings
 from quant.errors import ConfigError
 
 # The learned combiners' model kinds and what they predict (`ModelSpec`).
@@ -86,3 +88,13 @@ class ModelSpec:
         if self.embargo is not None and self.embargo < self.horizon:
             raise ConfigError(f"embargo {self.embargo} is shorter than the horizon "
                               f"{self.horizon}: training labels would overlap the test block")
+
+
+@dataclass(frozen=True)
+class RewardSettings:
+    split: date = date(2014, 9, 1)   # train before, evaluate from
+    horizon: int = 1                 # sessions of forward return in the reward
+    train_posts: int = 6000
+    test_posts: int = 6000
+    seed: int = 0
+    grpo: GrpoSettings = field(default_factory=GrpoSettings)

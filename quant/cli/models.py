@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from dataclasses import replace
 
 import click
 
-from llm.settings import MODES, PRECISIONS, FinetuneSettings
+from llm.settings import MODES, PRECISIONS, FinetuneSettings, ReasonTrainSettings
 from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
+from quant.settings import RewardSettings
 from quant.tables import table_of
 from quant.workspace import load_model, make_engine, model_cache
 
-_TUNE = FinetuneSettings()
+# The training settings' defaults, which the options below show and pass on.
+_TUNE, REASON, REWARD = FinetuneSettings(), ReasonTrainSettings(), RewardSettings()
 
 
 @cli.command()
@@ -230,23 +233,23 @@ def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json)
               help="Parquet of posts: ticker, created_at (UTC), text")
 @click.option("--prices", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Parquet of daily prices: ticker, date/session, open, close, adj_close, volume")
-@click.option("--split", type=click.DateTime(["%Y-%m-%d"]), default="2014-09-01",
-              show_default=True, help="train on sessions before, evaluate on posts from")
+@click.option("--split", type=click.DateTime(["%Y-%m-%d"]),
+              default=str(REWARD.split), show_default=True,
+              help="train on sessions before, evaluate on posts from")
 @click.option("--model", "spec", default="default", show_default=True)
-@click.option("--steps", type=int, default=300, show_default=True)
-@click.option("--horizon", type=int, default=1, show_default=True)
+@click.option("--steps", type=int, default=REWARD.grpo.steps, show_default=True)
+@click.option("--horizon", type=int, default=REWARD.horizon, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @json_option
 @click.pass_context
 def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
     """GRPO-style reward stage: the head learns from realised returns (out-of-sample IC)."""
-    from llm.grpo import GrpoSettings
-    from quant.reward import RewardSettings, train_reward_adapter
+    from quant.reward import train_reward_adapter
 
     config = config_of(ctx)
     loaded = load_model(config, spec, "fp32")
-    settings = RewardSettings(split=split.date(), horizon=horizon,
-                              grpo=GrpoSettings(steps=steps))
+    settings = replace(REWARD, split=split.date(), horizon=horizon,
+                       grpo=replace(REWARD.grpo, steps=steps))
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_reward_adapter(loaded, posts, prices, out, settings,
                                 command=_command_line(), log=log)
@@ -289,14 +292,16 @@ def _upcycle_option(top_k: int | None, routing_weights: str | None) -> dict | No
               show_default=True, help="label column; the first one a file has is used")
 @click.option("--adapter", default="default", show_default=True,
               help="the adapter to start from (a shipped name or a directory)")
-@click.option("--minutes", type=float, default=50.0, show_default=True,
+@click.option("--minutes", type=float, default=REASON.minutes, show_default=True,
               help="wall-time budget; training stops at the first step past it")
-@click.option("--cold-start-minutes", type=float, default=20.0, show_default=True,
+@click.option("--cold-start-minutes", type=float, default=REASON.cold_start_minutes,
+              show_default=True,
               help="of the budget, supervised verdict-first completions before GRPO (0: none)")
-@click.option("--group", type=int, default=4, show_default=True,
+@click.option("--group", type=int, default=REASON.group, show_default=True,
               help="completions sampled per document")
-@click.option("--prompts", type=int, default=6, show_default=True, help="documents per step")
-@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--prompts", type=int, default=REASON.prompts, show_default=True,
+              help="documents per step")
+@click.option("--lr", type=float, default=REASON.lr, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="adapter directory to write (the starting adapter plus the reason deltas)")
 @json_option
@@ -304,11 +309,11 @@ def _upcycle_option(top_k: int | None, routing_weights: str | None) -> dict | No
 def llm_reason_train(ctx, train_files, text_col, label_cols, adapter, minutes,
                      cold_start_minutes, group, prompts, lr, out, as_json):
     """Train reason mode with verifiable rewards (GRPO: valid JSON, right label, short)."""
-    from llm.reason_train import ReasonTrainSettings, train_reason_adapter
+    from llm.reason_train import train_reason_adapter
 
     config = config_of(ctx)
-    settings = ReasonTrainSettings(minutes=minutes, cold_start_minutes=cold_start_minutes,
-                                   group=group, prompts=prompts, lr=lr)
+    settings = replace(REASON, minutes=minutes, cold_start_minutes=cold_start_minutes,
+                       group=group, prompts=prompts, lr=lr)
     log = (lambda line: None) if as_json else (lambda line: console.print(line))
     meta = train_reason_adapter(adapter, list(train_files), text_col, list(label_cols), out,
                                 settings, cache_dir=model_cache(config), names=config.models,
