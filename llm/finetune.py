@@ -33,11 +33,9 @@ from llm.evaluate import sentiment_metrics
 from llm.load import LoadedModel
 from llm.moe import load_entropy
 from llm.prefix import SharedPrefix
-from llm.settings import FinetuneSettings
+from llm.settings import FinetuneSettings, Log
 from llm.training_files import read_training_files, source_name, with_source_weights
 from llm.upcycle import moe_blocks
-
-Log = Callable[[str], None]
 
 
 def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 
 from llm import adapter as adapters
 from llm.errors import ModelError
-from llm.finetune import FinetuneSettings, Log, batches, pooled, prompt_prefix
+from llm.finetune import FinetuneSettings, batches, pooled, prompt_prefix
 from llm.load import LoadedModel
 from llm.prefix import SharedPrefix
-from llm.settings import GrpoSettings
+from llm.settings import GrpoSettings, Log
 
 
 def features(loaded: LoadedModel, texts: list[str], log: Log, batch_size: int = 64
@@ -46,6 +46,20 @@ def features(loaded: LoadedModel, texts: list[str], log: Log, batch_size: int = 
     return out
 
 
+# A group's spread is floored so near-equal rewards do not become huge advantages: the head's
+# rewards are returns (continuous, small spreads), reason mode's are a few discrete scores.
+HEAD_EPS, REASON_EPS = 1e-6, 1e-4
+
+
+def group_advantages(rewards: torch.Tensor, eps: float = REASON_EPS) -> torch.Tensor:
+    """(samples, group) rewards -> one advantage per sampled action, row by row: the reward
+    standardised within its group (0 where the group's rewards are all equal: nothing to
+    learn from it). The core both GRPO loops share: the head's here, reason mode's in
+    `llm.reason_train`."""
+    centred = rewards - rewards.mean(1, keepdim=True)
+    return (centred / (rewards.std(1, keepdim=True) + eps)).reshape(-1)
+
+
 def grpo(head: adapters.SentimentHead, x: torch.Tensor, payoff: torch.Tensor,
          settings: GrpoSettings, log: Log) -> tuple[adapters.SentimentHead, list[dict]]:
     """Optimise a copy of `head` on features `x` (N, D) where `payoff` (N, actions) is the
@@ -64,8 +78,7 @@ def grpo(head: adapters.SentimentHead, x: torch.Tensor, payoff: torch.Tensor,
         actions = torch.multinomial(logp.exp().detach(), settings.group, replacement=True,
                                     generator=generator)                      # (B, G)
         rewards = payoff[rows].gather(1, actions)                            # (B, G)
-        advantage = (rewards - rewards.mean(1, keepdim=True)) / (
-            rewards.std(1, keepdim=True) + 1e-6)
+        advantage = group_advantages(rewards, HEAD_EPS).view_as(rewards)
         chosen = logp.gather(1, actions)
         kl = F.kl_div(reference[rows], logp, log_target=True, reduction="batchmean")
         loss = -(advantage * chosen).mean() + settings.kl * kl

@@ -33,7 +33,7 @@ from llm import adapter as adapters
 from llm import prompts
 from llm.completions import Completions, completion_logprobs, reason_prompts
 from llm.engine import DocInput, Engine
-from llm.finetune import Log
+from llm.settings import Log
 
 SIDE = {"bearish": -70, "neutral": 0, "bullish": 70}
 RATIONALE_CHARS = 60

@@ -34,13 +34,13 @@ from llm import adapter as adapters
 from llm.completions import Completions, completion_logprobs, reason_prompts, snapshot
 from llm.engine import DocInput, Engine
 from llm.errors import ModelError
-from llm.finetune import Log
 from llm.grammar import GrammarLogitsProcessor, new_matcher
+from llm.grpo import REASON_EPS, group_advantages
 from llm.load import LoadedModel
 from llm.reason import label_of
 from llm.reason_cold_start import cold_start
 from llm.schema import ReasonOutput
-from llm.settings import ReasonTrainSettings
+from llm.settings import Log, ReasonTrainSettings
 
 ATTENTION = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")
 
@@ -61,14 +61,6 @@ def reward(text: str, finished: bool, label: str, tokens: int,
     return {"reward": total, "format": valid, "accuracy": correct, "length": length}
 
 
-def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
-    """(documents, group) rewards -> advantages standardised within each group (0 where the
-    group's rewards are all equal: nothing to learn from it)."""
-    centred = rewards - rewards.mean(1, keepdim=True)
-    return (centred / (rewards.std(1, keepdim=True) + 1e-4)).reshape(-1)
-
-
-@torch.no_grad()
 def sample(engine: Engine, docs: list[DocInput], settings: ReasonTrainSettings
            ) -> Completions:
     """`group` completions per document, sampled under the reason grammar."""
@@ -181,7 +173,7 @@ def _step(engine: Engine, deltas: dict[str, adapters.LowRank], reference: dict, 
     rewards = torch.tensor([p["reward"] for p in parts]).view(len(docs), settings.group)
     policy, fixed = completion_logprobs(engine.model, start, batch, deltas, reference)
     loss, kl = grpo_loss(policy, fixed, completion_mask,
-                         group_advantages(rewards), settings.kl)
+                         group_advantages(rewards, REASON_EPS), settings.kl)
     optimiser.zero_grad()
     loss.backward()
     optimiser.step()

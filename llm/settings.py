@@ -5,7 +5,11 @@ default to these values, declared once here)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# What every training loop reports its progress to: a callable taking one line.
+Log = Callable[[str], None]
 
 # The engine's modes and the precisions a model loads at, named once for every caller.
 MODES = ("score", "reason")

@@ -23,9 +23,9 @@ from data.calendar import get_calendar
 from data.errors import DataError
 from llm import adapter as adapters
 from llm.errors import ModelError
-from llm.finetune import Log
 from llm.grpo import features, grpo
 from llm.load import LoadedModel
+from llm.settings import Log
 from quant.evaluate import evaluate_signal
 from quant.pipeline import PanelParams, align, build_panel, no_signals
 from quant.settings import RewardSettings
