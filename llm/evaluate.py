@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from llm import lexicon
 from llm.adapter import LABELS
 from llm.engine import DocInput, Engine
 from llm.errors import ModelError
@@ -142,6 +143,25 @@ def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score",
     metrics |= {"mode": mode, "not_ok": failed, "seconds": round(seconds, 2),
                 "docs_per_s": round(len(docs) / seconds, 2) if seconds else None,
                 "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint}
+    metrics["dictionary"] = dictionary_metrics(frame)
+    metrics["above_dictionary"] = round(metrics["weighted_f1"]
+                                        - metrics["dictionary"]["weighted_f1"], 4)
     if with_probs:
         metrics["probs"] = probs
     return metrics
+
+
+def dictionary_metrics(frame: pl.DataFrame) -> dict:
+    """The Loughran-McDonald dictionary's reading of the same rows (`llm.lexicon`): n,
+    accuracy, weighted F1 and coverage (the share of texts with a positive or negative word).
+    A text without net tone is neutral; where the labels have no neutral it is a tie, which
+    falls to bearish."""
+    found = [lexicon.counts(t) for t in frame["text"]]
+    as_probs = {"bearish": (1.0, 0.0, 0.0), "neutral": (0.25, 0.5, 0.25),  # LABELS' order
+                "bullish": (0.0, 0.0, 1.0)}
+    probs = np.array([as_probs[lexicon.label(c["tone"])] for c in found])
+    metrics = sentiment_metrics(frame["label"].to_list(), probs)
+    covered = sum(c["positive"] + c["negative"] > 0 for c in found)
+    return {"n": metrics["n"], "accuracy": metrics["accuracy"],
+            "weighted_f1": metrics["weighted_f1"],
+            "coverage": round(covered / max(frame.height, 1), 4)}
