@@ -214,17 +214,12 @@ class Workspace(LiveMethods):
         predictions, folds, feature importance and per-feature IC."""
         from quant.learned import fit_walk_forward
 
-        known = {f.name for f in dataclasses.fields(ModelSpec)}
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise ConfigError(f"fit_model has no setting {unknown[0]!r}; its settings: "
-                              f"{', '.join(sorted(known))} (quant.settings.ModelSpec)")
+        model_spec = ModelSpec.of(spec, "fit_model")
         folder = self._model_folder(name)
         if not self.writable:
             raise ConfigError(f"{self.config.root} was opened read-only, and fit_model saves "
                               f"models/{name}: quant.open({str(self.config.root)!r}, "
                               "write=True) to fit")
-        model_spec = ModelSpec(**spec)
         fitted = fit_walk_forward(self.panel(self._with(model_spec.horizon), since, until),
                                   model_spec)
         fitted.save(folder)

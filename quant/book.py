@@ -12,7 +12,7 @@ point-in-time.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -104,11 +104,7 @@ def _frozen_model(config: Config, wh: Warehouse, strategy: str, model: dict | st
     else:
         chosen = dict(model)
         since = chosen.pop("since", None)
-        unknown = sorted(set(chosen) - {f.name for f in fields(ModelSpec)})
-        if unknown:
-            raise ConfigError(f"the model has no setting {unknown[0]!r}; its settings: since, "
-                              f"{', '.join(f.name for f in fields(ModelSpec))}")
-        spec = ModelSpec(**{**chosen, "features": tuple(chosen.get("features", ()))})
+        spec = ModelSpec.of(chosen, "the model", extra=("since",))
     since = day_of(since) or wh.scalar("SELECT min(session) FROM prices")
     if since >= go_live:
         raise ConfigError(f"the model's history starts on {since}, not before go-live on "
@@ -120,16 +116,20 @@ def _frozen_model(config: Config, wh: Warehouse, strategy: str, model: dict | st
 
 
 def universe_panel(config: Config, wh: Warehouse, which: SignalSet | None, universe,
-                   since: date | None, horizon: int | None = None) -> pl.DataFrame:
+                   since: date | None, horizon: int | None = None,
+                   prices: pl.DataFrame | None = None) -> pl.DataFrame:
     """The panel of `universe`'s names alone from `since` (None: all history), with the
-    signal set `which` (None: prices alone) and `horizon` among the forward returns."""
+    signal set `which` (None: prices alone) and `horizon` among the forward returns; built
+    from `prices` when given (`panel_at`'s, cut at a session's open)."""
     signals = no_signals() if which is None else load_signals(wh, which, since)
-    prices = load_prices(wh, since=since).filter(pl.col("ticker").is_in(list(universe)))
+    if prices is None:
+        prices = load_prices(wh, since=since).filter(pl.col("ticker").is_in(list(universe)))
     if prices.is_empty():
         raise DataError(f"no prices{f' since {since}' if since else ''} for the deployment's "
                         "names: ingest prices first")
-    return build_panel(signals, prices, config.pipeline if horizon is None
-                       else _with_horizon(config, horizon), get_calendar(config.data.calendar))
+    params = config.pipeline if horizon is None else replace(
+        config.pipeline, horizons=tuple(sorted({*config.pipeline.horizons, horizon})))
+    return build_panel(signals, prices, params, get_calendar(config.data.calendar))
 
 
 def signal_set(deployment: deployments.Deployment) -> SignalSet | None:
@@ -143,23 +143,17 @@ def backtest_panel(config: Config, wh: Warehouse, deployment: deployments.Deploy
     with its walk-forward's predictions), and the deployment's strategy."""
     spec, since = spec_of(deployment) if deployment.model else (None, None)
     panel = universe_panel(config, wh, signal_set(deployment), deployment.universe, since,
-                   spec.horizon if spec else None).filter(pl.col("session") <= end)
+                           spec.horizon if spec else None).filter(pl.col("session") <= end)
     if spec is not None:
         panel = walk_forward_panel(panel, spec)
     return (panel.filter(pl.col("session") >= start), get_strategy(deployment.strategy))
-
-
-def _with_horizon(config: Config, horizon: int):
-    """The configured panel settings with `horizon` among the forward returns."""
-    return replace(config.pipeline, horizons=tuple(sorted({*config.pipeline.horizons,
-                                                           horizon})))
 
 
 def spec_of(deployment: deployments.Deployment):
     """A learned deployment's (ModelSpec, first session of its training history)."""
     chosen = dict(deployment.model)
     since = day_of(chosen.pop("since"))
-    return ModelSpec(**{**chosen, "features": tuple(chosen["features"])}), since
+    return ModelSpec.of(chosen), since
 
 
 def panel_at(config: Config, wh: Warehouse, deployment: deployments.Deployment,
@@ -183,11 +177,9 @@ def panel_at(config: Config, wh: Warehouse, deployment: deployments.Deployment,
         "ticker", pl.lit(session, pl.Date).alias("session"),
         *(pl.lit(None, prices.schema[c]).alias(c) for c in ("open", "close", "adj_close")),
         pl.col("volume"))
-    which = signal_set(deployment)
-    signals = no_signals() if which is None else load_signals(wh, which, since)
-    panel = build_panel(signals, pl.concat([prices, today.select(prices.columns)]),
-                        _with_horizon(config, spec.horizon) if learned else config.pipeline,
-                        calendar)
+    panel = universe_panel(config, wh, signal_set(deployment), deployment.universe, since,
+                           spec.horizon if learned else None,
+                           prices=pl.concat([prices, today.select(prices.columns)]))
     return panel if learned else panel.filter(pl.col("session") >= deployment.go_live)
 
 
@@ -207,7 +199,6 @@ def targets_for(config: Config, wh: Warehouse, deployment: deployments.Deploymen
     _check_scored(wh, deployment, session, config)
     panel = panel_at(config, wh, deployment, session)
     if deployment.model is not None:
-
         today = predict_session(panel, spec_of(deployment)[0], session,
                                 {} if models is None else models)
         panel = panel.join(today.with_columns(session=pl.lit(session, pl.Date)),

@@ -199,7 +199,8 @@ def book(config: Config, as_of: date, wh: Warehouse) -> dict:
     books = daily_books(config, wh, as_of)
     for name, decided in books.items():   # each decided book's track record beside it
         if "names" in decided:
-            track.write_track(config, wh, deployments.get(wh, name))
+            deployment = deployments.get(wh, name)
+            track.write_track(config, deployment, track.track_record(config, wh, deployment))
     refused = {name: b["refused"] for name, b in books.items() if "refused" in b}
     if refused:  # the others are written; the job says which could not be decided, and why
         raise JobError("; ".join(f"{name}: {why}" for name, why in refused.items()))

@@ -79,7 +79,7 @@ class Fitted:
                           f"fit it again with `quant model fit --name {folder.name}`")
         meta = json.loads((folder / "model.json").read_text())
         spec = meta.pop("spec")
-        spec = ModelSpec(**{**spec, "features": tuple(spec["features"])})
+        spec = ModelSpec.of(spec)
         return cls(spec, *(pl.read_parquet(folder / f"{part}.parquet") for part in TABLES),
                    meta)
 

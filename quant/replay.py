@@ -24,6 +24,7 @@ import polars as pl
 from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
+from quant import backtest as bt
 from quant import book, deployments, track
 from quant.artefact import write_file
 from quant.config import CONFIG_NAME, Config
@@ -82,7 +83,7 @@ def replay_on_copy(config: Config, name: str, start: date, end: date, into: Path
             if "refused" in decided:
                 raise DataError(f"the replay stopped at {session}: {decided['refused']}")
         record = track.track_record(copied, wh, deployment)
-        track.write_track(copied, wh, deployment)
+        track.write_track(copied, deployment, record)
         gaps = _gaps(copied, wh, deployment, sessions[0], sessions[-1], record)
     result = {"deployment": name, "copy": str(copied.root), "sessions": len(sessions),
               "from": str(sessions[0]), "to": str(sessions[-1]), **gaps,
@@ -97,8 +98,6 @@ def _gaps(config: Config, wh: Warehouse, deployment: deployments.Deployment, sta
     """The largest gaps between the replay and a backtest of the same sessions: in a
     session's weights and in a day's return."""
     panel, strategy = book.backtest_panel(config, wh, deployment, start, end)
-    from quant import backtest as bt
-
     expected = bt.backtest(panel, strategy, deployment.params,
                            deployment.backtest_settings).returns[0]
     paper = record["returns"]

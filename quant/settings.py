@@ -5,7 +5,7 @@ its `ModelSpec`, whose defaults the command line's options show."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 
 from llm.settings import GrpoSettings
@@ -78,6 +78,18 @@ class ModelSpec:
     min_train: int = 120              # sessions before the first test block
     features: tuple[str, ...] = ()    # () = every registered feature
     seed: int = 0
+
+    @classmethod
+    def of(cls, values: dict, owner: str = "ModelSpec", extra: tuple[str, ...] = ()
+           ) -> ModelSpec:
+        """A spec from given or stored values (features as a tuple); a key that is none of
+        its settings is a ConfigError naming `owner`'s settings (`extra`: its own besides)."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"{owner} has no setting {unknown[0]!r}; its settings: "
+                              f"{', '.join([*extra, *known])} (quant.settings.ModelSpec)")
+        return cls(**{**values, "features": tuple(values.get("features", ()))})
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or self.target not in TARGETS:

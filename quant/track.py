@@ -10,7 +10,7 @@ record says whether the live Sharpe falls where that backtest would put it.
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,6 @@ from quant.config import Config
 from quant.pipeline import build_panel, load_prices, no_signals
 from quant.runs import traded_signal
 from quant.track_page import write_track as write_page
-from strategies import get_strategy
 
 # What the track record shows, live beside the backtest before go-live.
 FIGURES = ("sharpe", "cagr", "max_drawdown", "volatility", "turnover", "exposure", "rank_ic")
@@ -42,15 +41,12 @@ def paper(config: Config, wh: Warehouse, deployment: deployments.Deployment
     if targets.is_empty():
         raise DataError(f"{deployment.name} has no targets yet: the daily job writes them, or "
                         "`quant replay` for past sessions")
-    prices = load_prices(wh, since=deployment.go_live).filter(
-        pl.col("ticker").is_in(list(deployment.universe)))
-    panel = build_panel(no_signals(), prices, config.pipeline,
-                        get_calendar(config.data.calendar))
-    sessions = targets["session"].unique()
-    panel = panel.filter(pl.col("session").is_in(sessions.implode()))
+    panel = _since_go_live(config, wh, deployment).filter(
+        pl.col("session").is_in(targets["session"].unique().implode()))
     if panel.is_empty():  # only tomorrow's book so far: nothing has traded yet
         empty = pd.Series([], index=pd.DatetimeIndex([]), dtype=float)
         return empty.rename("paper"), empty.rename("turnover"), 0.0
+
     class Stored:  # the targets as a strategy, so the simulation places them as any other
         name = deployment.name
 
@@ -71,10 +67,17 @@ def live_ic(config: Config, wh: Warehouse, deployment: deployments.Deployment,
         pl.col("signal").is_not_null())
     if targets.is_empty():
         return pl.DataFrame(schema={"session": pl.Date, "ic": pl.Float64})
-    returns = build_panel(no_signals(), load_prices(wh, since=deployment.go_live),
-                          config.pipeline, get_calendar(config.data.calendar))
-    return daily_rank_ic(targets.join(returns.select("session", "ticker", "fwd_ret_1"),
-                                      on=["session", "ticker"]), "signal")
+    returns = _since_go_live(config, wh, deployment).select("session", "ticker", "fwd_ret_1")
+    return daily_rank_ic(targets.join(returns, on=["session", "ticker"]), "signal")
+
+
+def _since_go_live(config: Config, wh: Warehouse, deployment: deployments.Deployment
+                   ) -> pl.DataFrame:
+    """The deployment's names' prices and forward returns from go-live on."""
+    prices = load_prices(wh, since=deployment.go_live).filter(
+        pl.col("ticker").is_in(list(deployment.universe)))
+    return build_panel(no_signals(), prices, config.pipeline,
+                       get_calendar(config.data.calendar))
 
 
 def daily_rank_ic(frame: pl.DataFrame, signal: str) -> pl.DataFrame:
@@ -89,23 +92,17 @@ def expectation(config: Config, wh: Warehouse, deployment: deployments.Deploymen
     """What a backtest of the deployment expected: its single run over the sessions with
     signals before go-live (sharpe, cagr, max_drawdown, ...); None without 20 of them. A
     learned deployment's is the walk-forward of its model over its history before go-live."""
-    spec, since = book.spec_of(deployment) if deployment.model else (None, None)
-    which = book.signal_set(deployment)
     try:
-        panel = book.universe_panel(config, wh, which, deployment.universe, since,
-                                    spec.horizon if spec else None)
+        panel, strategy = book.backtest_panel(config, wh, deployment, date.min,
+                                              deployment.go_live - timedelta(days=1))
     except DataError:
         return None
-    panel = panel.filter(pl.col("session") < deployment.go_live)
-    if spec is not None:
-        panel = book.walk_forward_panel(panel, spec)
-    elif "sentiment" in panel.columns and which is not None:
-        live = panel.filter(pl.col("sentiment").is_not_null())
+    if deployment.model is None and book.signal_set(deployment) is not None:
+        live = panel.filter(pl.col("sentiment").is_not_null())  # from the first signal on
         panel = panel.filter(pl.col("session") >= live["session"].min()) if live.height else (
             panel.clear())
     if panel["session"].n_unique() < 20:
         return None
-    strategy = get_strategy(deployment.strategy)
     result = bt.backtest(panel, strategy, deployment.params, deployment.backtest_settings)
     metrics = result.metrics[0]
     signal = traded_signal(strategy, deployment.params)
@@ -117,11 +114,11 @@ def expectation(config: Config, wh: Warehouse, deployment: deployments.Deploymen
             "period": f"{panel['session'].min()} .. {panel['session'].max()}"}
 
 
-def write_track(config: Config, wh: Warehouse, deployment: deployments.Deployment) -> Path:
-    """The deployment's track record beside its books (`quant.track_page`)."""
+def write_track(config: Config, deployment: deployments.Deployment, record: dict) -> Path:
+    """The deployment's track record (`track_record`) beside its books (`quant.track_page`)."""
     folder = book.folder_of(config, deployment.name)
     folder.mkdir(parents=True, exist_ok=True)
-    return write_page(folder, config.reports_dir, track_record(config, wh, deployment))
+    return write_page(folder, config.reports_dir, record)
 
 
 def track_record(config: Config, wh: Warehouse, deployment: deployments.Deployment) -> dict:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from quant.cli.app import cli, config_of, console, emit, json_option
+from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
 from quant.tables import fmt, record_of, table_of
 
 
@@ -87,8 +87,6 @@ def schedule_history(ctx, limit, as_json):
 def schedule_replay(ctx, name, since, until, into, as_json):
     """Run the daily book step for every session of a range on a copy of the workspace and
     set it against a backtest of the same sessions; exit 1 when they differ."""
-    from quant.cli.app import day, workspace_of
-
     ws = workspace_of(ctx, write=into is None)
     result = ws.replay_on_copy(name, day(since), day(until), into)
     emit(result, as_json, lambda r: console.print(record_of(
