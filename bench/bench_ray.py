@@ -26,9 +26,10 @@ def score_timings(root: Path, docs: int) -> dict:
     from data.warehouse import Warehouse
     from llm.engine import Engine
     from quant import distributed
+    from quant.api import init_workspace
     from quant.config import load_config
+    from quant.models import load_request
     from quant.scoring import score_pending
-    from quant.workspace import init_workspace, load_request
     from tests.llm.tiny import build_tiny_model
 
     tiny = build_tiny_model(root / "tiny")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from functools import lru_cache
 
-import exchange_calendars as xcals
 import numpy as np
 import polars as pl
 
@@ -25,6 +24,8 @@ class TradingCalendar:
     """Sessions and their opens/closes (UTC) for one exchange, default XNYS."""
 
     def __init__(self, name: str = "XNYS") -> None:
+        import exchange_calendars as xcals  # with pandas, 0.4 s: only when a calendar is built
+
         try:
             end = (datetime.now(timezone.utc).year + 1, 12, 31)
             cal = xcals.get_calendar(name, start=CALENDAR_START, end="%04d-%02d-%02d" % end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from data.ingest.sections import MIN_COVERAGE
 from data.warehouse import Warehouse
 
 _RANGES = {
@@ -27,7 +28,6 @@ def warehouse_status(wh: Warehouse) -> dict:
     by_kind = wh.query("SELECT kind, count(*) AS n FROM documents GROUP BY kind ORDER BY kind")
     rejects = wh.query("SELECT reason, count(*) AS n, count(DISTINCT file) AS files "
                        "FROM rejects GROUP BY reason ORDER BY n DESC LIMIT 20")
-    from data.ingest.sections import MIN_COVERAGE
 
     thin = wh.query(f"""
         SELECT title, round(TRY_CAST(meta->>'sections_coverage' AS DOUBLE), 3) AS coverage

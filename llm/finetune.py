@@ -30,7 +30,7 @@ from llm import adapter as adapters
 from llm import prompts
 from llm.errors import ModelError
 from llm.evaluate import sentiment_metrics
-from llm.load import LoadedModel
+from llm.load import LoadedModel, load
 from llm.moe import load_entropy
 from llm.prefix import SharedPrefix
 from llm.settings import FinetuneSettings, Log
@@ -326,7 +326,6 @@ def train_adapter(base: str, train_files: list[str], valid_files: list[str], tex
     """Load `base` in fp32, fine-tune, and write the adapter of the best epoch to `out`;
     `upcycle` (e.g. {"top_k": 2}) changes how the bundled model is upcycled, and is recorded
     so the adapter loads on the same upcycle."""
-    from llm.load import load
 
     train = read_training_files(train_files, text_col, label_cols)
     valid = {source_name(f): read_training_files([f], text_col, label_cols)

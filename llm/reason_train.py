@@ -36,7 +36,7 @@ from llm.engine import DocInput, Engine
 from llm.errors import ModelError
 from llm.grammar import GrammarLogitsProcessor, new_matcher
 from llm.grpo import REASON_EPS, group_advantages
-from llm.load import LoadedModel
+from llm.load import LoadedModel, adapter_path, load
 from llm.reason import label_of
 from llm.reason_cold_start import cold_start
 from llm.schema import ReasonOutput
@@ -207,7 +207,6 @@ def train_reason_adapter(adapter: str, train_files: list[str], text_col: str,
                          log: Log = print) -> dict:
     """Load `base` in fp32 with `adapter`, train reason mode on the files, and write a copy
     of the adapter with the reason deltas added to `out` (score mode reads it unchanged)."""
-    from llm.load import adapter_path, load
     from llm.training_files import read_training_files
 
     train = read_training_files(train_files, text_col, label_cols)

@@ -9,16 +9,8 @@ from __future__ import annotations
 
 def __getattr__(name: str):
     # Loaded on first use, so `quant.cli` and the jobs do not pay for what they do not use.
-    if name == "open":
-        from quant.api import open_workspace
+    if name in ("open", "Workspace", "model", "init_workspace"):
+        from quant import api  # the API's modules: not for the command line's start
 
-        return open_workspace
-    if name in ("Workspace", "model"):
-        from quant import api
-
-        return getattr(api, name)
-    if name == "init_workspace":
-        from quant.workspace import init_workspace
-
-        return init_workspace
+        return getattr(api, "open_workspace" if name == "open" else name)
     raise AttributeError(f"module 'quant' has no attribute {name!r}")

@@ -23,23 +23,61 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from data.calendar import get_calendar
 from data.errors import DataError
+from data.ingest import ingest_files
+from data.search import search
+from data.status import warehouse_status
 from data.warehouse import Warehouse
-from quant.config import Config, workspace_config
+from quant.artefact import inside
+from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config, workspace_config
 from quant.days import day_of
+from quant.distributed import ray_scorer
 from quant.errors import ConfigError
+from quant.evaluate import evaluate_signal, horizons_in
+from quant.features import with_features
+from quant.learned import Fitted, fit_walk_forward
 from quant.live import LiveMethods
+from quant.models import Model, load_request, make_engine, model
+from quant.pipeline import build_panel, load_prices, no_signals, panel_from_warehouse
+from quant.scoring import score_pending
 from quant.settings import ModelSpec
+from quant.signals import PANEL_SIGNALS, prepare
 
 if TYPE_CHECKING:
     from quant.evaluate import Evaluation
     from quant.run_store import StoredRun
     from quant.signals import UserSignal
 
+__all__ = ["Model", "Workspace", "init_workspace", "model", "open_workspace"]
+
 
 def open_workspace(root: str | Path = ".", write: bool = False) -> Workspace:
     """A workspace made by `quant init` (or `init_workspace`); read-only unless `write`."""
     return Workspace(root, write)
+
+
+def init_workspace(root: str | Path) -> dict:
+    """Create (or complete) a workspace folder: quant.toml, the inbox folders, the warehouse
+    at the current schema."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / CONFIG_NAME).exists():
+        (root / CONFIG_NAME).write_text(DEFAULT_TOML)
+    config = load_config(root)
+    for kind in ("prices", "news", "filings"):
+        (config.inbox_dir / kind).mkdir(parents=True, exist_ok=True)
+    with Warehouse(config.warehouse_path) as wh:
+        version = wh.scalar("SELECT max(version) FROM schema_version")
+    return {"workspace": str(config.root), "warehouse": str(config.warehouse_path),
+            "schema_version": version}
+
+
+def _runs():
+    """quant.runs: backtests, their store and reports."""
+    from quant import runs  # pandas and plotly: only when a backtest is run or read
+
+    return runs
 
 
 def _period(since: str | date | None, until: str | date | None) -> tuple:
@@ -67,9 +105,18 @@ class Workspace(LiveMethods):
     def __init__(self, root: str | Path = ".", write: bool = False) -> None:
         self.config: Config = workspace_config(root)
         self.writable = write
+        self._open: Warehouse | None = None
         if not write and not self.config.warehouse_path.exists():
             raise DataError(f"no warehouse at {self.config.warehouse_path}: create the "
                             "workspace first (`quant init DIR` or quant.init_workspace(DIR))")
+
+    @classmethod
+    def on(cls, config: Config, wh: Warehouse) -> Workspace:
+        """The workspace of `config` working in a warehouse its caller holds open (a batch
+        job's, for all of its steps); writable unless that warehouse is read-only."""
+        ws = cls.__new__(cls)
+        ws.config, ws.writable, ws._open = config, not wh.read_only, wh
+        return ws
 
     def __repr__(self) -> str:
         mode = "read-write" if self.writable else "read-only"
@@ -81,6 +128,9 @@ class Workspace(LiveMethods):
         if write and not self.writable:
             raise ConfigError(f"{self.config.root} was opened read-only: "
                               f"quant.open({str(self.config.root)!r}, write=True) to change it")
+        if self._open is not None:
+            yield self._open
+            return
         with Warehouse(self.config.warehouse_path, read_only=not write) as wh:
             yield wh
 
@@ -88,14 +138,12 @@ class Workspace(LiveMethods):
 
     def status(self) -> dict:
         """Tables, row counts, date ranges and rejects."""
-        from data.status import warehouse_status
 
         with self.warehouse() as wh:
             return warehouse_status(wh)
 
     def ingest(self, kind: str, paths: Iterable[str | Path], **options: object) -> list:
         """Load files of `kind` (prices, news, filings); one `IngestResult` per file."""
-        from data.ingest import ingest_files
 
         if kind == "news":
             options.setdefault("assume_zone", self.config.data.assume_zone)
@@ -122,7 +170,6 @@ class Workspace(LiveMethods):
     def search(self, query: str, ticker: str | None = None, kind: str | None = None,
                since: str | date | None = None, limit: int = 10) -> pl.DataFrame:
         """News and filing sections ranked by BM25."""
-        from data.search import search
 
         with self.warehouse() as wh:
             return search(wh, query, ticker=ticker, kind=kind, since=day_of(since), limit=limit)
@@ -151,20 +198,25 @@ class Workspace(LiveMethods):
               engine: str | None = None) -> dict:
         """Score what the configured (or given) model has not scored yet; counts and speed.
         `on_progress(done, total)` is called as documents are scored."""
-        from quant.workspace import score_documents
 
         day = day_of(since)
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) if day else None
-        with self.warehouse(write=True) as wh:
-            return score_documents(self.config, wh, mode, model, start, limit,
-                                   on_progress=on_progress, engine_name=engine, sample=sample)
+        mode = mode or self.config.model.mode
+        with self.warehouse(write=True) as wh:  # a read-only workspace refuses before loading
+            request = load_request(self.config, model)
+            scorer_engine = make_engine(request.load(), self.config.model)
+            scorer, extra = None, {}
+            if (engine or self.config.engine) == "ray":  # pinned to this engine's model there
+                scorer = ray_scorer(request, scorer_engine, mode, address=self.config.ray_address
+                                    or None, workers=self.config.ray_workers)
+                extra = {"engine": "ray", "workers": self.config.ray_workers}
+            return score_pending(wh, scorer_engine, mode, start, limit, progress=on_progress,
+                                 sample=sample, scorer=scorer) | extra
 
     def panel(self, horizons: tuple[int, ...] | None = None, since: str | date | None = None,
               until: str | date | None = None, signals: bool = True) -> pl.DataFrame:
         """The point-in-time panel (look-ahead checked) of the latest signal set; with
         `signals=False`, prices and forward returns alone, for a signal of your own."""
-        from data.calendar import get_calendar
-        from quant.pipeline import build_panel, load_prices, no_signals, panel_from_warehouse
 
         params = dataclasses.replace(self.config.pipeline,
                                      horizons=horizons or self.config.pipeline.horizons)
@@ -183,27 +235,33 @@ class Workspace(LiveMethods):
         signal of the warehouse's panel) over `since` .. `until`. A signal of your own is a
         polars expression or a function of the panel, checked point-in-time
         (`quant.signals`); a precomputed column needs `trust_column=True`."""
-        from quant.evaluate import evaluate_signal, horizons_in  # numpy: when evaluating
-        from quant.signals import PANEL_SIGNALS, prepare
-        from quant.workspace import evaluate_report
 
         signal = signal if signal is not None else self.config.evaluate.signal
         start, end = _period(since, until)
         if panel is None and isinstance(signal, str) and signal in PANEL_SIGNALS:
-            with self.warehouse() as wh:
-                return evaluate_report(self.config, wh, signal, horizons, start, end)
+            return self._evaluate_warehouse(signal, horizons, start, end)
         panel = self.panel(horizons) if panel is None else panel
         panel, name = prepare(panel, signal, trust_column)  # on the whole history, then cut
         panel = _cut(panel, start, end)
         horizons = horizons or horizons_in(panel)
         return evaluate_signal(panel, name, horizons, self.config.evaluate.quantiles)
 
+    def _evaluate_warehouse(self, signal: str, horizons, start, end) -> Evaluation:
+        """A text signal of the warehouse's panel, with the signal set it was built from."""
+        params = dataclasses.replace(self.config.pipeline,
+                                     horizons=horizons or self.config.pipeline.horizons)
+        with self.warehouse() as wh:
+            panel, which = panel_from_warehouse(wh, params, since=start, until=end,
+                                                calendar=self.config.data.calendar)
+        evaluation = evaluate_signal(panel, signal, params.horizons,
+                                     self.config.evaluate.quantiles)
+        return dataclasses.replace(evaluation, signals=which.provenance())
+
     # ------------------------------------------------------------ learned models
 
     def features(self, names: list[str] | None = None, since: str | date | None = None,
                  until: str | date | None = None) -> pl.DataFrame:
         """The panel with the registered features (`quant.features`), point-in-time checked."""
-        from quant.features import with_features
 
         return with_features(self.panel(since=since, until=until), names)
 
@@ -212,7 +270,6 @@ class Workspace(LiveMethods):
         """Fit a combiner of the features walk-forward (`quant.settings.ModelSpec` fields as
         keywords), save it under models/NAME and return it (`Fitted`): its out-of-sample
         predictions, folds, feature importance and per-feature IC."""
-        from quant.learned import fit_walk_forward
 
         model_spec = ModelSpec.of(spec, "fit_model")
         folder = self._model_folder(name)
@@ -238,12 +295,10 @@ class Workspace(LiveMethods):
 
     def fitted_model(self, name: str = "model"):
         """A model saved by `fit_model` (or `quant model fit`)."""
-        from quant.learned import Fitted
 
         return Fitted.load(self._model_folder(name))
 
     def _model_folder(self, name: str) -> Path:
-        from quant.artefact import inside
 
         return inside(self.config.root / "models", name, "model")
 
@@ -260,9 +315,6 @@ class Workspace(LiveMethods):
         point-in-time (`quant.signals`), or a column; a column of a given `panel` that the
         framework did not build needs `trust_column=True`. `notes` (e.g. `Fitted.notes()`)
         say where a given `panel` came from."""
-        from quant import runs  # vectorbt, pandas and scipy: only when a backtest runs
-        from quant.signals import prepare
-
         if sweep and walk_forward:
             raise ConfigError("choose sweep or walk_forward, not both")
         mode = "sweep" if sweep else "walk_forward" if walk_forward else "single"
@@ -274,23 +326,25 @@ class Workspace(LiveMethods):
                 trust_column = True  # checked just now
             params = {**(params or {}), "signal": signal}
         with self.warehouse(write=True) as wh:
-            return runs.execute(self.config, wh, strategy, params, mode,
+            return _runs().execute(self.config, wh, strategy, params, mode,
                                 *_period(since, until), engine=engine, panel=panel,
                                 notes=notes, trust_column=trust_column)
 
+    def write_index(self, as_of: str | date | None = None) -> dict:
+        """The reports' index page (the live deployments, then every stored run); its path."""
+        with self.warehouse(write=True) as wh:
+            return _runs().write_reports_index(self.config, wh, day_of(as_of))
+
     def run(self, run_id: str = "latest") -> StoredRun:
         """A stored run by id (`latest`: the newest)."""
-        from quant import runs
-
         with self.warehouse() as wh:
-            store = runs.store_of(self.config, wh)
+            store = _runs().store_of(self.config, wh)
             return store.read(store.latest() if run_id == "latest" else run_id)
 
     def report(self, run: StoredRun | str = "latest") -> Path:
         """Write the run's HTML report (and metrics.json, equity.png); its path. A read-only
         workspace writes nothing: it gives the stored report's path, or refuses."""
-        from quant.artefact import inside
-        from quant.report import write_report
+        from quant.report import write_report  # pandas and plotly: only when a report is written
 
         run = self.run(run) if isinstance(run, str) else run
         folder = inside(self.config.reports_dir, run.run_id, "run")
@@ -302,40 +356,3 @@ class Workspace(LiveMethods):
                               "write=True).report(...) writes it")
         return write_report(folder, run, str(self.config.warehouse_path))
 
-
-class Model:
-    """A loaded model with its engine, for scoring texts directly (no warehouse)."""
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-        self.loaded = engine.loaded
-
-    def __repr__(self) -> str:
-        return (f"Model({self.loaded.model_id!r}, precision={self.loaded.precision!r}, "
-                f"fingerprint={self.loaded.fingerprint!r})")
-
-    def score(self, texts: str | list[str], ticker: str = "", mode: str = "score"
-              ) -> pl.DataFrame:
-        """One row per text: status, sentiment, confidence, event type, reason."""
-        from llm.engine import DocInput
-
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        results = self.engine.run([DocInput(ticker, t) for t in texts], mode)
-        return pl.DataFrame([{
-            "text": t, "status": r.status,
-            "sentiment": r.fields.sentiment if r.fields else None,
-            "confidence": r.fields.confidence if r.fields else None,
-            "event_type": r.fields.event_type.value if r.fields else None,
-            "reason": r.reason} for t, r in zip(texts, results, strict=True)],
-            schema_overrides={"sentiment": pl.Float64, "confidence": pl.Float64,
-                              "event_type": pl.String, "reason": pl.String})
-
-
-def model(spec: str = "default", precision: str = "auto", adapter: str | None = None,
-          **engine_settings: object) -> Model:
-    """Load a model (`default`, a Hugging Face directory, a .gguf file) for ad-hoc scoring;
-    `engine_settings` as `llm.engine.EngineSettings` (batch_size, events, ...)."""
-    import llm
-    from llm.engine import Engine
-
-    return Model(Engine(llm.load(spec, precision, adapter=adapter), **engine_settings))

@@ -34,9 +34,9 @@ from quant.learned import (
     walk_forward_design,
 )
 from quant.pipeline import build_panel, load_prices, no_signals
-from quant.runs import get_strategy_or_fail, traded_signal
 from quant.settings import ModelSpec
 from quant.signal_store import SignalSet, choose_signal_set, load_signals
+from quant.signals import get_strategy_or_fail, traded_signal
 from strategies import get_strategy
 from strategies.base import check_params
 

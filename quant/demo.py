@@ -24,19 +24,15 @@ from pathlib import Path
 import polars as pl
 from rich.console import Console
 
-from data.ingest import ingest_files
 from data.samples import SAMPLE_END, sample_prices_path, write_sample_news
 from data.warehouse import Warehouse
-from quant import runs
-from quant.config import load_config
+from quant.api import Workspace, init_workspace
+from quant.evaluate import evaluate_signal
+from quant.learned import fit_walk_forward
+from quant.runs import signal_period
 from quant.scheduler import run_once
-from quant.tables import print_evaluation, safe, table_of
-from quant.workspace import (
-    evaluate_report,
-    init_workspace,
-    progress_callback,
-    score_documents,
-)
+from quant.settings import ModelSpec
+from quant.tables import print_evaluation, progress_callback, safe, table_of
 
 console = Console(stderr=True, soft_wrap=True, emoji=False)  # values are never cut
 
@@ -49,29 +45,30 @@ def _workspace(root: Path):
                                                         "walk_forward_train = 126\n"
                                                         "walk_forward_test = 63\n", 1)
         (root / "quant.toml").write_text(toml)
-    return load_config(root)
+    return Workspace(root, write=True)
 
 
-def _ingest(config, wh: Warehouse) -> list[dict]:
-    prices_in = config.inbox_dir / "prices" / "bokeh_stocks.csv.gz"
+def _ingest(ws: Workspace) -> list[dict]:
+    prices_in = ws.config.inbox_dir / "prices" / "bokeh_stocks.csv.gz"
     if not prices_in.exists():
         shutil.copy(sample_prices_path(), prices_in)
-    results = ingest_files(wh, "prices", [prices_in], source="bokeh_sampledata")
-    news_in = config.inbox_dir / "news" / "sample_news.parquet"
+    results = ws.ingest("prices", [prices_in], source="bokeh_sampledata")
+    news_in = ws.config.inbox_dir / "news" / "sample_news.parquet"
     if not news_in.exists():
-        prices = wh.query("SELECT ticker, session, open, close, adj_close FROM prices")
+        with ws.warehouse() as wh:
+            prices = wh.query("SELECT ticker, session, open, close, adj_close FROM prices")
         write_sample_news(news_in, prices, strength=0.3)
-    results += ingest_files(wh, "news", [news_in])
+    results += ws.ingest("news", [news_in])
     return [r.as_dict() for r in results]
 
 
-def _score(config, wh: Warehouse, quiet: bool) -> dict:
+def _score(ws: Workspace, quiet: bool) -> dict:
     with progress_callback("scoring", quiet) as on_progress:
-        return score_documents(config, wh, on_progress=on_progress)
+        return ws.score(on_progress=on_progress)
 
 
-def _evaluate(config, wh: Warehouse, quiet: bool) -> dict:
-    evaluation = evaluate_report(config, wh)
+def _evaluate(ws: Workspace, quiet: bool) -> dict:
+    evaluation = ws.evaluate()
     if not quiet:
         print_evaluation(evaluation, console)
     first = evaluation.first
@@ -79,48 +76,42 @@ def _evaluate(config, wh: Warehouse, quiet: bool) -> dict:
             "pooled_ic": first.pooled_ic, "rows": first.rows}
 
 
-def _backtests(config, wh: Warehouse) -> list[dict]:
-    backtests = [runs.run(config, wh, name) for name in config.backtest.strategies]
-    backtests.append(runs.run(config, wh, "sentiment_long_short", mode="sweep"))
-    backtests.append(runs.run(config, wh, "sentiment_long_short", mode="walk_forward"))
+def _backtests(ws: Workspace) -> list[dict]:
+    backtests = [ws.backtest(name).summary for name in ws.config.backtest.strategies]
+    backtests.append(ws.backtest("sentiment_long_short", sweep=True).summary)
+    backtests.append(ws.backtest("sentiment_long_short", walk_forward=True).summary)
     return backtests
 
 
-def _learned(config, wh: Warehouse) -> dict:
+def _learned(ws: Workspace) -> dict:
     """A ridge on every feature's cross-sectional rank over the news period, refitted each
     quarter on an expanding, purged window after its first half-year; only its out-of-sample
     predictions are evaluated and traded."""
-    from quant.evaluate import evaluate_signal
-    from quant.learned import fit_walk_forward
-    from quant.pipeline import panel_from_warehouse
-    from quant.settings import ModelSpec
-
-    panel, _ = panel_from_warehouse(wh, config.pipeline, calendar=config.data.calendar)
-    panel = panel.filter(pl.col("session").is_between(*runs.signal_period(panel)))
+    panel = ws.panel()
+    panel = panel.filter(pl.col("session").is_between(*signal_period(panel)))
     fitted = fit_walk_forward(panel, ModelSpec(kind="linear", test=63, min_train=126))
-    fitted.save(config.root / "models" / "demo")
+    fitted.save(ws.config.root / "models" / "demo")
     predicted = fitted.panel(panel)
     first = evaluate_signal(predicted, "prediction", (1,)).first
     return {"rank_ic": first.rank_ic["mean"], "rank_ic_t_hac": first.rank_ic["t_stat_hac"],
             "folds": fitted.folds.height, "top_features": fitted.importance["feature"][:3]
-            .to_list(), "backtest": runs.run(config, wh, "learned", panel=predicted,
-                                 notes=fitted.notes())}
+            .to_list(), "backtest": ws.backtest("learned", panel=predicted,
+                                                notes=fitted.notes()).summary}
 
 
 LIVE_FROM = date(2012, 7, 2)  # the demo's deployment goes live for the news period's last half
 
 
-def _live(config, wh: Warehouse) -> dict:
+def _live(ws: Workspace) -> dict:
     """Deploy the long-short strategy at LIVE_FROM and replay every session after it, each
     decided with only what was known before its open; its paper record beside its backtest's
     expectation."""
-    from quant import book, deployments, track
-
-    deployment = deployments.get(wh, "demo", missing_ok=True) or book.freeze(
-        config, wh, "demo", "sentiment_long_short", {}, LIVE_FROM)
-    end = wh.scalar("SELECT max(published_at)::DATE FROM documents WHERE kind = 'news'")
-    sessions = book.replay(config, wh, deployment, LIVE_FROM, end)
-    record = track.track_record(config, wh, deployment)
+    if "demo" not in {d.name for d in ws.deployments()}:  # frozen by an earlier demo run
+        ws.deploy("demo", "sentiment_long_short", {}, LIVE_FROM)
+    with ws.warehouse() as wh:
+        end = wh.scalar("SELECT max(published_at)::DATE FROM documents WHERE kind = 'news'")
+    sessions = ws.replay("demo", LIVE_FROM, end)
+    record = ws.track("demo")
     return {"sessions": sessions,
             "paper_return": float((1 + record["returns"]).prod() - 1),
             "paper_sharpe": record["live"]["sharpe"],
@@ -130,7 +121,8 @@ def _live(config, wh: Warehouse) -> dict:
 def run_demo(root: Path, quiet: bool = False) -> dict:
     started = time.perf_counter()
     say = (lambda *a: None) if quiet else console.print
-    config = _workspace(root)
+    ws = _workspace(root)
+    config = ws.config
     summary: dict = {"workspace": str(config.root)}
     timings: dict[str, float] = {}
 
@@ -140,20 +132,20 @@ def run_demo(root: Path, quiet: bool = False) -> dict:
         summary[name] = fn()
         timings[name] = round(time.perf_counter() - t0, 1)
 
-    with Warehouse(config.warehouse_path) as wh:
+    with Warehouse(config.warehouse_path) as wh:  # one connection for the demo's steps
+        ws = Workspace.on(config, wh)
         step("ingest", "[bold]1/8[/] ingesting the bundled real prices and the generated news",
-             lambda: _ingest(config, wh))
+             lambda: _ingest(ws))
         step("score", "[bold]2/8[/] scoring the news with the default local model",
-             lambda: _score(config, wh, quiet))
-        step("evaluate", "[bold]3/8[/] evaluating the signal", lambda: _evaluate(config, wh,
-                                                                                  quiet))
+             lambda: _score(ws, quiet))
+        step("evaluate", "[bold]3/8[/] evaluating the signal", lambda: _evaluate(ws, quiet))
         step("backtests", "[bold]4/8[/] backtesting the strategies (first use compiles "
-             "vectorbt, ~20 s)", lambda: _backtests(config, wh))
+             "vectorbt, ~20 s)", lambda: _backtests(ws))
         step("learned", "[bold]5/8[/] fitting a model of the features walk-forward and "
-             "backtesting its out-of-sample predictions", lambda: _learned(config, wh))
+             "backtesting its out-of-sample predictions", lambda: _learned(ws))
         step("live", f"[bold]6/8[/] deploying sentiment_long_short live from {LIVE_FROM} and "
              "replaying each session as it would have been decided then",
-             lambda: _live(config, wh))
+             lambda: _live(ws))
     summary["backtests"].append(summary["learned"]["backtest"])
     say("[bold]7/8[/] reports written")
     summary["report"] = next(b for b in summary["backtests"]

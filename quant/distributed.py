@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import polars as pl
 
 from quant.errors import JobError
+from quant.scoring import score_part
 
 
 def init(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -73,7 +74,6 @@ class ScoringActor:
         self.fail_once_marker = fail_once_marker  # tests: die once, mid-batch
 
     def __call__(self, batch):
-        from quant.scoring import score_part
 
         if self.fail_once_marker and not os.path.exists(self.fail_once_marker):
             open(self.fail_once_marker, "w").close()

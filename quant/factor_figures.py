@@ -5,12 +5,12 @@ return."""
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from scipy import stats as scipy_stats
 
 if TYPE_CHECKING:
     from quant.evaluate import Evaluation
@@ -63,8 +63,8 @@ def _qq(ic: pd.Series) -> go.Figure:
     """The daily rank IC's quantiles against the normal's of the same mean and spread: a bend
     at the ends is fat tails."""
     ordered = np.sort(ic.to_numpy())
-    normal = scipy_stats.norm.ppf((np.arange(1, len(ordered) + 1) - 0.5) / len(ordered),
-                                  loc=ordered.mean(), scale=ordered.std(ddof=1) or 1.0)
+    fitted = NormalDist(ordered.mean(), ordered.std(ddof=1) or 1.0)
+    normal = np.array([fitted.inv_cdf((i + 0.5) / len(ordered)) for i in range(len(ordered))])
     fig = go.Figure(go.Scatter(x=normal, y=ordered, mode="markers", name="daily rank IC"))
     fig.add_scatter(x=normal, y=normal, mode="lines", name="normal", line=dict(dash="dot"))
     return fig.update_layout(title="Rank IC against the normal (QQ)",

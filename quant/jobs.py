@@ -27,8 +27,12 @@ from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from data.ingest.batch import expand_paths, reject_file
 from data.warehouse import Warehouse
 from quant import job_log
+from quant import monitor as watch
+from quant.api import Workspace
+from quant.artefact import write_file
 from quant.config import Config
 from quant.errors import JobError
 from quant.process import alive
@@ -123,8 +127,6 @@ def _tracked(name: str, config: Config, as_of: date, wh: Warehouse,
 
 def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every file in inbox/prices, inbox/news and inbox/filings not ingested before."""
-    from data.ingest import ingest_files
-    from data.ingest.batch import expand_paths, reject_file
 
     counters: dict = {}
     for kind in ("prices", "news", "filings"):
@@ -136,9 +138,7 @@ def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
             reject_file(wh, kind, path, reason)
         for path in files:
             check_stop()
-            options = {"assume_zone": config.data.assume_zone} if kind == "news" else {}
-            for result in ingest_files(wh, kind, [path], max_bytes=config.data.max_bytes,
-                                       **options):
+            for result in Workspace.on(config, wh).ingest(kind, [path]):
                 totals["files"] += 1
                 totals["new_files"] += not result.skipped_file
                 totals["inserted"] += result.inserted
@@ -149,7 +149,6 @@ def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 def score(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every document not yet scored by the configured model and prompt."""
-    from quant.workspace import score_documents
 
     last = {"at": 0.0, "done": 0}
 
@@ -162,16 +161,14 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
             _log(config, {"job": "score", "as_of": as_of, "progress": done, "of": total,
                           "at": _now()})
 
-    summary = score_documents(config, wh, on_progress=stop_point)
+    summary = Workspace.on(config, wh).score(on_progress=stop_point)
     return {k: summary[k] for k in ("pending", "ok", "abstain", "failed", "written",
                                     "docs_per_s", "fingerprint", "prompt_version")}
 
 
 def evaluate(config: Config, as_of: date, wh: Warehouse) -> dict:
-    from quant.artefact import write_file
-    from quant.workspace import evaluate_report
 
-    evaluation = evaluate_report(config, wh, until=as_of)
+    evaluation = Workspace.on(config, wh).evaluate(until=as_of)
     path = config.reports_dir / "evaluations" / f"{as_of}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file(path, json.dumps(evaluation.to_json(), default=str, indent=1))
@@ -181,26 +178,17 @@ def evaluate(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
-    from quant import runs
-
     results = {}
     for name in config.backtest.strategies:
         check_stop()
-        summary = runs.run(config, wh, name, {}, "single", until=as_of)
+        summary = Workspace.on(config, wh).backtest(name, {}, until=as_of).summary
         results[name] = {"run_id": summary["run_id"], "sharpe": summary["sharpe"]}
     return results
 
 
 def book(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Each live deployment's targets for the next session (`quant.book`)."""
-    from quant import deployments, track
-    from quant.book import daily_books
-
-    books = daily_books(config, wh, as_of)
-    for name, decided in books.items():   # each decided book's track record beside it
-        if "names" in decided:
-            deployment = deployments.get(wh, name)
-            track.write_track(config, deployment, track.track_record(config, wh, deployment))
+    books = Workspace.on(config, wh).daily_books(as_of)
     refused = {name: b["refused"] for name, b in books.items() if "refused" in b}
     if refused:  # the others are written; the job says which could not be decided, and why
         raise JobError("; ".join(f"{name}: {why}" for name, why in refused.items()))
@@ -210,7 +198,6 @@ def book(config: Config, as_of: date, wh: Warehouse) -> dict:
 def monitor(config: Config, as_of: date, wh: Warehouse) -> dict:
     """The checks of `quant.monitor`; breaches go to the notifiers (the job itself is ok:
     it did its work, and what it found is in its counters, the job log and the alerts)."""
-    from quant import monitor as watch
 
     found = watch.checks(config, wh, as_of)
     breaches = [c for c in found if not c["ok"]]
@@ -220,14 +207,7 @@ def monitor(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 def report(config: Config, as_of: date, wh: Warehouse) -> dict:
     """The index page of every stored run, newest first."""
-    from quant.report import write_index
-    from quant.run_store import RunStore
-    from quant.track_page import live_section
-
-    listing = RunStore(wh, config.reports_dir).listing()
-    path = write_index(config.reports_dir / "index.html", listing, as_of,
-                       live_section(config.reports_dir))
-    return {"index": str(path), "runs": len(listing)}
+    return Workspace.on(config, wh).write_index(as_of)
 
 
 def daily(config: Config, as_of: date, wh: Warehouse) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from quant import book, deployments
 from quant.artefact import inside
 from quant.days import day_of
 from quant.errors import ConfigError
@@ -23,21 +24,17 @@ class LiveMethods:
         costs and `universe` (default: every name with prices) from `go_live` (default: the
         next session); `learned` also freezes its `model` (ModelSpec fields and `since`, or a
         fitted model's name). A `Deployment` (`quant.book.freeze`)."""
-        from quant import book
-
         with self.warehouse(write=True) as wh:
             return book.freeze(self.config, wh, name, strategy, params,
                                day_of(go_live) or (date.today() + timedelta(days=1)), universe,
                                model)
 
     def deployments(self, live_only: bool = False) -> list:
-        from quant import deployments
 
         with self.warehouse() as wh:
             return deployments.listing(wh, live_only)
 
     def retire(self, name: str):
-        from quant import deployments
 
         with self.warehouse(write=True) as wh:
             return deployments.retire(wh, name)
@@ -45,15 +42,11 @@ class LiveMethods:
     def book(self, name: str, session: str | date) -> pl.DataFrame:
         """Decide and store `name`'s book for `session` from what was known before its open:
         ticker, weight (null: hold), the signal behind it, its documents."""
-        from quant import book, deployments
-
         with self.warehouse(write=True) as wh:
             return book.targets_for(self.config, wh, deployments.get(wh, name), day_of(session))
 
     def replay(self, name: str, since: str | date, until: str | date, on_session=None) -> int:
         """Decide every session from `since` to `until` as it would have been decided then."""
-        from quant import book, deployments
-
         with self.warehouse(write=True) as wh:
             return book.replay(self.config, wh, deployments.get(wh, name), day_of(since),
                                day_of(until), on_session)
@@ -64,7 +57,7 @@ class LiveMethods:
         replacing an earlier replay there) through the daily job's book step, and measure the
         gaps to a backtest of the same sessions (`quant.replay`); `equal` says whether they
         are floating-point noise. The workspace itself is not changed."""
-        from quant.replay import replay_on_copy
+        from quant.replay import replay_on_copy  # pandas and plotly: when a replay runs
 
         start, end = day_of(since), day_of(until)
         if into is None:
@@ -76,7 +69,6 @@ class LiveMethods:
         return replay_on_copy(self.config, name, start, end, Path(into))
 
     def targets(self, name: str) -> pl.DataFrame:
-        from quant import deployments
 
         with self.warehouse() as wh:
             deployments.get(wh, name)
@@ -86,7 +78,24 @@ class LiveMethods:
         """The paper record since go-live (`returns`, Sharpe, CAGR, worst drawdown) beside the
         backtest's expectation: the same strategy before go-live, and the interval in which
         the live Sharpe ratio would fall 95% of the time were the backtest right."""
-        from quant import deployments, track
-
         with self.warehouse() as wh:
-            return track.track_record(self.config, wh, deployments.get(wh, name))
+            return _track().track_record(self.config, wh, deployments.get(wh, name))
+
+    def daily_books(self, as_of: str | date) -> dict:
+        """Every live deployment's book for the session after `as_of` (`quant.book`), each
+        decided book's track record written beside it; by name, what was decided or why not."""
+        with self.warehouse(write=True) as wh:
+            books = book.daily_books(self.config, wh, day_of(as_of))
+            for name, decided in books.items():
+                if "names" in decided:
+                    deployment = deployments.get(wh, name)
+                    record = _track().track_record(self.config, wh, deployment)
+                    _track().write_track(self.config, deployment, record)
+        return books
+
+
+def _track():
+    """quant.track: the paper record beside the backtest's expectation."""
+    from quant import track  # pandas and plotly: only when a track record is read
+
+    return track

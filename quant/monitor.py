@@ -23,6 +23,7 @@ from data.calendar import get_calendar
 from data.warehouse import Warehouse
 from quant import job_log
 from quant.config import AlertsConfig, Config
+from quant.cron import previous_fire
 from quant.signal_store import recent_statuses
 
 log = logging.getLogger("quant.monitor")
@@ -103,7 +104,6 @@ def _failed_jobs(wh: Warehouse, as_of: date) -> dict:
 def _late_jobs(config: Config, wh: Warehouse, now: datetime) -> list[dict]:
     """Each scheduled job that has run before but not since a slot `late_after_hours` ago:
     the loop stopped (the scheduler is down, or its runs fail)."""
-    from quant.cron import previous_fire
 
     grace = timedelta(hours=config.alerts.late_after_hours)
     out = []

@@ -15,13 +15,14 @@ import polars as pl
 from quant import backtest as bt
 from quant import positions
 from quant.config import Config
+from quant.distributed import ray_map
 from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
 from quant.pipeline import PanelParams, panel_from_warehouse
 from quant.report import write_index, write_report
 from quant.run_store import RunStore, StoredRun, run_id
 from quant.signal_store import SignalSet, filing_evidence
-from quant.signals import check_panel, prepare
+from quant.signals import check_panel, get_strategy_or_fail, prepare, traded_signal
 from quant.track_page import live_section
 from strategies import get_strategy
 
@@ -49,7 +50,6 @@ def chunk_map(config: Config, engine: str | None) -> bt.ChunkMap:
     """Where a sweep's chunks run: here, or as Ray tasks."""
     if (engine or config.engine) != "ray":
         return bt.local_map
-    from quant.distributed import ray_map
 
     return ray_map(config.ray_address or None)
 
@@ -130,9 +130,16 @@ def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
         signals["evidence"] = filing_evidence(wh, which, start, end)
     _compute_and_store(config, store, rid, panel, strategy, params, mode, engine, signals,
                        params_panel)
-    write_index(config.reports_dir / "index.html", store.listing(),
-                live=live_section(config.reports_dir))
+    write_reports_index(config, wh)
     return rendered(config, wh, rid, cached=False)
+
+
+def write_reports_index(config: Config, wh, as_of: date | None = None) -> dict:
+    """The reports' index page: the live deployments, then every stored run, newest first."""
+    listing = store_of(config, wh).listing()
+    path = write_index(config.reports_dir / "index.html", listing, as_of,
+                       live_section(config.reports_dir))
+    return {"index": str(path), "runs": len(listing)}
 
 
 def _compute_and_store(config: Config, store: RunStore, rid: str, panel: pl.DataFrame,
@@ -159,22 +166,6 @@ def panel_digest(panel: pl.DataFrame) -> str:
     canonical = panel.with_columns(pl.col(floats).round_sig_figs(12))
     total = int(canonical.hash_rows().cast(pl.UInt64).sum()) % (1 << 64)
     return f"{total:016x}-{panel.height}x{panel.width}"
-
-
-def traded_signal(strategy, params: dict | None) -> str | None:
-    """The panel column the strategy trades with these params (`signal`, in every mode: a
-    sweep's params hold at every grid point), or the one it always trades (`learned`:
-    prediction); None for a strategy that reads no signal (buy and hold)."""
-    if "signal" in strategy.defaults and "signal" not in getattr(strategy, "grid", {}):
-        return (params or {}).get("signal", strategy.defaults["signal"])
-    return getattr(strategy, "signal", None)
-
-
-def get_strategy_or_fail(name: str):
-    try:
-        return get_strategy(name)
-    except KeyError as exc:
-        raise BacktestError(str(exc.args[0])) from None
 
 
 def render(config: Config, wh, rid: str) -> dict:

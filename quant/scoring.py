@@ -22,16 +22,20 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from data.warehouse import Warehouse
-from llm.engine import DocInput, Engine, Scored
 from llm.schema import EventType, SignalFields
+from llm.scored import DocInput, Scored
 from llm.settings import MODES
 from quant import passages as passages_
 from quant import signal_store
 from quant.signal_store import SignalSet
+
+if TYPE_CHECKING:
+    from llm.engine import Engine
 
 # Filing items worth reading for a trading signal (10-K, 10-Q, 8-K).
 SIGNAL_ITEMS = ("1A", "7", "7A", "I-2", "II-1A", "1.01", "1.02", "1.03", "2.01", "2.02", "2.03",

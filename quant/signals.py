@@ -23,9 +23,11 @@ from collections.abc import Callable
 import polars as pl
 
 from data.errors import DataError
+from quant.errors import BacktestError
 from quant.evaluate import check_evaluable, daily_ic, horizons_in, usable
 from quant.features import FEATURES, PRICE_COLUMNS, TEXT_COLUMNS
 from quant.pipeline import LookAheadError
+from strategies import get_strategy
 
 UserSignal = str | pl.Expr | Callable[[pl.DataFrame], pl.Expr | pl.Series]
 # Columns the pipeline builds point-in-time (its look-ahead check covers them) and a learned
@@ -186,3 +188,19 @@ def check_plausible(panel: pl.DataFrame, signal: str) -> None:
             f"next {horizons[0]} session(s), over {daily.len()} sessions; no honest signal "
             f"comes near {IMPLAUSIBLE_RANK_IC}. The likely cause is look-ahead: it reads a "
             "forward return or a price not known at the session's open")
+
+
+def traded_signal(strategy, params: dict | None) -> str | None:
+    """The panel column the strategy trades with these params (`signal`, in every mode: a
+    sweep's params hold at every grid point), or the one it always trades (`learned`:
+    prediction); None for a strategy that reads no signal (buy and hold)."""
+    if "signal" in strategy.defaults and "signal" not in getattr(strategy, "grid", {}):
+        return (params or {}).get("signal", strategy.defaults["signal"])
+    return getattr(strategy, "signal", None)
+
+
+def get_strategy_or_fail(name: str):
+    try:
+        return get_strategy(name)
+    except KeyError as exc:
+        raise BacktestError(str(exc.args[0])) from None

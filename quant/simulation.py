@@ -19,9 +19,10 @@ import os
 import numpy as np
 import pandas as pd
 
+from quant import vbt
+
 
 def _kernels():
-    from quant import vbt
 
     vbt.load()  # sets numba's cache folder before the kernels compile
     from quant import simulation_nb
@@ -72,7 +73,6 @@ def vectorbt_portfolio(prices: pd.DataFrame, targets: np.ndarray, tradable: np.n
     """vectorbt's `Portfolio` of every configuration (grouped by `config`; columns are
     (config, name)): the orders `simulate` places, as vectorbt places them, with its records
     of fills and holdings."""
-    from quant import vbt
 
     vectorbt = vbt.load()
     configs, names = targets.shape[0], prices.shape[1]

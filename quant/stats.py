@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from quant import vbt
 from quant.settings import METRICS
 
 PERIODS = 252
@@ -28,7 +28,6 @@ PERIODS = 252
 
 def accessor(returns: pd.DataFrame):
     """vectorbt's returns accessor with our annualisation (sessions, not calendar days)."""
-    from quant import vbt
 
     vbt.load()  # registers the .vbt accessor
     return returns.vbt.returns(freq="1D", year_freq=f"{PERIODS}D")
@@ -123,7 +122,7 @@ def probability_of_backtest_overfitting(returns: np.ndarray, splits: int = 10) -
             var = (sq[part] * w).sum(0) / w.sum() - mean**2
             scores.append(mean / np.sqrt(np.maximum(var, 1e-18)))
         best = int(np.argmax(scores[0]))
-        rank = sps.rankdata(scores[1])[best] / (n + 1)
+        rank = pd.Series(scores[1]).rank().to_numpy()[best] / (n + 1)  # average ranks
         logits.append(math.log(rank / (1 - rank)))
     logits_arr = np.array(logits)
     return {"pbo": float((logits_arr <= 0).mean()), "splits": len(logits),

@@ -1,15 +1,28 @@
-"""Terminal tables for people, shared by the CLI and the demo (machines read `--json`)."""
+"""Terminal tables and progress bars for people, shared by the CLI and the demo (machines
+read `--json`)."""
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from quant.evaluate import Evaluation
+
+# A long value (a path) is never cut: the terminal wraps it; `:x:` in a value stays text.
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -92,3 +105,14 @@ def print_evaluation(evaluation: Evaluation, console: Console) -> None:
                   f"{c['row_share']:.1%} of universe rows")
     dropped = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in evaluation.first.dropped.items())
     console.print(f"rows left out: {dropped}")
+
+
+@contextmanager
+def progress_callback(description: str, quiet: bool = False):
+    """An `on_progress(done, total)` that draws a rich progress bar on stderr (nothing when
+    `quiet`, e.g. when output is JSON)."""
+    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                  disable=quiet, transient=False) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -25,7 +25,7 @@ from quant import book, deployments, stats
 from quant.backtest import Simulation, measure
 from quant.config import Config
 from quant.pipeline import build_panel, load_prices, no_signals
-from quant.runs import traded_signal
+from quant.signals import traded_signal
 from quant.track_page import write_track as write_page
 
 # What the track record shows, live beside the backtest before go-live.

@@ -163,7 +163,7 @@ def test_scoring_stopped_anywhere_then_rerun_equals_an_uninterrupted_one(
 
 @pytest.fixture(scope="module")
 def tiny_workspace(tmp_path_factory):
-    from quant.workspace import init_workspace
+    from quant.api import init_workspace
     from tests.llm.tiny import build_tiny_model
 
     tiny = build_tiny_model(tmp_path_factory.mktemp("tiny"), "qwen3_moe")

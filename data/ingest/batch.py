@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from data.errors import DataError, is_disk_full
+from data.filing_changes import pending_changes, refresh_changes
 from data.ingest.filings import ingest_filings, read_index
 from data.ingest.news import ingest_news
 from data.ingest.prices import ingest_prices
@@ -15,6 +16,7 @@ from data.ingest.source import (
     rejects_frame,
     replace_rejects,
 )
+from data.search import has_index, pending_passages, refresh_index
 from data.warehouse import Warehouse
 
 KINDS = ("prices", "news", "filings")
@@ -83,8 +85,6 @@ def complete_derived(wh: Warehouse) -> None:
     news and filing sections and the search index over them, and filings' change features.
     What is missing is read from the tables, not from this run, so whatever stopped an
     earlier ingest after its commit (a kill, a crash), any later ingest completes it."""
-    from data.filing_changes import pending_changes, refresh_changes
-    from data.search import has_index, pending_passages, refresh_index
 
     if pending_passages(wh) or not has_index(wh):
         refresh_index(wh)

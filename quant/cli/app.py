@@ -11,10 +11,10 @@ from rich.console import Console
 
 from quant import jsonable
 from quant.config import Config, load_config, workspace_config
+from quant.tables import err_console  # noqa: F401  (the commands' error console)
 
 # A long value (a path) is never cut: the terminal wraps it; `:x:` in a value stays text.
 console = Console(soft_wrap=True, emoji=False)
-err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def emit(data: object, as_json: bool, render=None) -> None:
@@ -37,11 +37,16 @@ def config_of(ctx: click.Context, workspace: bool = False) -> Config:
     return (workspace_config if workspace else load_config)(ctx.obj["workspace"])
 
 
-def workspace_of(ctx: click.Context, write: bool = False):
-    """The Python API's workspace: every command below goes through it."""
-    from quant.api import Workspace
+def api():
+    """`quant.api`, which the commands go through."""
+    from quant import api as module  # the API's modules: loaded by a command, not by --help
 
-    return Workspace(ctx.obj["workspace"], write=write)
+    return module
+
+
+def workspace_of(ctx: click.Context, write: bool = False):
+    """The Python API's workspace: every command on a workspace goes through it."""
+    return api().Workspace(ctx.obj["workspace"], write=write)
 
 
 def day(value) -> str | None:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import click
 import polars as pl
 
+from data.calendar import get_calendar
+from quant import stocknet
 from quant.cli.app import cli, console, day, emit, json_option, workspace_of
+from quant.features import FEATURES
+from quant.pipeline import load_prices
 from quant.settings import KINDS, TARGETS, ModelSpec
+from quant.signal_store import choose_signal_set, load_signals
 from quant.tables import fmt, print_evaluation, table_of
 
 
@@ -14,7 +19,6 @@ from quant.tables import fmt, print_evaluation, table_of
 @json_option
 def features_cmd(as_json):
     """The registered features: name, source (text or price) and what each measures."""
-    from quant.features import FEATURES
 
     rows = [{"name": f.name, "source": f.source, "description": f.description}
             for f in FEATURES.values()]
@@ -130,10 +134,6 @@ def bench_stocknet(ctx, evaluate_on, as_json):
     """StockNet movement prediction (Xu and Cohen, 2018): accuracy and MCC of price, text and
     text + price models, point-in-time, on a workspace holding StockNet's prices and scored
     posts."""
-    from data.calendar import get_calendar
-    from quant import stocknet
-    from quant.pipeline import load_prices
-    from quant.signal_store import choose_signal_set, load_signals
 
     ws = workspace_of(ctx)
     with ws.warehouse() as wh:

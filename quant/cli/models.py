@@ -10,9 +10,9 @@ import click
 
 from llm.settings import MODES, PRECISIONS, FinetuneSettings, ReasonTrainSettings
 from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
+from quant.models import load_model, make_engine, model_cache
 from quant.settings import RewardSettings
-from quant.tables import table_of
-from quant.workspace import load_model, make_engine, model_cache
+from quant.tables import progress_callback, table_of
 
 # The training settings' defaults, which the options below show and pass on.
 _TUNE, REASON, REWARD = FinetuneSettings(), ReasonTrainSettings(), RewardSettings()
@@ -29,7 +29,6 @@ _TUNE, REASON, REWARD = FinetuneSettings(), ReasonTrainSettings(), RewardSetting
 @click.pass_context
 def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
     """Score every document not yet scored by this model and prompt."""
-    from quant.workspace import progress_callback
 
     with progress_callback("scoring", quiet=as_json) as on_progress:
         summary = workspace_of(ctx, write=True).score(
@@ -76,7 +75,7 @@ def llm_eval(ctx, data_path, text_col, label_col, spec, adapter, mode, limit, as
 
     config = config_of(ctx)
     frame = read_labelled(data_path, text_col, label_col, limit)
-    metrics = evaluate(make_engine(config, load_model(config, spec, adapter=adapter)), frame,
+    metrics = evaluate(make_engine(load_model(config, spec, adapter=adapter), config.model), frame,
                        mode)
     metrics["data"] = str(data_path)
 
@@ -198,7 +197,7 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
 
     valid = {source_name(f): read_training_files([f], text_col, list(label_cols))
              for f in valid_files}
-    engine = make_engine(config, load_model(config, base, adapter=adapter_dir))
+    engine = make_engine(load_model(config, base, adapter=adapter_dir), config.model)
     return calibrate(engine, adapter_dir, valid)
 
 
@@ -226,7 +225,7 @@ def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json)
         frame = frame.sample(min(limit, frame.height), seed=0) if limit else frame
         sources[source_name(f)] = [
             DocInput(e, t) for e, t in zip(frame["entity"], frame["text"], strict=True)]
-    engine = make_engine(config, load_model(config, spec, adapter=adapter))
+    engine = make_engine(load_model(config, spec, adapter=adapter), config.model)
     rows = specialisation(routing_by_source(engine, sources))
     emit(rows, as_json, lambda r: console.print(table_of(r, title="routing by source")))
 

@@ -9,6 +9,7 @@ import click
 
 from quant.cli.app import cli, console, day, emit, json_option, workspace_of
 from quant.tables import print_evaluation, record_of, safe, table_of
+from strategies import REGISTRY, get_strategy
 
 # ------------------------------------------------------------------ research
 
@@ -92,7 +93,6 @@ def report(ctx, run_id, as_json):
 @json_option
 def strategies_cmd(as_json):
     """The registered strategies with their parameters and grids."""
-    from strategies import REGISTRY, get_strategy
 
     get_strategy("buy_and_hold")  # loads the built-ins
     rows = [{"name": s.name, "description": s.description, "defaults": s.defaults,

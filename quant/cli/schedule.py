@@ -8,6 +8,7 @@ import sys
 import click
 
 from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
+from quant.scheduler import Scheduler, history, run_once, status
 from quant.tables import fmt, record_of, table_of
 
 
@@ -22,7 +23,6 @@ def schedule_start(ctx):
     """Run the scheduler in the foreground until SIGTERM/SIGINT; logs each run."""
     import logging
 
-    from quant.scheduler import Scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -36,7 +36,6 @@ def schedule_start(ctx):
 @click.pass_context
 def schedule_once(ctx, job, as_of, as_json):
     """Run one job now (for system cron, CI or a one-shot container)."""
-    from quant.scheduler import run_once
 
     row = run_once(config_of(ctx, workspace=True), job, as_of.date() if as_of else None)
     emit(row, as_json, lambda r: console.print(record_of(r, title=f"job {job}")))
@@ -49,7 +48,6 @@ def schedule_once(ctx, job, as_of, as_json):
 @click.pass_context
 def schedule_status(ctx, as_json):
     """Whether a scheduler runs, the next fire times, the latest runs."""
-    from quant.scheduler import status
 
     info = status(config_of(ctx, workspace=True))
 
@@ -68,7 +66,6 @@ def schedule_status(ctx, as_json):
 @click.pass_context
 def schedule_history(ctx, limit, as_json):
     """Past job runs, newest first."""
-    from quant.scheduler import history
 
     info = history(config_of(ctx, workspace=True), limit)
     emit(info, as_json, lambda h: console.print(table_of(

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from quant.cli.app import cli, console, day, emit, err_console, json_option, workspace_of
+from quant.cli.app import api, cli, console, day, emit, err_console, json_option, workspace_of
 from quant.tables import safe, table_of
-from quant.workspace import init_workspace
 
 
 @cli.command()
@@ -19,7 +18,7 @@ from quant.workspace import init_workspace
 def init(ctx: click.Context, directory: str | None, as_json: bool) -> None:
     """Create a workspace: quant.toml, an empty migrated warehouse and inbox folders."""
     root = Path(directory) if directory else ctx.obj["workspace"]
-    summary = init_workspace(root)
+    summary = api().init_workspace(root)
     emit(summary, as_json, lambda d: console.print(
         f"workspace ready at [bold]{safe(d['workspace'])}[/] "
         f"(schema version {d['schema_version']})"))

@@ -18,7 +18,7 @@ import quant
 from data.errors import DataError
 from quant import deployments, track
 from quant.errors import ConfigError
-from quant.runs import traded_signal
+from quant.signals import traded_signal
 from strategies import get_strategy
 from tests.quant.helpers import sample_workspace, write_signals
 

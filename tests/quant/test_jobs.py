@@ -13,10 +13,10 @@ import pytest
 
 from data.warehouse import Warehouse
 from quant import jobs
+from quant.api import init_workspace
 from quant.config import load_config
 from quant.errors import JobError
 from quant.scheduler import Scheduler, WorkspaceLock, run_once
-from quant.workspace import init_workspace
 from tests.llm.tiny import build_tiny_model
 from tests.quant.helpers import calendar_prices
 

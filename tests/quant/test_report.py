@@ -9,8 +9,8 @@ import pytest
 from data.ingest import ingest_files
 from data.samples import sample_prices_path, write_sample_news
 from quant import runs
+from quant.api import init_workspace
 from quant.config import load_config
-from quant.workspace import init_workspace
 from tests.quant.helpers import write_signals
 
 

@@ -5,10 +5,10 @@ import pytest
 
 from data.ingest import ingest_news, ingest_prices
 from data.warehouse import Warehouse
+from quant.api import Workspace, init_workspace
 from quant.config import load_config
 from quant.evaluate import evaluate_signal
 from quant.pipeline import PanelParams, panel_from_warehouse
-from quant.workspace import init_workspace, score_documents
 from tests.conftest import dataset
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def test_stocknet_sample_scores_aligns_and_evaluates(tmp_path):
     with Warehouse(config.warehouse_path) as wh:
         ingest_prices(wh, prices, source="stocknet")
         ingest_news(wh, tweets, source="twitter")
-        summary = score_documents(config, wh, limit=160, sample=True)
+        summary = Workspace.on(config, wh).score(limit=160, sample=True)
         assert summary["written"] == 160 and summary["failed"] == 0
         spread = wh.query("SELECT count(DISTINCT date_trunc('month', published_at)) AS m "
                           "FROM signals")["m"][0]
