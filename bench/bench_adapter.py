@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
 from bench.bench_engine import documents, score_rates  # noqa: E402
-from llm.engine import Engine  # noqa: E402
+from llm.infer.engine import Engine  # noqa: E402
 
 MODELS = {"default-base": ("default-base", None), "default": ("default", None),
           "sentiment-v1": ("default-base", "sentiment-v1"),

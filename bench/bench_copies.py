@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
 from bench.bench_engine import alternating_rates, documents  # noqa: E402
-from llm.engine import Engine  # noqa: E402
-from llm.upcycle import moe_blocks  # noqa: E402
+from llm.infer.engine import Engine  # noqa: E402
+from llm.model.upcycle import moe_blocks  # noqa: E402
 
 
 def main(n: int = 128, rounds: int = 2) -> None:

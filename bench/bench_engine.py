@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
 from data.samples import generate_news, sample_prices_path  # noqa: E402
-from llm import prompts  # noqa: E402
-from llm.engine import DocInput, Engine  # noqa: E402
+from llm.infer import prompts  # noqa: E402
+from llm.infer.engine import DocInput, Engine  # noqa: E402
 
 
 def documents(n: int) -> list[DocInput]:

@@ -26,7 +26,7 @@ def main(filing: Path) -> None:
     import llm
     from data.ingest import ingest_files
     from data.warehouse import Warehouse
-    from llm.engine import DocInput, Engine
+    from llm.infer.engine import DocInput, Engine
     from quant.scoring import reading_units, score_pending
 
     engine = Engine(llm.load("default", "auto"))

@@ -1,6 +1,6 @@
 """Fine-tuning step speed: the band's low-rank deltas merged into the weights (a
 parametrization: every step forms each full-size weight and its full-size gradient) against
-the same deltas on the activations (x A^T B^T, what `llm.finetune` uses), same cached batches,
+the same deltas on the activations (x A^T B^T, what `llm.train.finetune` uses), same cached batches,
 same process, alternating rounds. Prints the CPU capability.
 
 Run: `python bench/bench_finetune.py [--examples N] [--rounds R] [--layers 12:16]`.
@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
 from bench.bench_engine import documents  # noqa: E402
-from llm import adapter as adapters  # noqa: E402
-from llm.finetune import (  # noqa: E402
+from llm.infer.prefix import SharedPrefix  # noqa: E402
+from llm.model import adapter as adapters  # noqa: E402
+from llm.train.finetune import (  # noqa: E402
     FinetuneSettings,
     attach_band,
     batches,
@@ -29,7 +30,6 @@ from llm.finetune import (  # noqa: E402
     prompt_prefix,
     train_epoch,
 )
-from llm.prefix import SharedPrefix  # noqa: E402
 
 
 def step_rate(loaded, runner: SharedPrefix, data, settings: FinetuneSettings,

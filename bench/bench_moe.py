@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transformers import Qwen3MoeConfig  # noqa: E402
 from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeExperts  # noqa: E402
 
-import llm.experts  # noqa: E402,F401  (registers quant_moe)
+import llm.model.experts  # noqa: E402,F401  (registers quant_moe)
 
 
 def timed(fn, repeats: int) -> float:

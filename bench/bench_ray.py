@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def score_timings(root: Path, docs: int) -> dict:
     from data.ingest import ingest_news
     from data.warehouse import Warehouse
-    from llm.engine import Engine
+    from llm.infer.engine import Engine
     from quant import distributed
     from quant.api import init_workspace
     from quant.config import load_config

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm  # noqa: E402
 from data.samples import generate_news, sample_prices_path  # noqa: E402
-from llm.adapter import decoder_layers  # noqa: E402
-from llm.engine import DocInput, Engine  # noqa: E402
-from llm.evaluate import evaluate, read_labelled  # noqa: E402
-from llm.load import cpu_features  # noqa: E402
+from llm.infer.engine import DocInput, Engine  # noqa: E402
+from llm.infer.evaluate import evaluate, read_labelled  # noqa: E402
+from llm.model.adapter import decoder_layers  # noqa: E402
+from llm.model.load import cpu_features  # noqa: E402
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -87,8 +87,8 @@ def gemm_rate(precision: str, model: torch.nn.Module, rows: int = 1024,
     """This machine's GEMM rate (GFLOP/s) in `precision` (bf16, fp32, or int8 through torch's
     dynamic-quantised linear) on the shapes one decoder layer multiplies, `rows` tokens at a
     time, each shape weighted by its FLOPs: the roofline of the score path's linear work."""
-    from llm.int8 import linear as int8_linear
-    from llm.int8 import pack
+    from llm.kernels.int8 import int8_weight
+    from llm.kernels.int8 import linear as int8_linear
 
     layer = decoder_layers(model)[0]
     shapes = [tuple(p.shape[-2:]) for p in layer.parameters() if p.dim() >= 2]
@@ -98,7 +98,7 @@ def gemm_rate(precision: str, model: torch.nn.Module, rows: int = 1024,
         x, w = torch.randn(rows, in_features, dtype=dtype), torch.randn(out_features,
                                                                        in_features)
         if precision == "int8":
-            packed = pack(w)
+            packed = int8_weight(w).packed
             multiply = lambda: int8_linear(x, packed)  # noqa: E731
         else:
             w = w.to(dtype)
@@ -116,7 +116,7 @@ def gemm_rate(precision: str, model: torch.nn.Module, rows: int = 1024,
 
 def layer_flops_per_token(model: torch.nn.Module) -> float:
     """2 x the weights one token multiplies in a decoder layer (active experts only)."""
-    from llm.upcycle import moe_blocks
+    from llm.model.upcycle import moe_blocks
 
     layer = decoder_layers(model)[0]
     params = sum(p.numel() for p in layer.parameters() if p.dim() >= 2)

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import llm.moe  # noqa: E402
-from llm.engine import DocInput, Engine  # noqa: E402
-from llm.load import DEFAULT_ADAPTER, LoadedModel  # noqa: E402
-from llm.upcycle import moe_blocks  # noqa: E402
+import llm.model.moe  # noqa: E402
+from llm.infer.engine import DocInput, Engine  # noqa: E402
+from llm.model.loaded import DEFAULT_ADAPTER, LoadedModel  # noqa: E402
+from llm.model.upcycle import moe_blocks  # noqa: E402
 
 DEVICE = "cuda"   # a CPU smoke test sets "cpu"
 BATCHES = (16, 64, 256)
@@ -54,9 +54,9 @@ def documents(n: int, seed: int = 0) -> list[DocInput]:
 def build(model_dir: Path) -> LoadedModel:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from llm import adapter as adapters
-    from llm.experts import attach_experts
-    from llm.upcycle import DEFAULT_UPCYCLE, upcycle
+    from llm.model import adapter as adapters
+    from llm.model.experts import attach_experts
+    from llm.model.upcycle import DEFAULT_UPCYCLE, upcycle
 
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(model_dir)
@@ -96,7 +96,7 @@ def use_transformers_experts(loaded: LoadedModel) -> None:
     def run(x, ids, weights, gate_up, down, int8=None):
         return modules[id(gate_up)](x, ids, weights.to(x.dtype))
 
-    llm.moe.run_experts = run
+    llm.model.moe.run_experts = run
 
 
 def sync() -> None:

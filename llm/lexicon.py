@@ -10,7 +10,7 @@ neither, never, nobody) is not counted, as Loughran and McDonald (2011) count it
 
 `counts` gives each list's share of a text's words and its tone, (positive - negative) /
 (positive + negative), 0 with neither; `label` reads a tone as bullish / neutral / bearish,
-the comparator `quant llm eval` reports beside the model (`llm.evaluate.dictionary_metrics`).
+the comparator `quant llm eval` reports beside the model (`llm.infer.evaluate.dictionary_metrics`).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class ScoringActor:
                  ) -> None:
         import torch
 
-        from llm.engine import Engine
+        from llm.infer.engine import Engine  # torch: in the Ray worker, not the driver
 
         torch.set_num_threads(max(1, int(os.environ.get("QUANT_WORKER_THREADS", "1"))))
         self.engine = Engine(request.load(), settings)  # refuses another fingerprint
@@ -85,7 +85,7 @@ class ScoringActor:
 def ray_scorer(request, engine, mode: str, workers: int = 2, batch_size: int = 64,
                address: str | None = None, fail_once_marker: str | None = None):
     """A `quant.scoring.Scorer` on a Ray actor pool of `workers` model replicas, each loaded
-    from `request` (an `llm.load.LoadRequest` pinned to the driver's model, so every
+    from `request` (an `llm.model.load.LoadRequest` pinned to the driver's model, so every
     replica's rows carry the driver's fingerprint)."""
     if request.expect is None:
         request = request.pinned(engine.loaded)

@@ -148,10 +148,9 @@ class Evaluation:
     def figures(self) -> dict:
         """Plotly figures by name: the IC series, its monthly means, distribution and QQ
         plot, its decay, the quantile returns; in a notebook each also leaves a static PNG."""
-        from quant.factor_figures import ic_figures  # plotly: only when figures are asked for
-        from quant.notebook_figure import NotebookFigure
+        from quant.factor_figures import notebook_figures  # plotly: only when asked for
 
-        return {name: NotebookFigure(fig) for name, fig in ic_figures(self)}
+        return notebook_figures(self)
 
     def __repr__(self) -> str:
         first = self.first

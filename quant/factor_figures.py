@@ -12,8 +12,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from quant.notebook_figure import shown
+
 if TYPE_CHECKING:
     from quant.evaluate import Evaluation
+
+
+def notebook_figures(evaluation: Evaluation) -> dict:
+    """The factor figures by name, each with a static picture for notebooks."""
+    return shown(ic_figures(evaluation))
 
 
 def ic_figures(evaluation: Evaluation) -> list[tuple[str, go.Figure]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from llm.load import LoadRequest
+from llm.model.load import LoadRequest
 from llm.scored import DocInput
 from quant.config import Config
 
@@ -36,8 +36,8 @@ def load_model(config: Config, spec: str | None = None, precision: str | None = 
 
 def make_engine(loaded, settings=None, **overrides: object):
     """An engine on a loaded model, with quant.toml's [model] settings (or `overrides` of
-    `llm.engine.EngineSettings`)."""
-    from llm.engine import Engine  # torch and transformers: only once a model is loaded
+    `llm.infer.engine.EngineSettings`)."""
+    from llm.infer.engine import Engine  # torch and transformers: only once a model is loaded
 
     return Engine(loaded, settings, **overrides)
 
@@ -71,6 +71,6 @@ class Model:
 def model(spec: str = "default", precision: str = "auto", adapter: str | None = None,
           **engine_settings: object) -> Model:
     """Load a model (`default`, a Hugging Face directory, a .gguf file) for ad-hoc scoring;
-    `engine_settings` as `llm.engine.EngineSettings` (batch_size, events, ...)."""
+    `engine_settings` as `llm.infer.engine.EngineSettings` (batch_size, events, ...)."""
     return Model(make_engine(LoadRequest(spec, precision, adapter=adapter).load(),
                              **engine_settings))

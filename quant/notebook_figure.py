@@ -35,6 +35,11 @@ class NotebookFigure(go.Figure):
         display(self._repr_mimebundle_(), raw=True)
 
 
+def shown(named: list[tuple[str, go.Figure]]) -> dict[str, NotebookFigure]:
+    """Figures by name, each with its static fallback (what `figures()` methods give)."""
+    return {name: NotebookFigure(fig) for name, fig in named}
+
+
 def static_png(fig: go.Figure, width: float = 9.0, height: float = 4.0) -> bytes:
     """The figure's traces drawn by matplotlib, as PNG bytes."""
     import matplotlib

@@ -25,6 +25,7 @@ from quant.artefact import write_file
 from quant.errors import BacktestError
 from quant.factor_figures import ic_figures
 from quant.headline import as_shown, benchmark_of, headline, headline_html, sample_label
+from quant.notebook_figure import shown
 from quant.tearsheet import ROLLING as ROLLING_RISK
 from quant.tearsheet import monthly_grid, rolling
 
@@ -254,6 +255,11 @@ def _provenance(run: StoredRun, warehouse: str) -> dict:
             **{k: v for k, v in run.signals.items() if k not in ("evidence", "features")},
             "settings": run.settings, "created_at": str(run.created_at),
             "warehouse": warehouse}
+
+
+def notebook_figures(run: StoredRun) -> dict:
+    """The run's figures by name, each with a static picture for notebooks."""
+    return shown(figures(run))
 
 
 def figures(run: StoredRun) -> list[tuple[str, go.Figure]]:

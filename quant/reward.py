@@ -3,7 +3,7 @@
 A post's action (bearish, neutral, bullish) earns its position (-1, 0, +1) times the realised
 forward return of the post's ticker, measured point-in-time from the open of the first session
 in which the post was tradable (the pipeline's own alignment and open-to-open returns). That
-payoff drives `llm.grpo.grpo`; the model layer never sees a price.
+payoff drives `llm.train.grpo.grpo`; the model layer never sees a price.
 
 Train on the first part of the period, evaluate on the later part, never the other way round:
 the evaluation is the pipeline's rank IC of the per-(ticker, session) signal, for the
@@ -21,11 +21,11 @@ import torch
 
 from data.calendar import get_calendar
 from data.errors import DataError
-from llm import adapter as adapters
 from llm.errors import ModelError
-from llm.grpo import features, grpo
-from llm.load import LoadedModel
+from llm.model import adapter as adapters
+from llm.model.loaded import LoadedModel
 from llm.settings import Log
+from llm.train.grpo import features, grpo
 from quant.evaluate import evaluate_signal
 from quant.pipeline import PanelParams, align, build_panel, no_signals
 from quant.settings import RewardSettings

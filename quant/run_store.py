@@ -22,6 +22,8 @@ from quant import artefact, jsonable
 from quant.backtest import Result, Settings
 from quant.errors import BacktestError
 from quant.evaluate import Evaluation
+from quant.positions import costs
+from quant.stats import PERIODS
 from quant.tearsheet import tear_sheet
 
 
@@ -114,9 +116,6 @@ class StoredRun:
                           self.market, self._costs())
 
     def _costs(self) -> dict | None:
-        from quant.positions import costs
-        from quant.stats import PERIODS
-
         try:
             return costs(self.account(), self.settings.get("init_cash", 1e6), PERIODS)
         except BacktestError:
@@ -125,10 +124,9 @@ class StoredRun:
     def figures(self) -> dict:
         """The report's plotly figures by name (equity, drawdown, ..., sweep, windows); in a
         notebook each also leaves a static PNG (`quant.notebook_figure`)."""
-        from quant.notebook_figure import NotebookFigure  # plotly: only when asked for
-        from quant.report import figures
+        from quant.report import notebook_figures  # plotly: only when asked for
 
-        return {name: NotebookFigure(fig) for name, fig in figures(self)}
+        return notebook_figures(self)
 
     def _repr_html_(self) -> str:
         return f"<b>{self!r}</b>" + self.metrics_frame()._repr_html_()

@@ -35,7 +35,7 @@ from quant import signal_store
 from quant.signal_store import SignalSet
 
 if TYPE_CHECKING:
-    from llm.engine import Engine
+    from llm.infer.engine import Engine
 
 # Filing items worth reading for a trading signal (10-K, 10-Q, 8-K).
 SIGNAL_ITEMS = ("1A", "7", "7A", "I-2", "II-1A", "1.01", "1.02", "1.03", "2.01", "2.02", "2.03",

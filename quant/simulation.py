@@ -23,9 +23,8 @@ from quant import vbt
 
 
 def _kernels():
-
     vbt.load()  # sets numba's cache folder before the kernels compile
-    from quant import simulation_nb
+    from quant import simulation_nb  # vectorbt and numba: after that, when a backtest runs
 
     return simulation_nb.simulate_nb
 

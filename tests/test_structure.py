@@ -1,6 +1,7 @@
 """The shape of the code: imports only go down the layers, no module takes part in an import
 circle, no module reaches into another's private names, the command line starts without a
-model library, and nothing grows too long.
+model or data-frame library beyond polars, few imports hide in functions (each saying why), and
+nothing grows too long.
 
 The layers (ARCHITECTURE.md): `quant` on top may import `llm`, `strategies` and `data`; `llm`
 may import `data`; `strategies` and `data` import nothing of ours above them. Every import
@@ -25,6 +26,11 @@ ALLOWED = {
     "llm": {"llm", "data"},
     "quant": {"quant", "llm", "strategies", "data"},
 }
+# Function-local imports of our own modules defer a heavy library (torch, transformers,
+# pandas, plotly, vectorbt, numba, triton) to the command that needs it; each says so.
+MAX_LOCAL_IMPORTS = 22
+HEAVY = ("torch", "transformers", "vectorbt", "scipy", "pandas", "plotly", "numba",
+         "exchange_calendars", "sklearn", "lightgbm", "ray")
 MAX_FUNCTION_LINES = 60   # kernels excepted: a Triton kernel is one function by nature
 MAX_MODULE_LINES = 400
 
@@ -121,15 +127,46 @@ def test_no_module_calls_into_another_modules_private_names():
     assert not found, "private names used from outside:\n" + "\n".join(found)
 
 
-def test_the_command_line_and_the_api_start_without_heavy_libraries():
-    """`quant --help`, `quant db status` and `import quant.api` load no model or backtest
-    library: torch, transformers, vectorbt and scipy come in with the command that needs them."""
-    code = ("import sys, quant.cli, quant.api, quant.config, data.status; "
-            "print(sorted(m for m in ('torch', 'transformers', 'vectorbt', 'scipy') "
-            "if m in sys.modules))")
+@pytest.mark.parametrize("modules", ["quant.cli, quant.api, data.status, quant.jobs",
+                                     "quant.config, quant.settings, llm.settings"])
+def test_the_command_line_and_the_api_start_without_heavy_libraries(modules):
+    """`quant --help`, `quant db status`, `import quant.api` and the settings load no model,
+    backtest or pandas-based library: they come in with the command that needs them."""
+    code = (f"import sys, {modules}; "
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _local_imports() -> list[tuple[str, str]]:
+    """(where, the line) of every import of our own modules inside a function."""
+    found = []
+    for path in _modules():
+        source = path.read_text()
+        lines = source.splitlines()
+        for function in ast.walk(ast.parse(source)):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                         else [a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [])
+                if any(name.split(".")[0] in PACKAGES for name in names):
+                    found.append((f"{path.relative_to(REPO)}:{node.lineno}",
+                                  lines[node.end_lineno - 1]))
+    return found
+
+
+def test_few_imports_hide_in_functions_and_each_says_why():
+    local = _local_imports()
+    assert len(local) <= MAX_LOCAL_IMPORTS, (
+        f"{len(local)} function-local imports of our modules (at most {MAX_LOCAL_IMPORTS}): "
+        "import at the top unless it defers a heavy library\n"
+        + "\n".join(where for where, _ in local))
+    silent = [where for where, line in local if "#" not in line]
+    assert not silent, "a function-local import says which heavy library it defers:\n" + \
+        "\n".join(silent)
 
 
 def test_imports_only_go_down_the_layers():

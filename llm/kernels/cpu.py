@@ -3,8 +3,8 @@ tokens once, then the GEMMs on contiguous per-expert slices: `torch._grouped_mm`
 projection, fp32/bf16) where torch has it, else one pair of GEMMs per expert with tokens.
 
 fp8 weights are dequantised per expert on the fly (only the experts this batch uses), since
-the CPU has no fp8 matmul with block scales; int8 weights (llm/int8.py) go through torch's
-dynamic-quantised int8 matmul, one packed weight per expert.
+the CPU has no fp8 matmul with block scales; int8 weights (`int8.int8_weight`) go through
+torch's dynamic-quantised int8 matmul, one packed weight per expert.
 """
 
 from __future__ import annotations
@@ -12,26 +12,27 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from llm.int8 import linear as int8_linear
+from llm.kernels.int8 import linear as int8_linear
 from llm.kernels.reference import FP8, block_dequant
 
 
 def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tensor | None,
-                topk_ids: torch.Tensor, topk_weights: torch.Tensor, int8=None,
+                topk_ids: torch.Tensor, topk_weights: torch.Tensor,
                 deltas: dict | None = None) -> torch.Tensor:
-    """x (T, H) -> (T, H). Weights in x's dtype or e4m3 with `.scale` (`fp8_weight`), or
-    `int8` (llm.int8.Int8Experts) in their place; low-rank `deltas` being trained add to the
-    projections' outputs. Differentiable (training takes the per-expert loop)."""
+    """x (T, H) -> (T, H). Weights in x's dtype, or e4m3 or int8 with `.scale` (`fp8_weight`,
+    `int8_weight`); low-rank `deltas` being trained add to the projections' outputs.
+    Differentiable (training takes the per-expert loop)."""
     deltas = deltas or {}
     tokens, top_k = topk_ids.shape
     flat = topk_ids.reshape(-1)
     order = torch.argsort(flat, stable=True)
-    n_experts = len(int8) if int8 is not None else gate_up.shape[0]
+    n_experts = gate_up.shape[0]
+    int8 = gate_up.dtype == torch.int8
     counts = torch.bincount(flat, minlength=n_experts).tolist()
     token_of = order // top_k
     gathered = x.index_select(0, token_of)
     weights = topk_weights.reshape(-1).index_select(0, order).to(x.dtype).unsqueeze(-1)
-    if int8 is None and not deltas and _grouped_mm_ok(x, gate_up):
+    if not int8 and not deltas and _grouped_mm_ok(x, gate_up):
         offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
         h = torch._grouped_mm(gathered, gate_up.transpose(1, 2), offs=offsets)
         gate, up = h.chunk(2, dim=-1)
@@ -42,9 +43,9 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
         if n == 0:
             continue
         rows = gathered[start:start + n]
-        if int8 is not None:
-            gate, up = int8_linear(rows, int8.gate_up[expert]).chunk(2, dim=-1)
-            down_out = int8_linear(F.silu(gate) * up, int8.down[expert])
+        if int8:
+            gate, up = int8_linear(rows, gate_up.packed[expert]).chunk(2, dim=-1)
+            down_out = int8_linear(F.silu(gate) * up, down.packed[expert])
         else:
             gate, up = _project(rows, gate_up, expert, deltas.get("gate_up")).chunk(2, dim=-1)
             down_out = _project(F.silu(gate) * up, down, expert, deltas.get("down"))

@@ -15,12 +15,30 @@ import sys
 import click
 
 from data.errors import FrameworkError, is_disk_full
-from quant.cli import learning, live, models, research, schedule, warehouse  # noqa: F401  (registers them)
+from quant.cli import learning, live, research, schedule, warehouse  # noqa: F401  (registers them)
 from quant.cli.app import cli, err_console
 from quant.tables import safe
 from quant.threads import wait_politely
 
 __all__ = ["cli", "main"]
+
+
+class ModelCommands(click.Group):
+    """`quant llm`: its commands, and torch with them, load when one is run or listed."""
+
+    def commands_group(self) -> click.Group:
+        from quant.cli.models import llm_group  # torch and transformers: only for `quant llm`
+
+        return llm_group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self.commands_group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self.commands_group().get_command(ctx, name)
+
+
+cli.add_command(ModelCommands("llm", help="The local model: info, evaluation and fine-tuning."))
 
 
 def main() -> None:

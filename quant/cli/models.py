@@ -1,4 +1,6 @@
-"""Commands on the model and its signals: score, llm info/eval/finetune/reward."""
+"""`quant llm`: the local model's info, evaluation, fine-tuning, calibration, routing and
+reward and reason training. The command line loads this module (and torch with it) only when
+an `llm` command runs (`quant.cli.ModelCommands`)."""
 
 from __future__ import annotations
 
@@ -8,35 +10,27 @@ from dataclasses import replace
 
 import click
 
+import llm
+from llm.infer.engine import DocInput
+from llm.infer.evaluate import evaluate, read_labelled
+from llm.model import adapter as adapters
+from llm.model.specialisation import routing_by_source, specialisation
 from llm.settings import MODES, PRECISIONS, FinetuneSettings, ReasonTrainSettings
-from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
+from llm.train.calibrate import calibrate
+from llm.train.finetune import train_adapter
+from llm.train.reason_train import train_reason_adapter
+from llm.train.training_files import read_training_files, source_name
+from quant.cli.app import config_of, console, emit, json_option
 from quant.models import load_model, make_engine, model_cache
+from quant.reward import train_reward_adapter
 from quant.settings import RewardSettings
-from quant.tables import progress_callback, table_of
+from quant.tables import table_of
 
 # The training settings' defaults, which the options below show and pass on.
 _TUNE, REASON, REWARD = FinetuneSettings(), ReasonTrainSettings(), RewardSettings()
 
 
-@cli.command()
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
-@click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
-@click.option("--mode", type=click.Choice(MODES), default=None)
-@click.option("--limit", type=int, default=None)
-@click.option("--sample", is_flag=True, help="With --limit: a spread-out sample, not the oldest.")
-@click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default=None)
-@json_option
-@click.pass_context
-def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
-    """Score every document not yet scored by this model and prompt."""
-
-    with progress_callback("scoring", quiet=as_json) as on_progress:
-        summary = workspace_of(ctx, write=True).score(
-            limit, mode, spec, day(since), sample, engine=engine_name, on_progress=on_progress)
-    emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
-
-
-@cli.group("llm")
+@click.group("llm")
 def llm_group() -> None:
     """The local model: info, evaluation and fine-tuning."""
 
@@ -49,7 +43,6 @@ def llm_group() -> None:
 @click.pass_context
 def llm_info(ctx, spec, precision, as_json):
     """Model, parameters, experts, precision and fingerprint."""
-    import llm
 
     info = llm.describe(load_model(config_of(ctx), spec, precision))
     emit(info, as_json, lambda d: console.print(table_of(
@@ -71,7 +64,6 @@ def llm_info(ctx, spec, precision, as_json):
 def llm_eval(ctx, data_path, text_col, label_col, spec, adapter, mode, limit, as_json):
     """Accuracy, F1, confusion matrix and calibration on a labelled Parquet/CSV file; rows
     about an entity (an `entity` or `ticker` column, or a cashtag) are read about it."""
-    from llm.evaluate import evaluate, read_labelled
 
     config = config_of(ctx)
     frame = read_labelled(data_path, text_col, label_col, limit)
@@ -138,7 +130,6 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
                  layers, batch_size, lr, source_weights, top_k, routing_weights, out,
                  calibrate, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
-    from llm.finetune import train_adapter
 
     config = config_of(ctx)
     band = {}
@@ -158,7 +149,6 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
                          names=config.models, command=_command_line(), log=log,
                          upcycle=_upcycle_option(top_k, routing_weights))
     if valid_files and calibrate:
-        from llm import adapter as adapters
 
         log(f"calibrating: {_calibrate(config, base, out, valid_files, text_col, label_cols)}")
         meta = adapters.read(out).meta             # as written, with its calibration
@@ -192,9 +182,6 @@ def llm_calibrate(ctx, adapter_dir, valid_files, text_col, label_cols, base, as_
 
 def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
                label_cols) -> dict:
-    from llm.calibrate import calibrate
-    from llm.training_files import read_training_files, source_name
-
     valid = {source_name(f): read_training_files([f], text_col, list(label_cols))
              for f in valid_files}
     engine = make_engine(load_model(config, base, adapter=adapter_dir), config.model)
@@ -214,9 +201,6 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
 @click.pass_context
 def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json):
     """Expert load per layer and source, and how far the sources' routing diverges."""
-    from llm.engine import DocInput
-    from llm.specialisation import routing_by_source, specialisation
-    from llm.training_files import read_training_files, source_name
 
     config = config_of(ctx)
     sources = {}
@@ -246,7 +230,6 @@ def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json)
 @click.pass_context
 def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
     """GRPO-style reward stage: the head learns from realised returns (out-of-sample IC)."""
-    from quant.reward import train_reward_adapter
 
     config = config_of(ctx)
     loaded = load_model(config, spec, "fp32")
@@ -264,7 +247,7 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
 
 def _source_weights(options: tuple[str, ...]) -> dict[str, float]:
     """`--weight tfns/train=2` options as {"tfns/train": 2.0} (the weights are checked where
-    they are used: `llm.training_files.with_source_weights`)."""
+    they are used: `llm.train.training_files.with_source_weights`)."""
     weights = {}
     for option in options:
         name, _, value = option.rpartition("=")
@@ -311,7 +294,6 @@ def _upcycle_option(top_k: int | None, routing_weights: str | None) -> dict | No
 def llm_reason_train(ctx, train_files, text_col, label_cols, adapter, minutes,
                      cold_start_minutes, group, prompts, lr, out, as_json):
     """Train reason mode with verifiable rewards (GRPO: valid JSON, right label, short)."""
-    from llm.reason_train import train_reason_adapter
 
     config = config_of(ctx)
     settings = replace(REASON, minutes=minutes, cold_start_minutes=cold_start_minutes,

@@ -80,7 +80,7 @@ def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engin
 @click.pass_context
 def report(ctx, run_id, as_json):
     """Write the HTML report of a stored run (RUN_ID or `latest`)."""
-    from quant.runs import summary
+    from quant.runs import summary  # pandas and plotly: with the run it reports
 
     ws = workspace_of(ctx)
     run = ws.run(run_id)
@@ -108,7 +108,7 @@ def strategies_cmd(as_json):
 @json_option
 def demo(directory: str, as_json: bool) -> None:
     """Build a workspace from the bundled sample data and run the whole pipeline on it."""
-    from quant.demo import run_demo
+    from quant.demo import run_demo  # everything the demo runs: only for `quant demo`
 
     summary = run_demo(Path(directory), quiet=as_json)
     emit(summary, as_json, lambda s: None)

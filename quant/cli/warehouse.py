@@ -1,4 +1,4 @@
-"""Commands on the warehouse: init, ingest, db status, search."""
+"""Commands on the warehouse: init, ingest, score, db status, search."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from llm.settings import MODES
 from quant.cli.app import api, cli, console, day, emit, err_console, json_option, workspace_of
-from quant.tables import safe, table_of
+from quant.tables import progress_callback, safe, table_of
 
 
 @cli.command()
@@ -114,6 +115,26 @@ def ingest_filings_cmd(ctx, paths, index, form_type, filed_date, ticker, cik, as
     """SEC filings: EDGAR submission .txt or .htm(l) primary documents."""
     _run_ingest(ctx, "filings", paths, as_json, allow_partial, index=index, form_type=form_type,
                 filed_date=filed_date, ticker=ticker, cik=cik, encoding=encoding)
+
+
+# ------------------------------------------------------------------ score
+
+@cli.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--model", "spec", default=None, help="Model spec (default: [model].spec).")
+@click.option("--mode", type=click.Choice(MODES), default=None)
+@click.option("--limit", type=int, default=None)
+@click.option("--sample", is_flag=True, help="With --limit: a spread-out sample, not the oldest.")
+@click.option("--engine", "engine_name", type=click.Choice(["local", "ray"]), default=None)
+@json_option
+@click.pass_context
+def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
+    """Score every document not yet scored by this model and prompt."""
+
+    with progress_callback("scoring", quiet=as_json) as on_progress:
+        summary = workspace_of(ctx, write=True).score(
+            limit, mode, spec, day(since), sample, engine=engine_name, on_progress=on_progress)
+    emit(summary, as_json, lambda s: console.print(table_of([s], title="signals")))
 
 
 # ------------------------------------------------------------------ db, search

@@ -3,7 +3,7 @@
 import pytest
 
 import llm
-from llm.engine import DocInput, Engine
+from llm.infer.engine import DocInput, Engine
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_dense_and_base_defaults_are_loadable_by_name(default):
 def test_another_upcycle_is_another_base_and_an_adapter_carries_its_own(default, tmp_path):
     import json
 
-    from llm.upcycle import DEFAULT_UPCYCLE, upcycle_of
+    from llm.model.upcycle import DEFAULT_UPCYCLE, upcycle_of
 
     top2 = llm.load("default-base", "fp32", cache_dir=default.path.parent, upcycle={"top_k": 2})
     assert top2.model_id.endswith("MoE4xtop2") and top2.base_id != default.base_id
@@ -48,7 +48,7 @@ def test_another_upcycle_is_another_base_and_an_adapter_carries_its_own(default,
 
 
 def test_shipped_adapter_reads_sentiment_far_above_chance(default):
-    from llm.evaluate import evaluate, read_labelled
+    from llm.infer.evaluate import evaluate, read_labelled
     from tests.conftest import dataset
 
     assert default.head is not None and default.adapter.endswith("default")
@@ -78,7 +78,7 @@ def test_the_previous_adapters_load_by_name(default, name):
 
 
 def test_the_reason_adapter_reasons_far_above_chance_and_scores_as_its_base(default):
-    from llm.evaluate import evaluate, read_labelled
+    from llm.infer.evaluate import evaluate, read_labelled
     from tests.conftest import dataset
 
     reasoner = llm.load("default", "auto", cache_dir=default.path.parent, adapter="reason-v1")
@@ -117,7 +117,7 @@ def test_fast_path_reads_what_the_models_own_forward_reads(default):
     forward pass of the whole prompt."""
     import torch
 
-    from llm.adapter import LABELS, decoder_layers
+    from llm.model.adapter import LABELS, decoder_layers
 
     engine = Engine(default)
     docs = [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),

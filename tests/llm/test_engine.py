@@ -1,7 +1,7 @@
 import pytest
 
 import llm
-from llm.engine import DocInput, Engine
+from llm.infer.engine import DocInput, Engine
 from llm.schema import SignalFields
 
 TEXTS = ["Apple beats earnings estimates; shares rise.",
@@ -95,9 +95,9 @@ def test_reason_mode_never_raises_and_reports_the_cap(tiny_qwen):
 def test_a_reasoned_signal_about_a_named_entity_keeps_the_ticker_field_valid(engine):
     """Evaluation names entities such as "European shares" (longer than a ticker): the
     answer is still a signal, its ticker "-", rather than an error that stops the batch."""
-    from llm.grammar import new_matcher
-    from llm.reason import _reason_result
-    from llm.reason_cold_start import target_completion
+    from llm.infer.grammar import new_matcher
+    from llm.infer.reason import _reason_result
+    from llm.train.reason_cold_start import target_completion
 
     completion, _ = target_completion("bearish", "European shares", "Shares slide.", 80)
     tokens = engine.tokenizer(completion, add_special_tokens=False)["input_ids"]

@@ -3,9 +3,9 @@ import polars as pl
 import pytest
 
 import llm
-from llm.engine import Engine
 from llm.errors import ModelError
-from llm.evaluate import classification_metrics, evaluate, read_labelled
+from llm.infer.engine import Engine
+from llm.infer.evaluate import classification_metrics, evaluate, read_labelled
 
 
 def test_metrics_on_a_known_case():

@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import llm
-from llm import adapter as adapters
-from llm.engine import DocInput, Engine
 from llm.errors import ModelError
-from llm.finetune import FinetuneSettings, batches, finetune, pooled, prompt_prefix
-from llm.prefix import SharedPrefix
+from llm.infer.engine import DocInput, Engine
+from llm.infer.prefix import SharedPrefix
+from llm.model import adapter as adapters
+from llm.train.finetune import FinetuneSettings, batches, finetune, pooled, prompt_prefix
 
 TEXTS = {
     "bullish": ["Apple beats earnings estimates; shares rise.", "Stock rise on strong guidance",
@@ -135,8 +135,8 @@ def test_shape_mismatch_leaves_the_model_untouched(trained, tiny_qwen, tmp_path)
 
 
 def test_source_weights_scale_each_examples_loss():
-    from llm.finetune import Batch, weighted_loss
-    from llm.training_files import with_source_weights
+    from llm.train.finetune import Batch, weighted_loss
+    from llm.train.training_files import with_source_weights
 
     frame = labelled(1).with_columns(source=pl.lit("data/tweets/train.parquet"))
     weighted = with_source_weights(frame, {"tweets/train": 2.0})
@@ -236,7 +236,7 @@ def test_calibration_recovers_a_known_temperature_and_rewrites_the_head(trained,
                                                                          tmp_path):
     import numpy as np
 
-    from llm.calibrate import calibrate, fit_temperature
+    from llm.train.calibrate import calibrate, fit_temperature
 
     rng = np.random.default_rng(0)
     true_logits = rng.normal(size=(4000, 3)) * 1.5

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from llm.grammar import allowed_tokens, new_matcher, reason_grammar
+from llm.infer.grammar import allowed_tokens, new_matcher, reason_grammar
 from llm.schema import ReasonOutput, reason_json_schema
 from tests.llm.tiny import train_tokenizer
 

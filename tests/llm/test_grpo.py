@@ -1,7 +1,7 @@
 import torch
 
-from llm import adapter as adapters
-from llm.grpo import GrpoSettings, grpo
+from llm.model import adapter as adapters
+from llm.train.grpo import GrpoSettings, grpo
 
 
 def test_grpo_moves_the_policy_toward_the_rewarded_position():

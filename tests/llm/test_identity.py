@@ -12,15 +12,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import llm
-from llm import identity
 from llm.errors import ModelError
+from llm.model import identity
+from llm.model.loaded import ADAPTERS
 
-loading = importlib.import_module("llm.load")  # `llm.load` itself is the function
+loading = importlib.import_module("llm.model.load")  # `llm.load` itself is the function
 
 # The id every shipped adapter recorded before identities hashed tensors: sha256 of the files'
 # digests, config.json's text as transformers 5.24.0 wrote it, and the upcycle.
 LEGACY_BASE_ID = "405c3840d448a680"
-BASE_ID = "e7ddb07c68850ef7"   # the same model, named by llm/identity.py
+BASE_ID = "e7ddb07c68850ef7"   # the same model, named by llm/model/identity.py
 
 
 def _copy(tiny_qwen, tmp_path):
@@ -186,14 +187,14 @@ def _legacy_base_id(path, extra):
 def test_the_migrated_adapters_name_the_model_they_were_trained_on(converted):
     """The one-off re-recording of adapter.json's base_id: the model the old identity named
     (LEGACY_BASE_ID) is the model the new one names (BASE_ID), and it computes what it did."""
-    from llm.upcycle import DEFAULT_UPCYCLE, upcycle
+    from llm.model.upcycle import DEFAULT_UPCYCLE, upcycle
 
     base = llm.load("default-base", "fp32", cache_dir=converted.path.parent)
     assert base.base_id == BASE_ID
     dense = llm.load("default-dense", "fp32", cache_dir=converted.path.parent)
     described = upcycle(dense.model, **DEFAULT_UPCYCLE)  # what load() mixes in, as before
     assert _legacy_base_id(base.path, described) == LEGACY_BASE_ID
-    for meta in sorted(loading.ADAPTERS.glob("*/adapter.json")):
+    for meta in sorted(ADAPTERS.glob("*/adapter.json")):
         assert json.loads(meta.read_text())["base_id"] == BASE_ID, meta
     # Last-position logits of the dense model on fixed inputs, as they were when the adapters
     # were trained (fp32; top 3 token ids and values).

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from llm import lexicon
-from llm.evaluate import dictionary_metrics
+from llm.infer.evaluate import dictionary_metrics
 
 
 def test_the_shipped_lists_are_the_2018_master_dictionary():

@@ -50,7 +50,7 @@ def test_missing_or_wrong_models_are_clear_errors(tmp_path):
 
 
 def test_shipped_adapters_are_found_by_name_and_directories_pass_through(tmp_path):
-    from llm.load import ADAPTERS, adapter_path
+    from llm.model.loaded import ADAPTERS, adapter_path
 
     assert adapter_path("default") == ADAPTERS / "default"
     assert adapter_path("sentiment-v1") == ADAPTERS / "sentiment-v1"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import llm
-from llm.moe import MoE, MoEConfig, load_entropy, route
-from llm.upcycle import moe_blocks, upcycle
+from llm.model.moe import MoE, MoEConfig, load_entropy, route
+from llm.model.upcycle import moe_blocks, upcycle
 
 
 def route_by_definition(scores, bias, c: MoEConfig):
@@ -151,9 +151,9 @@ def test_routing_specialisation_is_measured_per_source(monkeypatch):
     import numpy as np
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from llm.engine import DocInput, Engine
-    from llm.load import LoadedModel
-    from llm.specialisation import js_divergence, routing_by_source, specialisation
+    from llm.infer.engine import DocInput, Engine
+    from llm.model.loaded import LoadedModel
+    from llm.model.specialisation import js_divergence, routing_by_source, specialisation
     from tests.llm.tiny import train_tokenizer
 
     assert js_divergence(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0
@@ -242,7 +242,7 @@ def test_copied_experts_run_as_one_mlp_with_the_same_result(top_k):
 def test_deltas_on_activations_equal_merged_deltas_in_value_and_gradient(top_k):
     """Training applies low-rank deltas to the activations (no full-size weight gradient);
     that must be the merged parametrization's function and gradients exactly."""
-    from llm import adapter as adapters
+    from llm.model import adapter as adapters
 
     model = tiny_llama()
     upcycle(model, "copy", n_experts=4, top_k=top_k)
@@ -279,9 +279,9 @@ def test_fp8_is_refused_where_nothing_would_run_in_fp8(upcycled):
     from pathlib import Path
 
     from llm.errors import ModelError
-    from llm.experts import attach_experts
-    from llm.load import LoadedModel
-    from llm.upcycle import upcycle
+    from llm.model.experts import attach_experts
+    from llm.model.loaded import LoadedModel
+    from llm.model.upcycle import upcycle
 
     model = tiny_llama().eval()
     if upcycled:

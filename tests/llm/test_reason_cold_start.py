@@ -3,14 +3,14 @@ import pytest
 import torch
 
 import llm
-from llm import adapter as adapters
-from llm.completions import completion_logprobs
-from llm.engine import DocInput, Engine
-from llm.grammar import new_matcher
-from llm.reason import label_of
-from llm.reason_cold_start import cold_start, target_completion, teacher_batch
-from llm.reason_train import ReasonTrainSettings, attach_attention_deltas, reason_train
+from llm.infer.engine import DocInput, Engine
+from llm.infer.grammar import new_matcher
+from llm.infer.reason import label_of
+from llm.model import adapter as adapters
 from llm.schema import ReasonOutput
+from llm.train.completions import completion_logprobs
+from llm.train.reason_cold_start import cold_start, target_completion, teacher_batch
+from llm.train.reason_train import ReasonTrainSettings, attach_attention_deltas, reason_train
 
 TEXT = "Ally Financial pulls its outlook for 2024 as loan losses mount across its auto book"
 

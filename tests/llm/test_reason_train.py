@@ -3,10 +3,10 @@ import pytest
 import torch
 
 import llm
-from llm import adapter as adapters
-from llm.completions import Completions, completion_logprobs, snapshot
-from llm.engine import DocInput, Engine
-from llm.reason_train import (
+from llm.infer.engine import DocInput, Engine
+from llm.model import adapter as adapters
+from llm.train.completions import Completions, completion_logprobs, snapshot
+from llm.train.reason_train import (
     ReasonTrainSettings,
     attach_attention_deltas,
     balanced_order,

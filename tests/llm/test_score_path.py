@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import llm
-from llm import int8, prompts
-from llm.engine import DocInput, Engine
+from llm.infer import prompts
+from llm.infer.engine import DocInput, Engine
+from llm.model.precision import Int8Linear
 
-load_module = importlib.import_module("llm.load")  # `llm.load` itself is the function
+load_module = importlib.import_module("llm.model.load")  # `llm.load` itself is the function
 
 TEXTS = ["Apple beats earnings estimates; shares rise.",
          "Microsoft misses guidance, stock falls sharply after a weak quarter report.",
@@ -76,8 +77,10 @@ def test_int8_stays_close_to_fp32(arch, request):
     path = str(request.getfixturevalue(arch))
     full, quantised = llm.load(path, "fp32"), llm.load(path, "int8")
     assert quantised.precision == "int8" and any("int8" in n for n in quantised.notes)
-    assert any(isinstance(m, int8.Int8Linear) for m in quantised.model.modules())
-    assert any(getattr(m, "int8", None) is not None for m in quantised.model.modules())
+    assert any(isinstance(m, Int8Linear) for m in quantised.model.modules())
+    # the experts' weights are int8 in their own slots, with their scales and packed forms
+    assert any(p.dim() == 3 and p.dtype == torch.int8 and p.scale.shape == p.shape[:2]
+               and len(p.packed) == p.shape[0] for p in quantised.model.parameters())
     ids = full.tokenizer(" ".join(TEXTS), return_tensors="pt")["input_ids"]
     with torch.no_grad():
         a = full.model(input_ids=ids).logits.float()

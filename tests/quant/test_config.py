@@ -2,7 +2,7 @@
 
 import pytest
 
-from llm.engine import EngineSettings
+from llm.infer.engine import EngineSettings
 from quant.backtest import Settings
 from quant.config import load_config
 from quant.errors import ConfigError

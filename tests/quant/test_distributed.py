@@ -11,7 +11,7 @@ pytest.importorskip("ray", reason="ray is not installed (pip install .[distribut
 
 from data.ingest import ingest_news  # noqa: E402
 from data.warehouse import Warehouse  # noqa: E402
-from llm.engine import Engine  # noqa: E402
+from llm.infer.engine import Engine  # noqa: E402
 from quant import distributed  # noqa: E402
 from quant.api import init_workspace  # noqa: E402
 from quant.backtest import Settings, sweep  # noqa: E402

@@ -64,7 +64,7 @@ def test_a_malformed_price_csv_is_rejected_with_its_line(wh, tmp_path, content, 
 
 
 def test_an_evaluation_file_with_an_empty_text_says_which_rows(tmp_path):
-    from llm.evaluate import read_labelled
+    from llm.infer.evaluate import read_labelled
 
     path = tmp_path / "labelled.csv"
     path.write_text('text,label\n"Shares rose",positive\n,negative\n"  ",neutral\n')

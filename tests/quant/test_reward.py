@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import llm
-from llm import adapter as adapters
-from llm.finetune import FinetuneSettings, finetune
-from llm.grpo import GrpoSettings
+from llm.model import adapter as adapters
+from llm.train.finetune import FinetuneSettings, finetune
+from llm.train.grpo import GrpoSettings
 from quant.reward import RewardSettings, outcomes, reward_stage
 from tests.llm.test_finetune import labelled
 from tests.quant.helpers import calendar_prices

@@ -5,8 +5,8 @@ import pytest
 
 import llm
 from data.ingest import ingest_files, ingest_news
-from llm.engine import Engine
-from llm.prompts import SCORE_VERSION
+from llm.infer.engine import Engine
+from llm.infer.prompts import SCORE_VERSION
 from quant.scoring import ITEM_EVENTS, score_pending
 from quant.signal_store import SignalSet, filing_evidence
 from tests.conftest import dataset

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from llm.errors import ModelError
-from llm.evaluate import read_labelled
+from llm.infer.evaluate import read_labelled
 
 
 def read_training_files(paths: list[str], text_col: str, label_cols: list[str]) -> pl.DataFrame:

@@ -1,5 +1,5 @@
 """Completions of reason prompts and their log-probabilities: what the supervised cold start
-(`llm.reason_cold_start`) and GRPO (`llm.reason_train`) share.
+(`llm.train.reason_cold_start`) and GRPO (`llm.train.reason_train`) share.
 
 A batch is the documents' reason prompts, left-padded exactly as reason mode lays them out,
 followed by completions (sampled, or taught); `completion_logprobs` scores the completion
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from llm import adapter as adapters
-from llm.engine import DocInput, Engine
 from llm.errors import ModelError
-from llm.prefix import additive_mask, layer_output
+from llm.infer.engine import DocInput, Engine
+from llm.infer.prefix import additive_mask, layer_output
+from llm.model import adapter as adapters
 
 
 @dataclass

@@ -5,7 +5,7 @@ cached; only the band `[start, stop)` (low-rank deltas on attention and every ex
 whole, bias balancing on) and a sentiment head on the mean-pooled document tokens at layer
 `stop` are trained, for several epochs, on that cache. Documents sit in the score-mode prompt,
 whose opening is the same for all of them: it runs once per step and every document attends to
-its keys and values (`llm.prefix.SharedPrefix`), so a step costs the documents' own tokens and
+its keys and values (`llm.infer.prefix.SharedPrefix`), so a step costs the documents' own tokens and
 the few that name the entity the label is about (" AAPL\nText:"), laid out as scoring lays
 them out.
 
@@ -26,16 +26,17 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from llm import adapter as adapters
-from llm import prompts
 from llm.errors import ModelError
-from llm.evaluate import sentiment_metrics
-from llm.load import LoadedModel, load
-from llm.moe import load_entropy
-from llm.prefix import SharedPrefix
+from llm.infer import prompts
+from llm.infer.evaluate import sentiment_metrics
+from llm.infer.prefix import SharedPrefix
+from llm.model import adapter as adapters
+from llm.model.load import load
+from llm.model.loaded import LoadedModel
+from llm.model.moe import load_entropy
+from llm.model.upcycle import moe_blocks, upcycle_of
 from llm.settings import FinetuneSettings, Log
-from llm.training_files import read_training_files, source_name, with_source_weights
-from llm.upcycle import moe_blocks
+from llm.train.training_files import read_training_files, source_name, with_source_weights
 
 
 def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,7 @@ def pooled(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def prompt_prefix(tokenizer) -> list[int]:
     """Token ids of the score prompt's opening, the same for every document and entity (its
-    keys and values are computed once: `llm.prefix.SharedPrefix`)."""
+    keys and values are computed once: `llm.infer.prefix.SharedPrefix`)."""
     return tokenizer(prompts.opening(tokenizer, prompts.SCORE_USER),
                      add_special_tokens=False)["input_ids"]
 
@@ -342,8 +343,6 @@ def train_adapter(base: str, train_files: list[str], valid_files: list[str], tex
                             for f in train_files},
             "valid_files": list(valid_files), "command": command, "report": report}
     if upcycle is not None:
-        from llm.upcycle import upcycle_of
-
         meta["upcycle"] = upcycle_of(None, upcycle)
     saved = adapters.save(Path(out), tensors, meta)
     return saved.meta

@@ -17,12 +17,12 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from llm import adapter as adapters
 from llm.errors import ModelError
-from llm.finetune import FinetuneSettings, batches, pooled, prompt_prefix
-from llm.load import LoadedModel
-from llm.prefix import SharedPrefix
+from llm.infer.prefix import SharedPrefix
+from llm.model import adapter as adapters
+from llm.model.loaded import LoadedModel
 from llm.settings import GrpoSettings, Log
+from llm.train.finetune import FinetuneSettings, batches, pooled, prompt_prefix
 
 
 def features(loaded: LoadedModel, texts: list[str], log: Log, batch_size: int = 64
@@ -55,7 +55,7 @@ def group_advantages(rewards: torch.Tensor, eps: float = REASON_EPS) -> torch.Te
     """(samples, group) rewards -> one advantage per sampled action, row by row: the reward
     standardised within its group (0 where the group's rewards are all equal: nothing to
     learn from it). The core both GRPO loops share: the head's here, reason mode's in
-    `llm.reason_train`."""
+    `llm.train.reason_train`."""
     centred = rewards - rewards.mean(1, keepdim=True)
     return (centred / (rewards.std(1, keepdim=True) + eps)).reshape(-1)
 

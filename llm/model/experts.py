@@ -15,13 +15,10 @@ import logging
 import torch
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
-from llm import int8
-from llm.adapter import decoder_layers
 from llm.errors import ModelError
-from llm.int8 import quantise_experts
 from llm.kernels.dispatch import run_experts
-from llm.kernels.reference import fp8_weight
-from llm.upcycle import moe_blocks
+from llm.model.precision import quantise
+from llm.model.upcycle import moe_blocks
 
 log = logging.getLogger(__name__)
 NAME = "quant_moe"
@@ -31,7 +28,7 @@ def quant_moe_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tens
                       top_k_weights: torch.Tensor) -> torch.Tensor:
     """The experts function registered with transformers (same signature as theirs)."""
     return run_experts(hidden_states, top_k_index, top_k_weights, self.gate_up_proj,
-                       self.down_proj, int8=getattr(self, "int8", None))
+                       self.down_proj)
 
 
 ALL_EXPERTS_FUNCTIONS.register(NAME, quant_moe_forward)
@@ -62,16 +59,6 @@ def _servable(module: torch.nn.Module) -> str | None:
     if act is not None and "silu" not in type(act).__name__.lower():
         return f"activation {type(act).__name__} (our kernels fuse SiLU)"
     return None
-
-
-def quantise_fp8(module: torch.nn.Module) -> None:
-    """Replace an experts module's weights by e4m3 values, each with its 128 x 128 block
-    scales as `.scale`."""
-    for name in ("gate_up_proj", "down_proj"):
-        q = fp8_weight(getattr(module, name).data)
-        weight = torch.nn.Parameter(q, requires_grad=False)
-        weight.scale = q.scale
-        setattr(module, name, weight)
 
 
 def _no_fp8(precision: str, what: str) -> None:
@@ -109,35 +96,9 @@ def attach_experts(loaded) -> list[str]:
         return [f"experts: transformers' implementation ({reason})"]
     model.set_experts_implementation(NAME)
     for module in modules:
-        if precision == "fp8":
-            quantise_fp8(module)
-        elif precision == "int8":
-            quantise_experts(module, "gate_up_proj", "down_proj")
+        if precision in ("fp8", "int8"):
+            quantise(module, ("gate_up_proj", "down_proj"), precision)
     device = "fused Triton kernels" if next(model.parameters()).is_cuda else "CPU path"
     return [f"experts: {NAME} ({device}), {len(modules)} layers, "
             f"{'fp8 e4m3 weights, 128x128 block scales' if precision == 'fp8' else precision}"
             + (" (per expert)" if precision == "int8" else "")]
-
-
-def quantise_model(model: torch.nn.Module) -> str:
-    """Replace the decoder layers' linears and our MoE blocks' experts by int8 ones in place
-    (transformers' experts modules are quantised where they are attached, `attach_experts`);
-    returns a note for `llm info`."""
-    if not int8.available():
-        raise ModelError("precision int8 needs torch's quantized CPU kernels (fbgemm or x86), "
-                         "which this torch build lacks: use precision fp32 or auto")
-    if next(model.parameters()).is_cuda:
-        raise ModelError("precision int8 is for the CPU; on a GPU use auto, bf16 or fp8")
-    linears = 0
-    for layer in decoder_layers(model):
-        for name, module in list(layer.named_modules()):
-            if isinstance(module, torch.nn.Linear):
-                parent, _, attr = name.rpartition(".")
-                setattr(layer.get_submodule(parent) if parent else layer, attr,
-                        int8.Int8Linear(module))
-                linears += 1
-    blocks = moe_blocks(model)
-    for block in blocks:
-        quantise_experts(block, "gate_up", "down")
-    return (f"int8 weights (per-channel scales, dynamic int8 activations, fp32 out): "
-            f"{linears} linears" + (f", the experts of {len(blocks)} MoE blocks" if blocks else ""))

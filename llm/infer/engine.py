@@ -2,8 +2,8 @@
 
 Score mode is one forward pass per document and no generation, and it computes only what it
 reads. The prompt's opening (everything before the ticker) is the same for every document: it
-runs once per engine and the documents attend to its cached keys and values (llm/prefix.py).
-A model with a domain adapter (llm/adapter.py) reads the sentiment from its trained head, the
+runs once per engine and the documents attend to its cached keys and values (llm/infer/prefix.py).
+A model with a domain adapter (llm/model/adapter.py) reads the sentiment from its trained head, the
 mean of the document's own tokens at the head's layer, so the pass stops there. Otherwise, or
 with `events=True`, the prompt goes on to two cues, `Event type:` and `Sentiment:`, through
 every layer, and the next-token probabilities of the label words at each cue give the event
@@ -24,12 +24,12 @@ from dataclasses import fields
 
 import torch
 
-from llm import prompts
-from llm.adapter import LABELS as HEAD_LABELS
-from llm.adapter import decoder_layers
-from llm.load import LoadedModel
-from llm.prefix import SharedPrefix
-from llm.reason import reason
+from llm.infer import prompts
+from llm.infer.prefix import SharedPrefix
+from llm.infer.reason import reason
+from llm.model.adapter import LABELS as HEAD_LABELS
+from llm.model.adapter import decoder_layers
+from llm.model.loaded import LoadedModel
 from llm.schema import EventType, SignalFields, signal_ticker
 from llm.scored import DocInput, Progress, Scored
 from llm.settings import MODES, EngineSettings
@@ -312,7 +312,7 @@ class Engine:
     # ------------------------------------------------------------ reason mode
 
     def reason(self, docs: Sequence[DocInput], progress: Progress | None = None) -> list[Scored]:
-        """A short reasoning and the JSON signal under the grammar (`llm.reason`)."""
+        """A short reasoning and the JSON signal under the grammar (`llm.infer.reason`)."""
         return reason(self, docs, progress)
 
     def finish(self, results: list[Scored | None], started: float, tokens: int

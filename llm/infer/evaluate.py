@@ -14,9 +14,9 @@ import numpy as np
 import polars as pl
 
 from llm import lexicon
-from llm.adapter import LABELS
-from llm.engine import DocInput, Engine
 from llm.errors import ModelError
+from llm.infer.engine import DocInput, Engine
+from llm.model.adapter import LABELS
 
 _LABEL_MAP = {"bullish": "bullish", "positive": "bullish", "bearish": "bearish",
               "negative": "bearish", "neutral": "neutral", "1": "bullish", "0": "bearish",

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from llm.engine import DocInput, Engine
-from llm.moe import load_entropy
-from llm.upcycle import moe_blocks
+from llm.infer.engine import DocInput, Engine
+from llm.model.moe import load_entropy
+from llm.model.upcycle import moe_blocks
 
 
 def routing_by_source(engine: Engine, sources: dict[str, Sequence[DocInput]]

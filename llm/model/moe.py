@@ -87,7 +87,6 @@ class MoE(nn.Module):
         self.register_buffer("load", torch.zeros(c.n_experts, dtype=torch.long),
                              persistent=False)
         self.balance = False  # set during training to move the bias toward balance
-        self.int8 = None      # llm.int8.Int8Experts once quantised (the CPU path reads it)
         self.copies = False   # set by `mark_copies`: every expert is the same MLP
         self.low_rank: dict = {}  # "gate_up"/"down" -> a delta on the activations, in training
         for p in self.parameters():
@@ -111,7 +110,7 @@ class MoE(nn.Module):
             if not self._weights_sum_to_one:  # identical experts: the weights' sum scales it
                 out = out * weights.sum(-1, keepdim=True).to(out.dtype)
         else:
-            out = run_experts(x, ids, weights, self.gate_up, self.down, int8=self.int8,
+            out = run_experts(x, ids, weights, self.gate_up, self.down,
                               deltas=self.low_rank)
         if self.config.shared_inter:
             gate, up = F.linear(x, self.shared_gate_up).chunk(2, dim=-1)
@@ -120,7 +119,7 @@ class MoE(nn.Module):
 
     def _runs_dense(self, x: torch.Tensor) -> bool:
         # a delta being trained on the experts makes them differ: the routed path then
-        return (self.copies and self.int8 is None and self.gate_up.dtype == x.dtype
+        return (self.copies and self.gate_up.dtype == x.dtype
                 and not parametrize.is_parametrized(self) and not self.low_rank)
 
     @property

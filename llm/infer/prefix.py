@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from llm.adapter import decoder_layers
+from llm.model.adapter import decoder_layers
 
 
 class _Recorder:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from llm import adapter as adapters
-from llm.evaluate import evaluate
+from llm.infer.evaluate import evaluate, sentiment_metrics
+from llm.model import adapter as adapters
 
 GRID = np.exp(np.linspace(math.log(0.25), math.log(4.0), 97))   # T from 1/4 to 4
 
@@ -48,8 +48,6 @@ def calibrate(engine, adapter_dir: str | Path, valid: dict[str, pl.DataFrame],
               out: str | Path | None = None) -> dict:
     """Fit T on `valid` (read with `engine`, which carries the adapter) and write the adapter
     with its head divided by T to `out` (in place by default); returns the report."""
-    from llm.evaluate import sentiment_metrics
-
     read = {name: log_probs(engine, frame) for name, frame in valid.items()}
     logits = np.concatenate([lp for lp, _ in read.values()])
     truth = np.concatenate([[adapters.LABELS.index(x) for x in frame["label"]]

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from llm.moe import MoE, MoEConfig
+from llm.model.moe import MoE, MoEConfig
 
 DEFAULT_UPCYCLE = {"method": "copy", "n_experts": 4, "top_k": 1}
 

@@ -1,7 +1,8 @@
 """Reason mode trained with verifiable rewards: GRPO over the model's own trace and JSON.
 
-A cold start comes first (`llm.reason_cold_start`): supervised, teacher-forced completions that
-state the gold label, as R1 began, so that the samples GRPO draws differ in the label at all.
+A cold start comes first (`llm.train.reason_cold_start`): supervised, teacher-forced
+completions that state the gold label, as R1 began, so that the samples GRPO draws differ in
+the label at all.
 
 Each GRPO step then draws a few labelled documents and samples a group of reason-mode
 completions for each, under the same grammar reason mode decodes with. Rules score every
@@ -30,17 +31,19 @@ from pydantic import ValidationError
 from torch.nn.utils import parametrize
 from transformers import LogitsProcessorList
 
-from llm import adapter as adapters
-from llm.completions import Completions, completion_logprobs, reason_prompts, snapshot
-from llm.engine import DocInput, Engine
 from llm.errors import ModelError
-from llm.grammar import GrammarLogitsProcessor, new_matcher
-from llm.grpo import REASON_EPS, group_advantages
-from llm.load import LoadedModel, adapter_path, load
-from llm.reason import label_of
-from llm.reason_cold_start import cold_start
+from llm.infer.engine import DocInput, Engine
+from llm.infer.grammar import GrammarLogitsProcessor, new_matcher
+from llm.infer.reason import label_of
+from llm.model import adapter as adapters
+from llm.model.load import load
+from llm.model.loaded import LoadedModel, adapter_path
 from llm.schema import ReasonOutput
 from llm.settings import Log, ReasonTrainSettings
+from llm.train.completions import Completions, completion_logprobs, reason_prompts, snapshot
+from llm.train.grpo import REASON_EPS, group_advantages
+from llm.train.reason_cold_start import cold_start
+from llm.train.training_files import read_training_files
 
 ATTENTION = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")
 
@@ -207,8 +210,6 @@ def train_reason_adapter(adapter: str, train_files: list[str], text_col: str,
                          log: Log = print) -> dict:
     """Load `base` in fp32 with `adapter`, train reason mode on the files, and write a copy
     of the adapter with the reason deltas added to `out` (score mode reads it unchanged)."""
-    from llm.training_files import read_training_files
-
     train = read_training_files(train_files, text_col, label_cols)
     train = train.filter(pl.col("text").str.strip_chars().str.len_chars() > 0)
     source = adapters.read(adapter_path(adapter))
