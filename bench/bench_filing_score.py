@@ -27,7 +27,7 @@ def main(filing: Path) -> None:
     from data.ingest import ingest_files
     from data.warehouse import Warehouse
     from llm.infer.engine import DocInput, Engine
-    from quant.scoring import reading_units, score_pending
+    from quant.text.scoring import reading_units, score_pending
 
     engine = Engine(llm.load("default", "auto"))
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, "

@@ -25,11 +25,11 @@ def score_timings(root: Path, docs: int) -> dict:
     from data.ingest import ingest_news
     from data.warehouse import Warehouse
     from llm.infer.engine import Engine
-    from quant import distributed
     from quant.api import init_workspace
     from quant.config import load_config
     from quant.models import load_request
-    from quant.scoring import score_pending
+    from quant.text import distributed
+    from quant.text.scoring import score_pending
     from tests.llm.tiny import build_tiny_model
 
     tiny = build_tiny_model(root / "tiny")
@@ -60,9 +60,9 @@ def score_timings(root: Path, docs: int) -> dict:
 
 
 def sweep_timings(configs: int) -> dict:
-    from quant import distributed
-    from quant.backtest import Settings, local_map, sweep
+    from quant.backtests.backtest import Settings, local_map, sweep
     from quant.pipeline import PanelParams, build_panel
+    from quant.text import distributed
     from strategies import get_strategy
     from tests.quant.helpers import calendar_prices, signals_frame
 

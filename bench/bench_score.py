@@ -66,7 +66,7 @@ def filing_passages(n: int) -> list[DocInput] | None:
 
     from data.ingest import ingest_files
     from data.warehouse import Warehouse
-    from quant.scoring import reading_units
+    from quant.text.scoring import reading_units
 
     filing = DATASETS / "edgar" / "aapl-10-k-2024-11-01.html.gz"
     if not filing.exists():

@@ -1,9 +1,9 @@
 """A 1,000-configuration sweep of `sentiment_long_short` over 50 tickers and 10 years, three
 ways in one process, with the same returns asserted:
 
-- grid: `quant.backtest.sweep` (the strategy's `weights_grid`, the compiled simulation);
+- grid: `quant.backtests.backtest.sweep` (the strategy's `weights_grid`, the compiled simulation);
 - vectorbt: the former sweep, per-configuration weights and one `Portfolio.from_orders` per
-  chunk of 50 configurations (`quant.simulation.simulate_with_vectorbt`);
+  chunk of 50 configurations (`quant.backtests.simulation.simulate_with_vectorbt`);
 - loop: single-configuration `backtest` calls in a Python loop (timed on a sample, then
   extrapolated, printed as such).
 
@@ -98,8 +98,8 @@ def timed(fn, repeat: int = 1):
 
 def vectorbt_sweep(panel, strategy, settings, grid, chunk: int = 50) -> pd.DataFrame:
     """The former sweep: per-configuration weights, one vectorbt run per chunk."""
-    from quant.backtest import Simulation, measure
-    from quant.simulation import simulate_with_vectorbt
+    from quant.backtests.backtest import Simulation, measure
+    from quant.backtests.simulation import simulate_with_vectorbt
 
     simulation = Simulation(panel, strategy, settings)
     parts = []
@@ -118,7 +118,7 @@ def vectorbt_sweep(panel, strategy, settings, grid, chunk: int = 50) -> pd.DataF
 def main(configs: int, sample: int) -> None:
     import torch
 
-    from quant.backtest import Settings, backtest, sweep, walk_forward
+    from quant.backtests.backtest import Settings, backtest, sweep, walk_forward
     from strategies import get_strategy
 
     print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}")

@@ -2,7 +2,7 @@
 
 `SignalFields` is what the model decides; `ReasonOutput` is the bounded JSON the reason mode
 generates under a grammar (integer percentages and a short rationale, because a grammar
-bounds the shape of a number but not its length); provenance is added by `quant.scoring`.
+bounds the shape of a number but not its length); provenance is added by `quant.text.scoring`.
 """
 
 from __future__ import annotations

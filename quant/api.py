@@ -32,21 +32,21 @@ from data.warehouse import Warehouse
 from quant.artefact import inside
 from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config, workspace_config
 from quant.days import day_of
-from quant.distributed import ray_scorer
 from quant.errors import ConfigError
 from quant.evaluate import evaluate_signal, horizons_in
 from quant.features import with_features
 from quant.learned import Fitted, fit_walk_forward
-from quant.live import LiveMethods
+from quant.live.methods import LiveMethods
 from quant.models import Model, load_request, make_engine, model
 from quant.pipeline import build_panel, load_prices, no_signals, panel_from_warehouse
-from quant.scoring import score_pending
 from quant.settings import ModelSpec
 from quant.signals import PANEL_SIGNALS, prepare
+from quant.text.distributed import ray_scorer
+from quant.text.scoring import score_pending
 
 if TYPE_CHECKING:
     from quant.evaluate import Evaluation
-    from quant.run_store import StoredRun
+    from quant.reports.run_store import StoredRun
     from quant.signals import UserSignal
 
 __all__ = ["Model", "Workspace", "init_workspace", "model", "open_workspace"]
@@ -74,8 +74,8 @@ def init_workspace(root: str | Path) -> dict:
 
 
 def _runs():
-    """quant.runs: backtests, their store and reports."""
-    from quant import runs  # pandas and plotly: only when a backtest is run or read
+    """quant.reports.runs: backtests, their store and reports."""
+    from quant.reports import runs  # pandas and plotly: only when a backtest is run or read
 
     return runs
 
@@ -344,7 +344,7 @@ class Workspace(LiveMethods):
     def report(self, run: StoredRun | str = "latest") -> Path:
         """Write the run's HTML report (and metrics.json, equity.png); its path. A read-only
         workspace writes nothing: it gives the stored report's path, or refuses."""
-        from quant.report import write_report  # pandas and plotly: only when a report is written
+        from quant.reports.report import write_report  # pandas, plotly: when a report is written
 
         run = self.run(run) if isinstance(run, str) else run
         folder = inside(self.config.reports_dir, run.run_id, "run")

@@ -91,7 +91,7 @@ class ScheduleEntry:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    """What the monitor checks after each daily run, and whom it tells (`quant.monitor`)."""
+    """What the monitor checks after each daily run, and whom it tells (`quant.batch.monitor`)."""
 
     max_price_age: int = 2            # sessions since the last price row
     max_news_age_days: int = 3        # days since the last news document was published

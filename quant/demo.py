@@ -27,10 +27,10 @@ from rich.console import Console
 from data.samples import SAMPLE_END, sample_prices_path, write_sample_news
 from data.warehouse import Warehouse
 from quant.api import Workspace, init_workspace
+from quant.batch.scheduler import run_once
 from quant.evaluate import evaluate_signal
 from quant.learned import fit_walk_forward
-from quant.runs import signal_period
-from quant.scheduler import run_once
+from quant.reports.runs import signal_period
 from quant.settings import ModelSpec
 from quant.tables import print_evaluation, progress_callback, safe, table_of
 

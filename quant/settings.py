@@ -1,7 +1,7 @@
 """Settings that quant.toml's sections are read into, in a module that imports nothing heavy,
 so reading a workspace's config (every command does) costs no polars, pandas or torch.
-`quant.pipeline` and `quant.backtest` take them (the latter as `Settings`), `quant.learned`
-its `ModelSpec`, whose defaults the command line's options show."""
+`quant.pipeline` and `quant.backtests.backtest` take them (the latter as `Settings`),
+`quant.learned` its `ModelSpec`, whose defaults the command line's options show."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from quant.errors import ConfigError
 KINDS = ("linear", "lightgbm")
 TARGETS = ("rank", "direction")
 
-# The performance statistics `quant.stats` computes, by name (a walk-forward chooses by one).
+# The performance statistics `quant.backtests.stats` computes, by name (a walk-forward chooses
+# by one).
 METRICS = ("sharpe", "sortino", "cagr", "max_drawdown", "calmar", "hit_rate", "total_return",
            "volatility", "days")
 

@@ -105,7 +105,8 @@ def injected(monkeypatch, faults: Faults):
         patch.setattr(Warehouse, "_connect", faulty_connect)
         patch.setattr(artefact, "write", faulty_write)
         patch.setattr(artefact, "write_file", faulty_write_file)
-        for module in ("quant.report", "quant.learned", "quant.run_store", "quant.jobs"):
+        for module in ("quant.reports.report", "quant.learned", "quant.reports.run_store",
+                       "quant.batch.jobs"):
             _repoint(patch, module, write, faulty_write, write_file, faulty_write_file)
         yield faults
 

@@ -12,8 +12,9 @@ import pytest
 import quant
 from data.ingest import ingest_files
 from data.warehouse import Warehouse
-from quant import deployments, jobs
+from quant.batch import jobs
 from quant.config import load_config
+from quant.live import deployments
 from tests import faults
 from tests.quant.helpers import calendar_prices, sample_workspace
 

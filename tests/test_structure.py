@@ -127,7 +127,7 @@ def test_no_module_calls_into_another_modules_private_names():
     assert not found, "private names used from outside:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("modules", ["quant.cli, quant.api, data.status, quant.jobs",
+@pytest.mark.parametrize("modules", ["quant.cli, quant.api, data.status, quant.batch.jobs",
                                      "quant.config, quant.settings, llm.settings"])
 def test_the_command_line_and_the_api_start_without_heavy_libraries(modules):
     """`quant --help`, `quant db status`, `import quant.api` and the settings load no model,

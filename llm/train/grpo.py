@@ -4,7 +4,7 @@ The policy is the adapter's sentiment head, a distribution over bearish/neutral/
 each sample a group of G actions is drawn; an action's reward is read from a payoff tensor the
 caller supplies (what the action would have earned on that sample); advantages are the rewards
 standardised within the group (no value model); the loss is -advantage * log-probability plus
-a KL penalty to the starting head. The loop knows nothing of markets: `quant.reward` turns
+a KL penalty to the starting head. The loop knows nothing of markets: `quant.text.reward` turns
 realised returns into the payoff.
 """
 

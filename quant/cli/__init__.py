@@ -15,10 +15,10 @@ import sys
 import click
 
 from data.errors import FrameworkError, is_disk_full
+from quant.batch.threads import wait_politely
 from quant.cli import learning, live, research, schedule, warehouse  # noqa: F401  (registers them)
 from quant.cli.app import cli, err_console
 from quant.tables import safe
-from quant.threads import wait_politely
 
 __all__ = ["cli", "main"]
 
@@ -46,7 +46,7 @@ def main() -> None:
     and exit status 2; anything unexpected the same, with status 3 (QUANT_DEBUG=1 for the
     traceback)."""
     as_json = "--json" in sys.argv
-    wait_politely()   # before any command loads torch or LightGBM (quant.threads)
+    wait_politely()   # before any command loads torch or LightGBM (quant.batch.threads)
     try:
         cli.main(standalone_mode=False)
     except FrameworkError as exc:

@@ -22,9 +22,9 @@ from llm.train.reason_train import train_reason_adapter
 from llm.train.training_files import read_training_files, source_name
 from quant.cli.app import config_of, console, emit, json_option
 from quant.models import load_model, make_engine, model_cache
-from quant.reward import train_reward_adapter
 from quant.settings import RewardSettings
 from quant.tables import table_of
+from quant.text.reward import train_reward_adapter
 
 # The training settings' defaults, which the options below show and pass on.
 _TUNE, REASON, REWARD = FinetuneSettings(), ReasonTrainSettings(), RewardSettings()

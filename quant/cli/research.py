@@ -80,7 +80,7 @@ def backtest(ctx, strategy_name, pairs, sweep, walk_forward, since, until, engin
 @click.pass_context
 def report(ctx, run_id, as_json):
     """Write the HTML report of a stored run (RUN_ID or `latest`)."""
-    from quant.runs import summary  # pandas and plotly: with the run it reports
+    from quant.reports.runs import summary  # pandas and plotly: with the run it reports
 
     ws = workspace_of(ctx)
     run = ws.run(run_id)

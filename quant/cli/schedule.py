@@ -7,8 +7,8 @@ import sys
 
 import click
 
+from quant.batch.scheduler import Scheduler, history, run_once, status
 from quant.cli.app import cli, config_of, console, day, emit, json_option, workspace_of
-from quant.scheduler import Scheduler, history, run_once, status
 from quant.tables import fmt, record_of, table_of
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from quant import stats
-from quant.backtest import Settings, backtest, sweep, walk_forward
+from quant.backtests import stats
+from quant.backtests.backtest import Settings, backtest, sweep, walk_forward
 from quant.errors import BacktestError
 from quant.pipeline import PanelParams, build_panel
 from strategies import get_strategy

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import quant
 from data.errors import DataError
-from quant import deployments, track
 from quant.errors import ConfigError
+from quant.live import deployments, track
 from quant.signals import traded_signal
 from strategies import get_strategy
 from tests.quant.helpers import sample_workspace, write_signals
@@ -133,7 +133,7 @@ def test_a_book_without_the_last_sessions_prices_is_refused(root):
 
 
 def test_tomorrows_book_is_written_by_the_daily_job(root):
-    from quant import jobs
+    from quant.batch import jobs
     from quant.config import load_config
 
     ws = quant.open(root, write=True)

@@ -3,7 +3,7 @@
 import pytest
 
 from llm.infer.engine import EngineSettings
-from quant.backtest import Settings
+from quant.backtests.backtest import Settings
 from quant.config import load_config
 from quant.errors import ConfigError
 from quant.pipeline import PanelParams

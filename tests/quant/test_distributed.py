@@ -12,14 +12,14 @@ pytest.importorskip("ray", reason="ray is not installed (pip install .[distribut
 from data.ingest import ingest_news  # noqa: E402
 from data.warehouse import Warehouse  # noqa: E402
 from llm.infer.engine import Engine  # noqa: E402
-from quant import distributed  # noqa: E402
 from quant.api import init_workspace  # noqa: E402
-from quant.backtest import Settings, sweep  # noqa: E402
+from quant.backtests.backtest import Settings, sweep  # noqa: E402
 from quant.config import load_config  # noqa: E402
 from quant.errors import JobError  # noqa: E402
 from quant.models import load_request  # noqa: E402
 from quant.pipeline import PanelParams, build_panel  # noqa: E402
-from quant.scoring import score_pending  # noqa: E402
+from quant.text import distributed  # noqa: E402
+from quant.text.scoring import score_pending  # noqa: E402
 from strategies import get_strategy  # noqa: E402
 from tests.llm.tiny import build_tiny_model  # noqa: E402
 from tests.quant.helpers import calendar_prices, signals_frame  # noqa: E402

@@ -12,11 +12,11 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from data.warehouse import Warehouse
-from quant import jobs
 from quant.api import init_workspace
+from quant.batch import jobs
+from quant.batch.scheduler import Scheduler, WorkspaceLock, run_once
 from quant.config import load_config
 from quant.errors import JobError
-from quant.scheduler import Scheduler, WorkspaceLock, run_once
 from tests.llm.tiny import build_tiny_model
 from tests.quant.helpers import calendar_prices
 

@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 
 import quant
-from quant import jobs, monitor
+from quant.batch import jobs, monitor
 from quant.config import load_config
 from tests.quant.helpers import sample_workspace
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data.text import sentences
-from quant.passages import PassageScore, aggregate, split
+from quant.text.passages import PassageScore, aggregate, split
 
 
 def words(texts):

@@ -8,9 +8,9 @@ import pytest
 
 from data.ingest import ingest_files
 from data.samples import sample_prices_path, write_sample_news
-from quant import runs
 from quant.api import init_workspace
 from quant.config import load_config
+from quant.reports import runs
 from tests.quant.helpers import write_signals
 
 
@@ -137,7 +137,7 @@ def test_the_index_lists_every_run_with_its_headline(workspace, reports):
 
 def test_the_tear_sheet_is_data_and_drawn(reports, workspace):
     from data.warehouse import Warehouse
-    from quant.runs import store_of
+    from quant.reports.runs import store_of
 
     with Warehouse(workspace.warehouse_path, read_only=True) as wh:
         run = store_of(workspace, wh).read(reports["single"]["run_id"])
@@ -155,7 +155,7 @@ def test_the_tear_sheet_is_data_and_drawn(reports, workspace):
 
 def _stored(workspace, run_id):
     from data.warehouse import Warehouse
-    from quant.runs import store_of
+    from quant.reports.runs import store_of
 
     with Warehouse(workspace.warehouse_path, read_only=True) as wh:
         return store_of(workspace, wh).read(run_id)
@@ -166,7 +166,7 @@ def test_the_book_gives_back_the_stored_returns_exactly(workspace, reports, mode
     import numpy as np
     import polars as pl
 
-    from quant.positions import returns_of
+    from quant.backtests.positions import returns_of
 
     run = _stored(workspace, reports[mode]["run_id"])
     account, held, trades = run.account(), run.positions(), run.trades()

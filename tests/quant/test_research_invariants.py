@@ -11,10 +11,10 @@ import pytest
 
 import quant
 from data.errors import FrameworkError
-from quant.backtest import backtest, sweep, walk_forward
+from quant.backtests.backtest import backtest, sweep, walk_forward
 from quant.errors import BacktestError
 from quant.pipeline import LookAheadError, PanelParams, build_panel
-from quant.runs import panel_digest
+from quant.reports.runs import panel_digest
 from strategies import get_strategy
 from tests.quant.helpers import calendar_prices, sample_workspace, signals_frame
 
@@ -139,7 +139,7 @@ def test_evaluating_a_period_equals_evaluating_the_sliced_panel(root):
 
 _DIGEST = """
 import sys, polars as pl
-from quant.runs import panel_digest
+from quant.reports.runs import panel_digest
 panel = pl.read_parquet(sys.argv[1])
 print(panel_digest(panel.sample(fraction=1.0, shuffle=True, seed=int(sys.argv[2]))))
 """

@@ -9,7 +9,7 @@ import llm
 from llm.model import adapter as adapters
 from llm.train.finetune import FinetuneSettings, finetune
 from llm.train.grpo import GrpoSettings
-from quant.reward import RewardSettings, outcomes, reward_stage
+from quant.text.reward import RewardSettings, outcomes, reward_stage
 from tests.llm.test_finetune import labelled
 from tests.quant.helpers import calendar_prices
 

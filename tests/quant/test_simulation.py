@@ -8,10 +8,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from quant.backtest import Settings, Simulation, backtest, sweep
+from quant.backtests.backtest import Settings, Simulation, backtest, sweep
+from quant.backtests.simulation import chunk_size, simulate, simulate_with_vectorbt
 from quant.errors import BacktestError
 from quant.pipeline import PanelParams, build_panel
-from quant.simulation import chunk_size, simulate, simulate_with_vectorbt
 from strategies import get_strategy
 from strategies.base import combinations
 from tests.quant.helpers import UTC, calendar_prices, signals_frame

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from quant import stats
+from quant.backtests import stats
 
 empyrical = pytest.importorskip("empyrical", reason="pip install .[dev] (empyrical-reloaded)")
 

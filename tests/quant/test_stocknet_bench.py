@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from data.calendar import get_calendar
-from quant import stocknet
+from quant.text import stocknet
 from tests.conftest import dataset
 from tests.quant.helpers import signals_frame
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant.tearsheet import calendar_returns, drawdown_periods, monthly_grid, tear_sheet
+from quant.backtests.tearsheet import calendar_returns, drawdown_periods, monthly_grid, tear_sheet
 
 ep = pytest.importorskip("empyrical")
 

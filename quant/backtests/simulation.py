@@ -19,12 +19,12 @@ import os
 import numpy as np
 import pandas as pd
 
-from quant import vbt
+from quant.backtests import vbt
 
 
 def _kernels():
     vbt.load()  # sets numba's cache folder before the kernels compile
-    from quant import simulation_nb  # vectorbt and numba: after that, when a backtest runs
+    from quant.backtests import simulation_nb  # vectorbt and numba: when a backtest runs
 
     return simulation_nb.simulate_nb
 

@@ -24,11 +24,11 @@ import polars as pl
 from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
-from quant import backtest as bt
-from quant import book, deployments, track
 from quant.artefact import write_file
+from quant.backtests import backtest as bt
 from quant.config import CONFIG_NAME, Config
 from quant.errors import ConfigError
+from quant.live import book, deployments, track
 
 WEIGHT_TOLERANCE = 1e-12   # weights: ranks of the same numbers, so equal but for sums' order
 RETURN_TOLERANCE = 1e-10   # daily returns: the same orders through the same simulation

@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 
 from quant import jsonable
 from quant.artefact import write_file
-from quant.headline import as_shown
-from quant.report import STYLE, figure_html, shared_plotly, table_html
+from quant.reports.headline import as_shown
+from quant.reports.report import STYLE, figure_html, shared_plotly, table_html
 
 
 def live_section(reports: Path) -> str:

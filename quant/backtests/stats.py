@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from quant import vbt
+from quant.backtests import vbt
 from quant.settings import METRICS
 
 PERIODS = 252

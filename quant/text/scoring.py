@@ -5,13 +5,13 @@ section that carries news (risk factors, MD&A, 8-K items other than exhibits) pe
 already in `signals` for the same model fingerprint, prompt version and mode are skipped, so
 running twice writes nothing.
 
-A filing section is read whole: cut into passages the prompt reads in full (`quant.passages`),
+A filing section is read whole: cut into passages the prompt reads in full (`quant.text.passages`),
 every passage scored, the section's signal their aggregate; the passages and their readings go
 to `signal_passages`. An 8-K item whose event type its number says (2.02 results: earnings)
 gets that type, not the model's guess; `decoding.event_source` records which.
 
 One driver serves every engine: the pending work is cut into parts and a *scorer* turns parts
-into signal rows — `local_scorer` in this process, `quant.distributed.ray_scorer` on a Ray
+into signal rows — `local_scorer` in this process, `quant.text.distributed.ray_scorer` on a Ray
 actor pool. The driver alone writes the warehouse (DuckDB has one writer), part by part: a
 killed run keeps what it finished and the next run does the rest, never a row twice.
 """
@@ -30,9 +30,9 @@ from data.warehouse import Warehouse
 from llm.schema import EventType, SignalFields
 from llm.scored import DocInput, Scored
 from llm.settings import MODES
-from quant import passages as passages_
-from quant import signal_store
-from quant.signal_store import SignalSet
+from quant.text import passages as passages_
+from quant.text import signal_store
+from quant.text.signal_store import SignalSet
 
 if TYPE_CHECKING:
     from llm.infer.engine import Engine
@@ -55,7 +55,7 @@ Scorer = Callable[[list[pl.DataFrame], Callable[[int], None]], Iterator[pl.DataF
 
 def pending(wh: Warehouse, engine: Engine, mode: str, since: datetime | None = None,
             limit: int | None = None, sample: bool = False) -> pl.DataFrame:
-    """Work the engine has not scored yet (`quant.signal_store.unscored_work`)."""
+    """Work the engine has not scored yet (`quant.text.signal_store.unscored_work`)."""
     which = SignalSet(engine.loaded.fingerprint, engine.prompt_version(mode), mode)
     return signal_store.unscored_work(wh, which, SIGNAL_ITEMS, since, limit, sample)
 
@@ -135,7 +135,7 @@ def reading_units(engine: Engine, tickers: list[str], texts: list[str], sections
 
 def section_signal(readings: list[tuple[int, int, Scored]], text: str, ticker: str,
                    section: str) -> Scored:
-    """One section's signal from its passages' readings (`quant.passages.aggregate`)."""
+    """One section's signal from its passages' readings (`quant.text.passages.aggregate`)."""
     scores = [passages_.PassageScore(
         a, b, r.status, r.fields.sentiment if r.fields else None,
         r.fields.confidence if r.fields else None, r.tokens,

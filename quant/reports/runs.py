@@ -12,18 +12,18 @@ from datetime import date
 
 import polars as pl
 
-from quant import backtest as bt
-from quant import positions
+from quant.backtests import backtest as bt
+from quant.backtests import positions
 from quant.config import Config
-from quant.distributed import ray_map
 from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
+from quant.live.track_page import live_section
 from quant.pipeline import PanelParams, panel_from_warehouse
-from quant.report import write_index, write_report
-from quant.run_store import RunStore, StoredRun, run_id
-from quant.signal_store import SignalSet, filing_evidence
+from quant.reports.report import write_index, write_report
+from quant.reports.run_store import RunStore, StoredRun, run_id
 from quant.signals import check_panel, get_strategy_or_fail, prepare, traded_signal
-from quant.track_page import live_section
+from quant.text.distributed import ray_map
+from quant.text.signal_store import SignalSet, filing_evidence
 from strategies import get_strategy
 
 MODES = ("single", "sweep", "walk_forward")

@@ -3,7 +3,7 @@
 `ingest` (new files in the inbox), `score` (documents not yet scored by the configured model
 and prompt), `evaluate`, `backtest` (the configured strategies), `book` (each live
 deployment's targets for the next session), `report` (an index of the day's runs), `daily`
-(all of them, in order) and `monitor` (the checks after it: `quant.monitor`; the daily job
+(all of them, in order) and `monitor` (the checks after it: `quant.batch.monitor`; the daily job
 runs them whether or not a step failed). Each attempt writes a `job_runs` row when it
 starts and when it ends (ok, skipped, failed, aborted; `interrupted` when a later start finds it
 still `running` from a process that died). Re-running a job for the same `as_of` does no work
@@ -29,13 +29,13 @@ from pathlib import Path
 
 from data.ingest.batch import expand_paths, reject_file
 from data.warehouse import Warehouse
-from quant import job_log
-from quant import monitor as watch
 from quant.api import Workspace
 from quant.artefact import write_file
+from quant.batch import job_log
+from quant.batch import monitor as watch
+from quant.batch.process import alive
 from quant.config import Config
 from quant.errors import JobError
-from quant.process import alive
 
 STOP = threading.Event()
 RERUN_WHEN_DONE = {"ingest", "score"}   # cheap to re-check; the others skip a finished as_of
@@ -187,7 +187,7 @@ def backtest(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def book(config: Config, as_of: date, wh: Warehouse) -> dict:
-    """Each live deployment's targets for the next session (`quant.book`)."""
+    """Each live deployment's targets for the next session (`quant.live.book`)."""
     books = Workspace.on(config, wh).daily_books(as_of)
     refused = {name: b["refused"] for name, b in books.items() if "refused" in b}
     if refused:  # the others are written; the job says which could not be decided, and why
@@ -196,7 +196,7 @@ def book(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def monitor(config: Config, as_of: date, wh: Warehouse) -> dict:
-    """The checks of `quant.monitor`; breaches go to the notifiers (the job itself is ok:
+    """The checks of `quant.batch.monitor`; breaches go to the notifiers (the job itself is ok:
     it did its work, and what it found is in its counters, the job log and the alerts)."""
 
     found = watch.checks(config, wh, as_of)

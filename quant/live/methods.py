@@ -8,10 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
-from quant import book, deployments
 from quant.artefact import inside
 from quant.days import day_of
 from quant.errors import ConfigError
+from quant.live import book, deployments
 
 
 class LiveMethods:
@@ -23,7 +23,7 @@ class LiveMethods:
         """Freeze `strategy` with `params`, the warehouse's latest signal set, the configured
         costs and `universe` (default: every name with prices) from `go_live` (default: the
         next session); `learned` also freezes its `model` (ModelSpec fields and `since`, or a
-        fitted model's name). A `Deployment` (`quant.book.freeze`)."""
+        fitted model's name). A `Deployment` (`quant.live.book.freeze`)."""
         with self.warehouse(write=True) as wh:
             return book.freeze(self.config, wh, name, strategy, params,
                                day_of(go_live) or (date.today() + timedelta(days=1)), universe,
@@ -55,9 +55,9 @@ class LiveMethods:
                        into: str | Path | None = None) -> dict:
         """Replay `name` on a copy of the workspace (`into`, default replays/NAME-FROM-TO,
         replacing an earlier replay there) through the daily job's book step, and measure the
-        gaps to a backtest of the same sessions (`quant.replay`); `equal` says whether they
+        gaps to a backtest of the same sessions (`quant.live.replay`); `equal` says whether they
         are floating-point noise. The workspace itself is not changed."""
-        from quant.replay import replay_on_copy  # pandas and plotly: when a replay runs
+        from quant.live.replay import replay_on_copy  # pandas and plotly: when a replay runs
 
         start, end = day_of(since), day_of(until)
         if into is None:
@@ -82,7 +82,7 @@ class LiveMethods:
             return _track().track_record(self.config, wh, deployments.get(wh, name))
 
     def daily_books(self, as_of: str | date) -> dict:
-        """Every live deployment's book for the session after `as_of` (`quant.book`), each
+        """Every live deployment's book for the session after `as_of` (`quant.live.book`), each
         decided book's track record written beside it; by name, what was decided or why not."""
         with self.warehouse(write=True) as wh:
             books = book.daily_books(self.config, wh, day_of(as_of))
@@ -95,7 +95,7 @@ class LiveMethods:
 
 
 def _track():
-    """quant.track: the paper record beside the backtest's expectation."""
-    from quant import track  # pandas and plotly: only when a track record is read
+    """quant.live.track: the paper record beside the backtest's expectation."""
+    from quant.live import track  # pandas and plotly: only when a track record is read
 
     return track

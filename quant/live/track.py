@@ -20,13 +20,14 @@ import polars as pl
 from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
-from quant import backtest as bt
-from quant import book, deployments, stats
-from quant.backtest import Simulation, measure
+from quant.backtests import backtest as bt
+from quant.backtests import stats
+from quant.backtests.backtest import Simulation, measure
 from quant.config import Config
+from quant.live import book, deployments
+from quant.live.track_page import write_track as write_page
 from quant.pipeline import build_panel, load_prices, no_signals
 from quant.signals import traded_signal
-from quant.track_page import write_track as write_page
 
 # What the track record shows, live beside the backtest before go-live.
 FIGURES = ("sharpe", "cagr", "max_drawdown", "volatility", "turnover", "exposure", "rank_ic")
@@ -115,7 +116,7 @@ def expectation(config: Config, wh: Warehouse, deployment: deployments.Deploymen
 
 
 def write_track(config: Config, deployment: deployments.Deployment, record: dict) -> Path:
-    """The deployment's track record (`track_record`) beside its books (`quant.track_page`)."""
+    """The deployment's track record (`track_record`) beside its books (`quant.live.track_page`)."""
     folder = book.folder_of(config, deployment.name)
     folder.mkdir(parents=True, exist_ok=True)
     return write_page(folder, config.reports_dir, record)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import polars as pl
 
 from quant.errors import JobError
-from quant.scoring import score_part
+from quant.text.scoring import score_part
 
 
 def init(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -84,7 +84,7 @@ class ScoringActor:
 
 def ray_scorer(request, engine, mode: str, workers: int = 2, batch_size: int = 64,
                address: str | None = None, fail_once_marker: str | None = None):
-    """A `quant.scoring.Scorer` on a Ray actor pool of `workers` model replicas, each loaded
+    """A `quant.text.scoring.Scorer` on a Ray actor pool of `workers` model replicas, each loaded
     from `request` (an `llm.model.load.LoadRequest` pinned to the driver's model, so every
     replica's rows carry the driver's fingerprint)."""
     if request.expect is None:
@@ -116,7 +116,8 @@ def ray_scorer(request, engine, mode: str, workers: int = 2, batch_size: int = 6
 
 
 def ray_map(address: str | None = None):
-    """A `quant.backtest.ChunkMap` that runs each chunk as a Ray task; results in order."""
+    """A `quant.backtests.backtest.ChunkMap` that runs each chunk as a Ray task; results in
+    order."""
     def run(fn, chunks: list) -> list:
         import ray
 

@@ -8,7 +8,7 @@ winning months), yearly and monthly returns, and the worst drawdown periods.
 Through vectorbt's returns accessor where it has the statistic (alpha, beta, information ratio,
 captures, tail ratio, VaR, CVaR; checked against empyrical-reloaded in the tests); by hand only
 what no kept library gives as a pyfolio user expects it: drawdown periods from the starting
-capital (`quant.stats.drawdown`), calendar returns by compounding.
+capital (`quant.backtests.stats.drawdown`), calendar returns by compounding.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from quant import stats
+from quant.backtests import stats
 
 TOP_DRAWDOWNS = 5
 

@@ -3,12 +3,12 @@
 Execution: a weight at session t is traded at t's open (the panel's decision time, after the
 signal became public), so prices are adjusted opens and portfolios are marked at the open.
 Fees and slippage are in basis points of traded value; gross exposure is capped at
-`max_leverage`. The portfolios are vectorbt's (`quant.simulation` runs its order logic for
+`max_leverage`. The portfolios are vectorbt's (`quant.backtests.simulation` runs its order logic for
 every configuration in one compiled pass). A sweep takes its weights from the strategy's
 `weights_grid` when it has one (every configuration in one frame), else from one `weights`
 call per configuration; chunks of the grid, sized to the memory available, go through a
-`ChunkMap` — a local loop, or `quant.distributed.ray_map` — and come back in grid order. Pure
-computation: storing a run is `quant.run_store`'s.
+`ChunkMap` — a local loop, or `quant.text.distributed.ray_map` — and come back in grid order. Pure
+computation: storing a run is `quant.reports.run_store`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from quant import simulation, stats
+from quant.backtests import simulation, stats
 from quant.errors import BacktestError
 from quant.settings import BacktestSettings as Settings
 from strategies.base import Strategy, check_params, combinations, missing_columns

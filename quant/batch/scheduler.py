@@ -26,12 +26,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from data.warehouse import Warehouse
-from quant import job_log, jobs
+from quant.batch import job_log, jobs
+from quant.batch.cron import as_of_for, previous_fire, trigger
 from quant.config import Config
-from quant.cron import as_of_for, previous_fire, trigger
 from quant.errors import JobError
 
-log = logging.getLogger("quant.scheduler")
+log = logging.getLogger("quant.batch.scheduler")
 MISFIRE_GRACE_S = 6 * 3600
 
 

@@ -19,12 +19,12 @@ import polars as pl
 
 from data.warehouse import Warehouse
 from quant import artefact, jsonable
-from quant.backtest import Result, Settings
+from quant.backtests.backtest import Result, Settings
+from quant.backtests.positions import costs
+from quant.backtests.stats import PERIODS
+from quant.backtests.tearsheet import tear_sheet
 from quant.errors import BacktestError
 from quant.evaluate import Evaluation
-from quant.positions import costs
-from quant.stats import PERIODS
-from quant.tearsheet import tear_sheet
 
 
 def run_id(strategy: str, kind: str, key: object) -> str:
@@ -111,7 +111,7 @@ class StoredRun:
 
     def tear_sheet(self) -> dict:
         """Against the benchmark, the distribution, calendar returns and the worst drawdowns
-        (`quant.tearsheet`), as plain data; the report draws the same."""
+        (`quant.backtests.tearsheet`), as plain data; the report draws the same."""
         return tear_sheet(self.returns["strategy"], self.returns["benchmark"],
                           self.market, self._costs())
 
@@ -123,8 +123,8 @@ class StoredRun:
 
     def figures(self) -> dict:
         """The report's plotly figures by name (equity, drawdown, ..., sweep, windows); in a
-        notebook each also leaves a static PNG (`quant.notebook_figure`)."""
-        from quant.report import notebook_figures  # plotly: only when asked for
+        notebook each also leaves a static PNG (`quant.reports.notebook_figure`)."""
+        from quant.reports.report import notebook_figures  # plotly: only when asked for
 
         return notebook_figures(self)
 
@@ -168,7 +168,7 @@ class RunStore:
         """The run's files and row. `market` is the market strategy's result; `benchmark` is
         what the run is measured against: `market`, or `cash` (zero) for a market-neutral
         book. `book`: the chosen configuration's positions, trades and account
-        (`quant.positions`)."""
+        (`quant.backtests.positions`)."""
         chosen = result.best if result.kind == "sweep" else 0
         returns = result.returns[chosen].rename("strategy")
         market_returns = market.returns[0].reindex(returns.index).fillna(0.0).rename("market")

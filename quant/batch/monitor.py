@@ -21,12 +21,13 @@ import polars as pl
 
 from data.calendar import get_calendar
 from data.warehouse import Warehouse
-from quant import deployments, job_log
+from quant.batch import job_log
+from quant.batch.cron import previous_fire
 from quant.config import AlertsConfig, Config
-from quant.cron import previous_fire
-from quant.signal_store import recent_statuses
+from quant.live import deployments
+from quant.text.signal_store import recent_statuses
 
-log = logging.getLogger("quant.monitor")
+log = logging.getLogger("quant.batch.monitor")
 LIVE_IC_SESSIONS = 63
 
 
@@ -120,7 +121,7 @@ def _late_jobs(config: Config, wh: Warehouse, now: datetime) -> list[dict]:
 def _live_ic(config: Config, wh: Warehouse, as_of: date) -> list[dict]:
     """Each live deployment's mean daily rank IC of its traded signal over its last sessions,
     from its stored targets and the returns that followed."""
-    from quant import track  # pandas and plotly: only once a deployment is live
+    from quant.live import track  # pandas and plotly: only once a deployment is live
 
     out = []
     for deployment in deployments.listing(wh, live_only=True):

@@ -10,7 +10,7 @@ import html
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from quant.run_store import StoredRun
+    from quant.reports.run_store import StoredRun
 
 DSR_EVIDENCE = 0.95   # the usual bar: 95% probability that the true Sharpe is above zero
 PBO_EVIDENCE = 0.5    # below it, choosing the in-sample best beats choosing at random

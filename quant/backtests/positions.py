@@ -1,10 +1,10 @@
 """A run's book: the weights it targeted, the shares it held and the trades that moved them.
 
 Rebuilt from the orders the simulation placed, by vectorbt's own `Portfolio` on the chosen
-configuration (`quant.simulation.vectorbt_portfolio`, the oracle the compiled simulation is
-held equal to), so the book is exactly consistent with the stored returns: the account's value
-each session (cash plus the positions at that session's open) gives back the returns.
-A walk-forward stitches windows of several configurations and has no single book.
+configuration (`quant.backtests.simulation.vectorbt_portfolio`, the oracle the compiled
+simulation is held equal to), so the book is exactly consistent with the stored returns: the
+account's value each session (cash plus the positions at that session's open) gives back the
+returns. A walk-forward stitches windows of several configurations and has no single book.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from quant import simulation
-from quant.backtest import Settings, Simulation
+from quant.backtests import simulation
+from quant.backtests.backtest import Settings, Simulation
 from strategies.base import Strategy
 
 

@@ -1,5 +1,6 @@
-"""The numba kernels of `quant.simulation` (vectorbt's style: `_nb` functions beside their
-Python wrapper). Import through `quant.simulation`, which sets numba's cache folder first."""
+"""The numba kernels of `quant.backtests.simulation` (vectorbt's style: `_nb` functions beside
+their Python wrapper). Import through `quant.backtests.simulation`, which sets numba's cache
+folder first."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def any_order_nb(raw):
 @njit(cache=True)
 def targets_row_nb(raw, tradable, max_leverage, out):
     """One session's targets: NaN holds, an untradable name is closed, gross exposure
-    capped at `max_leverage` (as `quant.backtest` has always prepared them)."""
+    capped at `max_leverage` (as `quant.backtests.backtest` has always prepared them)."""
     gross = 0.0
     for k in range(raw.shape[0]):
         w = raw[k]
