@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.errors import FrameworkError, is_disk_full
-from quant.batch.process import alive
 from quant.errors import ConfigError
+from quant.process import alive
 
 MANIFEST = "manifest.json"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

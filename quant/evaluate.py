@@ -148,7 +148,7 @@ class Evaluation:
     def figures(self) -> dict:
         """Plotly figures by name: the IC series, its monthly means, distribution and QQ
         plot, its decay, the quantile returns; in a notebook each also leaves a static PNG."""
-        from quant.reports.factor_figures import notebook_figures  # plotly: only when asked for
+        from quant.factor_figures import notebook_figures  # plotly: only when asked for
 
         return notebook_figures(self)
 

@@ -23,7 +23,7 @@ from data.errors import DataError
 from data.warehouse import Warehouse
 from llm.schema import EventType
 from quant.settings import PanelParams
-from quant.text.signal_store import SIGNALS_SCHEMA, SignalSet, choose_signal_set, load_signals
+from quant.signal_store import SIGNALS_SCHEMA, SignalSet, choose_signal_set, load_signals
 
 
 class LookAheadError(DataError):

@@ -31,6 +31,15 @@ ALLOWED = {
 MAX_LOCAL_IMPORTS = 22
 HEAVY = ("torch", "transformers", "vectorbt", "scipy", "pandas", "plotly", "numba",
          "exchange_calendars", "sklearn", "lightgbm", "ray")
+# Inside `llm` and `quant`, folders in one order: a module imports only modules of its own
+# rank or below (ARCHITECTURE.md draws it). A package's top-level modules are rank 0 (the
+# leaves of `llm`; the research core of `quant`), except the doors named here.
+RANKS = {
+    "llm": {"kernels": 1, "model": 2, "infer": 3, "train": 4},
+    "quant": {"text": 1, "backtests": 1, "reports": 2, "live": 3, "api": 4, "batch": 5,
+              "demo": 6, "cli": 7},
+}
+DOORS = {"llm", "quant"}   # the packages' own __init__: lazy doors to what is above
 MAX_FUNCTION_LINES = 60   # kernels excepted: a Triton kernel is one function by nature
 MAX_MODULE_LINES = 400
 
@@ -167,6 +176,27 @@ def test_few_imports_hide_in_functions_and_each_says_why():
     silent = [where for where, line in local if "#" not in line]
     assert not silent, "a function-local import says which heavy library it defers:\n" + \
         "\n".join(silent)
+
+
+def _rank(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] not in RANKS or module in DOORS:
+        return None
+    return RANKS[parts[0]].get(parts[1], 0) if len(parts) > 1 else 0
+
+
+def test_folders_inside_a_package_import_only_downward():
+    paths = {_module_name(p): p for p in _modules()}
+    upward = []
+    for module, path in paths.items():
+        mine = _rank(module)
+        if mine is None:
+            continue
+        for target in _runtime_imports(ast.parse(path.read_text()), set(paths)):
+            theirs = _rank(target)
+            if target.split(".")[0] == module.split(".")[0] and (theirs or 0) > mine:
+                upward.append(f"{module} (rank {mine}) imports {target} (rank {theirs})")
+    assert not upward, "imports up the folders:\n" + "\n".join(sorted(upward))
 
 
 def test_imports_only_go_down_the_layers():

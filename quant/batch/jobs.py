@@ -33,9 +33,9 @@ from quant.api import Workspace
 from quant.artefact import write_file
 from quant.batch import job_log
 from quant.batch import monitor as watch
-from quant.batch.process import alive
 from quant.config import Config
 from quant.errors import JobError
+from quant.process import alive
 
 STOP = threading.Event()
 RERUN_WHEN_DONE = {"ingest", "score"}   # cheap to re-check; the others skip a finished as_of

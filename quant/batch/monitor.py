@@ -25,7 +25,7 @@ from quant.batch import job_log
 from quant.batch.cron import previous_fire
 from quant.config import AlertsConfig, Config
 from quant.live import deployments
-from quant.text.signal_store import recent_statuses
+from quant.signal_store import recent_statuses
 
 log = logging.getLogger("quant.batch.monitor")
 LIVE_IC_SESSIONS = 63

@@ -10,9 +10,9 @@ from quant.cli.app import cli, console, day, emit, json_option, workspace_of
 from quant.features import FEATURES
 from quant.pipeline import load_prices
 from quant.settings import KINDS, TARGETS, ModelSpec
+from quant.signal_store import choose_signal_set, load_signals
 from quant.tables import fmt, print_evaluation, table_of
 from quant.text import stocknet
-from quant.text.signal_store import choose_signal_set, load_signals
 
 
 @cli.command("features")

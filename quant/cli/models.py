@@ -13,8 +13,8 @@ import click
 import llm
 from llm.infer.engine import DocInput
 from llm.infer.evaluate import evaluate, read_labelled
+from llm.infer.specialisation import routing_by_source, specialisation
 from llm.model import adapter as adapters
-from llm.model.specialisation import routing_by_source, specialisation
 from llm.settings import MODES, PRECISIONS, FinetuneSettings, ReasonTrainSettings
 from llm.train.calibrate import calibrate
 from llm.train.finetune import train_adapter

@@ -21,6 +21,7 @@ import polars as pl
 from data.calendar import get_calendar
 from data.errors import DataError
 from data.warehouse import Warehouse
+from quant import signal_store
 from quant.artefact import inside, write_file
 from quant.config import Config
 from quant.days import day_of
@@ -35,9 +36,8 @@ from quant.learned import (
 from quant.live import deployments
 from quant.pipeline import build_panel, load_prices, no_signals
 from quant.settings import ModelSpec
+from quant.signal_store import SignalSet, choose_signal_set, load_signals
 from quant.signals import get_strategy_or_fail, traded_signal
-from quant.text import signal_store
-from quant.text.signal_store import SignalSet, choose_signal_set, load_signals
 from strategies import get_strategy
 from strategies.base import check_params
 

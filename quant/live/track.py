@@ -25,8 +25,8 @@ from quant.backtests import stats
 from quant.backtests.backtest import Simulation, measure
 from quant.config import Config
 from quant.live import book, deployments
-from quant.live.track_page import write_track as write_page
 from quant.pipeline import build_panel, load_prices, no_signals
+from quant.reports.track_page import write_track as write_page
 from quant.signals import traded_signal
 
 # What the track record shows, live beside the backtest before go-live.
@@ -116,7 +116,8 @@ def expectation(config: Config, wh: Warehouse, deployment: deployments.Deploymen
 
 
 def write_track(config: Config, deployment: deployments.Deployment, record: dict) -> Path:
-    """The deployment's track record (`track_record`) beside its books (`quant.live.track_page`)."""
+    """The deployment's track record (`track_record`) beside its books
+    (`quant.reports.track_page`)."""
     folder = book.folder_of(config, deployment.name)
     folder.mkdir(parents=True, exist_ok=True)
     return write_page(folder, config.reports_dir, record)

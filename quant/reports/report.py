@@ -26,9 +26,9 @@ from quant.backtests import stats
 from quant.backtests.tearsheet import ROLLING as ROLLING_RISK
 from quant.backtests.tearsheet import monthly_grid, rolling
 from quant.errors import BacktestError
-from quant.reports.factor_figures import ic_figures
+from quant.factor_figures import ic_figures
+from quant.notebook_figure import shown
 from quant.reports.headline import as_shown, benchmark_of, headline, headline_html, sample_label
-from quant.reports.notebook_figure import shown
 
 if TYPE_CHECKING:  # both call into this module for their figures; here they are only types
     from quant.evaluate import Evaluation
@@ -347,7 +347,7 @@ def shared_plotly(reports: Path) -> str:
 def write_index(path: Path, runs: list[dict], as_of=None, live: str = "") -> Path:
     """An index page of every run (`RunStore.listing`), newest first: kind and what it means
     for the figures, period, Sharpe, CAGR, worst drawdown, deflated Sharpe, a link; `live`
-    (`quant.live.track_page.live_section`) above them."""
+    (`quant.reports.track_page.live_section`) above them."""
     labels = {"walk_forward": "out of sample", "sweep": "in sample (best of a grid)",
               "single": "fixed parameters"}
 

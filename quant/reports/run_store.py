@@ -123,7 +123,7 @@ class StoredRun:
 
     def figures(self) -> dict:
         """The report's plotly figures by name (equity, drawdown, ..., sweep, windows); in a
-        notebook each also leaves a static PNG (`quant.reports.notebook_figure`)."""
+        notebook each also leaves a static PNG (`quant.notebook_figure`)."""
         from quant.reports.report import notebook_figures  # plotly: only when asked for
 
         return notebook_figures(self)

@@ -17,13 +17,13 @@ from quant.backtests import positions
 from quant.config import Config
 from quant.errors import BacktestError
 from quant.evaluate import evaluate_signal
-from quant.live.track_page import live_section
 from quant.pipeline import PanelParams, panel_from_warehouse
 from quant.reports.report import write_index, write_report
 from quant.reports.run_store import RunStore, StoredRun, run_id
+from quant.reports.track_page import live_section
+from quant.signal_store import SignalSet, filing_evidence
 from quant.signals import check_panel, get_strategy_or_fail, prepare, traded_signal
 from quant.text.distributed import ray_map
-from quant.text.signal_store import SignalSet, filing_evidence
 from strategies import get_strategy
 
 MODES = ("single", "sweep", "walk_forward")

@@ -30,9 +30,9 @@ from data.warehouse import Warehouse
 from llm.schema import EventType, SignalFields
 from llm.scored import DocInput, Scored
 from llm.settings import MODES
+from quant import signal_store
+from quant.signal_store import SignalSet
 from quant.text import passages as passages_
-from quant.text import signal_store
-from quant.text.signal_store import SignalSet
 
 if TYPE_CHECKING:
     from llm.infer.engine import Engine
@@ -55,7 +55,7 @@ Scorer = Callable[[list[pl.DataFrame], Callable[[int], None]], Iterator[pl.DataF
 
 def pending(wh: Warehouse, engine: Engine, mode: str, since: datetime | None = None,
             limit: int | None = None, sample: bool = False) -> pl.DataFrame:
-    """Work the engine has not scored yet (`quant.text.signal_store.unscored_work`)."""
+    """Work the engine has not scored yet (`quant.signal_store.unscored_work`)."""
     which = SignalSet(engine.loaded.fingerprint, engine.prompt_version(mode), mode)
     return signal_store.unscored_work(wh, which, SIGNAL_ITEMS, since, limit, sample)
 

@@ -152,8 +152,8 @@ def test_routing_specialisation_is_measured_per_source(monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from llm.infer.engine import DocInput, Engine
+    from llm.infer.specialisation import js_divergence, routing_by_source, specialisation
     from llm.model.loaded import LoadedModel
-    from llm.model.specialisation import js_divergence, routing_by_source, specialisation
     from tests.llm.tiny import train_tokenizer
 
     assert js_divergence(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0

@@ -7,8 +7,8 @@ import llm
 from data.ingest import ingest_files, ingest_news
 from llm.infer.engine import Engine
 from llm.infer.prompts import SCORE_VERSION
+from quant.signal_store import SignalSet, filing_evidence
 from quant.text.scoring import ITEM_EVENTS, score_pending
-from quant.text.signal_store import SignalSet, filing_evidence
 from tests.conftest import dataset
 
 

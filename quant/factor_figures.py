@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from quant.reports.notebook_figure import shown
+from quant.notebook_figure import shown
 
 if TYPE_CHECKING:
     from quant.evaluate import Evaluation
