@@ -16,6 +16,7 @@ import polars as pl
 from llm import lexicon
 from llm.errors import ModelError
 from llm.infer.engine import DocInput, Engine
+from llm.infer.error_patterns import pattern_metrics
 from llm.model.adapter import LABELS
 
 _LABEL_MAP = {"bullish": "bullish", "positive": "bullish", "bearish": "bearish",
@@ -143,6 +144,7 @@ def evaluate(engine: Engine, frame: pl.DataFrame, mode: str = "score",
     metrics |= {"mode": mode, "not_ok": failed, "seconds": round(seconds, 2),
                 "docs_per_s": round(len(docs) / seconds, 2) if seconds else None,
                 "model_id": engine.loaded.model_id, "fingerprint": engine.loaded.fingerprint}
+    metrics["patterns"] = pattern_metrics(frame, probs)
     metrics["dictionary"] = dictionary_metrics(frame)
     metrics["above_dictionary"] = round(metrics["weighted_f1"]
                                         - metrics["dictionary"]["weighted_f1"], 4)

@@ -74,10 +74,14 @@ def llm_eval(ctx, data_path, text_col, label_col, spec, adapter, mode, limit, as
     def render(m: dict) -> None:
         console.print(table_of([{k: (round(v, 4) if isinstance(v, float) else v)
                                  for k, v in m.items()
-                                 if k not in ("confusion", "labels", "dictionary")}],
+                                 if k not in ("confusion", "labels", "dictionary",
+                                              "patterns")}],
                                title="evaluation"))
         console.print(table_of([m["dictionary"]], title="the Loughran-McDonald dictionary "
                                "on the same rows (the model is above it by above_dictionary)"))
+        console.print(table_of(m["patterns"], title="by pattern of the text (accuracy with "
+                               "and without it; polar_read_neutral: its bullish and bearish "
+                               "rows read as neutral)"))
         console.print(table_of([{"truth": label, **dict(zip(m["labels"], row, strict=True))}
                                 for label, row in zip(m["labels"], m["confusion"], strict=True)],
                                title="confusion (rows: truth)"))

@@ -5,6 +5,7 @@ import pytest
 import llm
 from llm.errors import ModelError
 from llm.infer.engine import Engine
+from llm.infer.error_patterns import pattern_metrics
 from llm.infer.evaluate import classification_metrics, evaluate, read_labelled
 
 
@@ -53,3 +54,28 @@ def test_an_empty_file_or_a_zero_limit_is_a_clear_error(tmp_path):
         read_labelled(tmp_path / "head.csv", "text", "label")
     with pytest.raises(ModelError, match="--limit must be at least 1"):
         read_labelled(tmp_path / "head.csv", "text", "label", limit=0)
+
+
+def test_errors_are_split_by_the_patterns_of_the_text():
+    frame = pl.DataFrame({
+        "text": ["Operating profit rose to EUR 13.1 mn from EUR 8.7 mn",
+                 "The company narrowed its net loss in the quarter",
+                 "Sales grew 12% on strong demand",
+                 "Shares were flat",
+                 "Revenue may fall next year"],
+        "label": ["bullish", "bullish", "bullish", "neutral", "bearish"],
+        "entities": [1, 1, 1, 1, 2]})
+    neutral, bullish, bearish = [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]
+    probs = np.array([neutral, neutral, bullish, neutral, bearish])  # LABELS order
+    by_name = {row["pattern"]: row for row in pattern_metrics(frame, probs)}
+    numeric = by_name["numeric_comparison"]
+    assert numeric["n"] == 1 and numeric["accuracy"] == 0.0
+    assert numeric["accuracy_without"] == 0.75 and numeric["polar_read_neutral"] == 1.0
+    assert by_name["loss_narrowed_or_widened"]["n"] == 1
+    assert by_name["percentage"] == {"pattern": "percentage", "n": 1, "accuracy": 1.0,
+                                     "accuracy_without": 0.5, "polar_read_neutral": 0.0}
+    assert by_name["hedged_or_forward"]["n"] == 1
+    assert by_name["multi_entity"]["n"] == 1 and by_name["multi_entity"]["accuracy"] == 1.0
+    assert by_name["entity_contrast"] == {"pattern": "entity_contrast", "n": 0,
+                                          "accuracy": None, "accuracy_without": 0.6,
+                                          "polar_read_neutral": None}
