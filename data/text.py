@@ -40,6 +40,12 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def section_text_sql(title: str = "title", text: str = "text") -> str:
+    """The text a filing section offers a model, as a SQL expression: its title, then its
+    text."""
+    return f"coalesce({title} || '. ', '') || {text}"
+
+
 def document_text_sql(title: str = "title", body: str = "body") -> str:
     """The text a news document offers a model, as a SQL expression over its columns: the
     title and the body, each once. Ingest stores a title-only item (a headline file, an RSS

@@ -29,6 +29,7 @@ from data.ingest import ingest_files
 from data.search import search
 from data.status import warehouse_status
 from data.warehouse import Warehouse
+from quant import lexicon_store
 from quant.artefact import inside
 from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config, workspace_config
 from quant.days import day_of
@@ -149,7 +150,9 @@ class Workspace(LiveMethods):
             options.setdefault("assume_zone", self.config.data.assume_zone)
         options.setdefault("max_bytes", self.config.data.max_bytes)
         with self.warehouse(write=True) as wh:
-            return ingest_files(wh, kind, paths, **options)
+            results = ingest_files(wh, kind, paths, **options)
+            lexicon_store.complete(wh)  # the dictionary's reading of what came in
+            return results
 
     def documents(self, ticker: str | None = None, kind: str | None = None,
                   since: str | date | None = None, until: str | date | None = None,
@@ -210,6 +213,7 @@ class Workspace(LiveMethods):
                 scorer = ray_scorer(request, scorer_engine, mode, address=self.config.ray_address
                                     or None, workers=self.config.ray_workers)
                 extra = {"engine": "ray", "workers": self.config.ray_workers}
+            lexicon_store.complete(wh)  # units ingested before the dictionary was read
             return score_pending(wh, scorer_engine, mode, start, limit, progress=on_progress,
                                  sample=sample, scorer=scorer) | extra
 

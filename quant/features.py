@@ -31,7 +31,8 @@ Accessor = Callable[[str], pl.Expr]
 # What a feature may read: the panel minus its labels and same-session cross-sections.
 PRICE_COLUMNS = ("open", "close", "adj_close", "adj_open", "volume")
 TEXT_COLUMNS = ("n_docs", "novelty", "confidence_mean", "sentiment_today", "sentiment",
-                "p_bullish", "p_bearish", "sentiment_std", "event_types")
+                "p_bullish", "p_bearish", "sentiment_std", "event_types", "lexicon_tone",
+                "lexicon_uncertainty")
 INPUT_COLUMNS = ("ticker", "session", "decision_at", *PRICE_COLUMNS, *TEXT_COLUMNS)
 
 
@@ -129,6 +130,20 @@ def abnormal_attention(col):
 def novelty_share(col):
     """Share of the session's documents whose story had not appeared before (null: none)."""
     return pl.when(col("n_docs") > 0).then(col("novelty") / col("n_docs"))
+
+
+@feature("text")
+def lm_tone(col):
+    """The Loughran-McDonald dictionary's tone of the session's documents, (positive -
+    negative) / (positive + negative) words, averaged (null: none, or not read yet)."""
+    return col("lexicon_tone")
+
+
+@feature("text")
+def lm_uncertainty(col):
+    """Share of the session's documents' words in the Loughran-McDonald uncertainty list,
+    averaged (null: none, or not read yet)."""
+    return col("lexicon_uncertainty")
 
 
 # ------------------------------------------------------------------ price

@@ -31,9 +31,11 @@ class LookAheadError(DataError):
 
 
 def with_tone(signals: pl.DataFrame) -> pl.DataFrame:
-    """The signals with the head's label probabilities, null where a frame has none."""
+    """The signals with the head's label probabilities and the dictionary's tone and
+    uncertainty, null where a frame has none."""
     return signals.with_columns(pl.lit(None, pl.Float64).alias(c) for c in
-                                ("p_bullish", "p_bearish") if c not in signals.columns)
+                                ("p_bullish", "p_bearish", "lexicon_tone", "lexicon_uncertainty")
+                                if c not in signals.columns)
 
 
 def no_signals() -> pl.DataFrame:
@@ -89,6 +91,8 @@ def aggregate(aligned: pl.DataFrame) -> pl.DataFrame:
             weight=pl.col("confidence").sum(),
             confidence_mean=pl.col("confidence").mean(),
             p_bullish=pl.col("p_bullish").mean(), p_bearish=pl.col("p_bearish").mean(),
+            lexicon_tone=pl.col("lexicon_tone").mean(),
+            lexicon_uncertainty=pl.col("lexicon_uncertainty").mean(),
             sentiment_std=pl.col("sentiment").std(),
             n_docs=pl.col("doc_key").n_unique(),
             novelty=pl.col("story_key").filter(pl.col("novel")).n_unique(),

@@ -14,7 +14,7 @@ from datetime import date, datetime
 import polars as pl
 
 from data.errors import DataError
-from data.text import document_text_sql
+from data.text import document_text_sql, section_text_sql
 from data.warehouse import Warehouse
 
 KEYS = ("doc_id", "section", "ticker", "model_fingerprint", "prompt_version", "mode")
@@ -59,13 +59,16 @@ def choose_signal_set(wh: Warehouse, fingerprint: str | None = None,
 
 SIGNALS_SCHEMA = {"doc_id": pl.String, "section": pl.String, "ticker": pl.String,
                   "published_at": pl.Datetime("us", "UTC"), "sentiment": pl.Float64,
-                  "confidence": pl.Float64, "event_type": pl.String, "story": pl.String}
+                  "confidence": pl.Float64, "event_type": pl.String, "story": pl.String,
+                  "lexicon_tone": pl.Float64, "lexicon_uncertainty": pl.Float64}
 
 
 def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
                  until: date | None = None) -> pl.DataFrame:
-    """ok signals of one set, with the story key used for novelty and the head's label
-    probabilities where the signal has them (score mode writes them into its rationale)."""
+    """ok signals of one set, with the story key used for novelty, the head's label
+    probabilities where the signal has them (score mode writes them into its rationale), and
+    the Loughran-McDonald dictionary's tone and uncertainty of the same text
+    (`quant.lexicon_store`; null where it has not been read yet)."""
     return wh.con.execute("""
         SELECT s.doc_id, s.section, s.ticker, s.published_at, s.sentiment, s.confidence,
                s.event_type,
@@ -74,8 +77,10 @@ def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
                TRY_CAST(regexp_extract(s.rationale, 'p_bearish=([0-9.]+)', 1) AS DOUBLE)
                    AS p_bearish,
                left(regexp_replace(lower(coalesce(d.title, d.body)), '[^a-z0-9]+', ' ', 'g'),
-                    120) AS story
+                    120) AS story,
+               lc.tone AS lexicon_tone, lc.uncertainty AS lexicon_uncertainty
         FROM signals s JOIN documents d USING (doc_id)
+        LEFT JOIN lexicon_counts lc ON lc.doc_id = s.doc_id AND lc.section = s.section
         WHERE s.status = 'ok' AND s.model_fingerprint = $fp AND s.prompt_version = $pv
           AND s.mode = $mode
           AND ($since IS NULL OR s.published_at >= $since::DATE)
@@ -92,7 +97,7 @@ WITH work AS (
     WHERE d.kind = 'news'
     UNION ALL
     SELECT d.doc_id, s.item AS section, t.ticker, d.published_at,
-           coalesce(s.title || '. ', '') || s.text AS text,
+           {SECTION_TEXT} AS text,
            length(coalesce(s.title || '. ', '')) AS prefix  -- passage offsets are the text's
     FROM documents d JOIN filing_sections s USING (doc_id), unnest(d.tickers) AS t(ticker)
     WHERE d.kind = 'filing' AND list_contains($items, s.item)
@@ -105,7 +110,8 @@ WHERE ($since IS NULL OR w.published_at >= $since)
 ORDER BY CASE WHEN $sample THEN hash(w.doc_id, w.ticker) END, w.published_at, w.doc_id,
          w.section, w.ticker
 LIMIT $limit
-""".replace("{DOCUMENT_TEXT}", document_text_sql("d.title", "d.body"))
+""".replace("{DOCUMENT_TEXT}", document_text_sql("d.title", "d.body")).replace(
+    "{SECTION_TEXT}", section_text_sql("s.title", "s.text"))
 
 
 def unscored_work(wh: Warehouse, which: SignalSet, items: tuple[str, ...],

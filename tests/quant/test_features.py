@@ -15,7 +15,8 @@ TICKERS = ["AAA", "BBB", "CCC", "DDD"]
 
 
 def _panel(seed: int = 0) -> pl.DataFrame:
-    """Prices with varying volume, and posts (with head probabilities) on every session."""
+    """Prices with varying volume, and posts (with head probabilities and the dictionary's
+    reading) on every session."""
     rng = np.random.default_rng(seed)
     prices = calendar_prices(TICKERS, date(2021, 1, 1), date(2021, 8, 31), seed=seed)
     prices = prices.with_columns(volume=pl.Series(rng.integers(10**5, 10**7, prices.height))
@@ -34,7 +35,10 @@ def _panel(seed: int = 0) -> pl.DataFrame:
     signals = signals_frame(rows)
     bull = rng.uniform(0, 1, signals.height)
     signals = signals.with_columns(p_bullish=pl.Series(bull),
-                                   p_bearish=pl.Series((1 - bull) * rng.uniform(0, 1, len(bull))))
+                                   p_bearish=pl.Series((1 - bull) * rng.uniform(0, 1, len(bull))),
+                                   lexicon_tone=pl.Series(rng.choice([-1.0, 0.0, 0.5, 1.0],
+                                                                     len(bull))),
+                                   lexicon_uncertainty=pl.Series(rng.uniform(0, 0.05, len(bull))))
     return build_panel(signals, prices, PanelParams(min_history=0))
 
 
