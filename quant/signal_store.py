@@ -63,13 +63,21 @@ SIGNALS_SCHEMA = {"doc_id": pl.String, "section": pl.String, "ticker": pl.String
                   "lexicon_tone": pl.Float64, "lexicon_uncertainty": pl.Float64}
 
 
+_NO_LEXICON = ("(SELECT NULL::VARCHAR AS doc_id, NULL::VARCHAR AS section, NULL::DOUBLE AS "
+               "tone, NULL::DOUBLE AS uncertainty WHERE false)")
+
+
 def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
                  until: date | None = None) -> pl.DataFrame:
     """ok signals of one set, with the story key used for novelty, the head's label
     probabilities where the signal has them (score mode writes them into its rationale), and
     the Loughran-McDonald dictionary's tone and uncertainty of the same text
-    (`quant.lexicon_store`; null where it has not been read yet)."""
-    return wh.con.execute("""
+    (`quant.lexicon_store`; null where it has not been read yet, and in a warehouse opened
+    read-only before a writer has added that table)."""
+    lexicon = "lexicon_counts" if wh.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'lexicon_counts'"
+    ) else _NO_LEXICON
+    return wh.con.execute(f"""
         SELECT s.doc_id, s.section, s.ticker, s.published_at, s.sentiment, s.confidence,
                s.event_type,
                TRY_CAST(regexp_extract(s.rationale, 'p_bullish=([0-9.]+)', 1) AS DOUBLE)
@@ -80,7 +88,7 @@ def load_signals(wh: Warehouse, which: SignalSet, since: date | None = None,
                     120) AS story,
                lc.tone AS lexicon_tone, lc.uncertainty AS lexicon_uncertainty
         FROM signals s JOIN documents d USING (doc_id)
-        LEFT JOIN lexicon_counts lc ON lc.doc_id = s.doc_id AND lc.section = s.section
+        LEFT JOIN {lexicon} lc ON lc.doc_id = s.doc_id AND lc.section = s.section
         WHERE s.status = 'ok' AND s.model_fingerprint = $fp AND s.prompt_version = $pv
           AND s.mode = $mode
           AND ($since IS NULL OR s.published_at >= $since::DATE)

@@ -71,3 +71,23 @@ def test_the_panel_carries_the_sessions_mean_dictionary_tone_into_features(root)
     assert featured["lm_tone"].to_list() == pytest.approx(
         featured["lexicon_tone"].round(12).to_list(), abs=1e-12, nan_ok=True)
     check_point_in_time(panel, ["lm_tone", "lm_uncertainty"])
+
+
+def test_a_warehouse_from_before_the_dictionary_reads_as_not_read_yet(root, tmp_path):
+    """Read-only, an older warehouse gives null dictionary columns (a reader cannot add the
+    table); the first writer migrates it and the dictionary is read."""
+    import shutil
+
+    import duckdb
+
+    older = tmp_path / "older"
+    shutil.copytree(root, older)
+    con = duckdb.connect(str(older / "warehouse.duckdb"))
+    con.execute("DROP TABLE lexicon_counts")
+    con.execute("DELETE FROM schema_version WHERE version = 11")
+    con.close()
+    panel = quant.open(older).panel(horizons=(1,))
+    assert panel.height > 0 and panel["lexicon_tone"].is_null().all()
+    with quant.open(older, write=True).warehouse(write=True) as wh:
+        assert lexicon_store.complete(wh) > 0
+    assert quant.open(older).panel(horizons=(1,))["lexicon_tone"].drop_nulls().len() > 0
