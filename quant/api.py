@@ -139,13 +139,11 @@ class Workspace(LiveMethods):
 
     def status(self) -> dict:
         """Tables, row counts, date ranges and rejects."""
-
         with self.warehouse() as wh:
             return warehouse_status(wh)
 
     def ingest(self, kind: str, paths: Iterable[str | Path], **options: object) -> list:
         """Load files of `kind` (prices, news, filings); one `IngestResult` per file."""
-
         if kind == "news":
             options.setdefault("assume_zone", self.config.data.assume_zone)
         options.setdefault("max_bytes", self.config.data.max_bytes)
@@ -173,7 +171,6 @@ class Workspace(LiveMethods):
     def search(self, query: str, ticker: str | None = None, kind: str | None = None,
                since: str | date | None = None, limit: int = 10) -> pl.DataFrame:
         """News and filing sections ranked by BM25."""
-
         with self.warehouse() as wh:
             return search(wh, query, ticker=ticker, kind=kind, since=day_of(since), limit=limit)
 
@@ -201,7 +198,6 @@ class Workspace(LiveMethods):
               engine: str | None = None) -> dict:
         """Score what the configured (or given) model has not scored yet; counts and speed.
         `on_progress(done, total)` is called as documents are scored."""
-
         day = day_of(since)
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) if day else None
         mode = mode or self.config.model.mode
@@ -221,7 +217,6 @@ class Workspace(LiveMethods):
               until: str | date | None = None, signals: bool = True) -> pl.DataFrame:
         """The point-in-time panel (look-ahead checked) of the latest signal set; with
         `signals=False`, prices and forward returns alone, for a signal of your own."""
-
         params = dataclasses.replace(self.config.pipeline,
                                      horizons=horizons or self.config.pipeline.horizons)
         start, end = _period(since, until)
@@ -239,7 +234,6 @@ class Workspace(LiveMethods):
         signal of the warehouse's panel) over `since` .. `until`. A signal of your own is a
         polars expression or a function of the panel, checked point-in-time
         (`quant.signals`); a precomputed column needs `trust_column=True`."""
-
         signal = signal if signal is not None else self.config.evaluate.signal
         start, end = _period(since, until)
         if panel is None and isinstance(signal, str) and signal in PANEL_SIGNALS:
@@ -266,7 +260,6 @@ class Workspace(LiveMethods):
     def features(self, names: list[str] | None = None, since: str | date | None = None,
                  until: str | date | None = None) -> pl.DataFrame:
         """The panel with the registered features (`quant.features`), point-in-time checked."""
-
         return with_features(self.panel(since=since, until=until), names)
 
     def fit_model(self, name: str = "model", since: str | date | None = None,
@@ -274,7 +267,6 @@ class Workspace(LiveMethods):
         """Fit a combiner of the features walk-forward (`quant.settings.ModelSpec` fields as
         keywords), save it under models/NAME and return it (`Fitted`): its out-of-sample
         predictions, folds, feature importance and per-feature IC."""
-
         model_spec = ModelSpec.of(spec, "fit_model")
         folder = self._model_folder(name)
         if not self.writable:
@@ -299,11 +291,9 @@ class Workspace(LiveMethods):
 
     def fitted_model(self, name: str = "model"):
         """A model saved by `fit_model` (or `quant model fit`)."""
-
         return Fitted.load(self._model_folder(name))
 
     def _model_folder(self, name: str) -> Path:
-
         return inside(self.config.root / "models", name, "model")
 
     # ------------------------------------------------------------ backtests

@@ -85,7 +85,6 @@ def complete_derived(wh: Warehouse) -> None:
     news and filing sections and the search index over them, and filings' change features.
     What is missing is read from the tables, not from this run, so whatever stopped an
     earlier ingest after its commit (a kill, a crash), any later ingest completes it."""
-
     if pending_passages(wh) or not has_index(wh):
         refresh_index(wh)
     pending = pending_changes(wh)

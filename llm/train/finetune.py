@@ -327,7 +327,6 @@ def train_adapter(base: str, train_files: list[str], valid_files: list[str], tex
     """Load `base` in fp32, fine-tune, and write the adapter of the best epoch to `out`;
     `upcycle` (e.g. {"top_k": 2}) changes how the bundled model is upcycled, and is recorded
     so the adapter loads on the same upcycle."""
-
     train = read_training_files(train_files, text_col, label_cols)
     valid = {source_name(f): read_training_files([f], text_col, label_cols)
              for f in valid_files}

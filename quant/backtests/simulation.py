@@ -72,7 +72,6 @@ def vectorbt_portfolio(prices: pd.DataFrame, targets: np.ndarray, tradable: np.n
     """vectorbt's `Portfolio` of every configuration (grouped by `config`; columns are
     (config, name)): the orders `simulate` places, as vectorbt places them, with its records
     of fills and holdings."""
-
     vectorbt = vbt.load()
     configs, names = targets.shape[0], prices.shape[1]
     closed = np.where(tradable[None] | np.isnan(targets), targets, 0.0)

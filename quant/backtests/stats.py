@@ -28,7 +28,6 @@ PERIODS = 252
 
 def accessor(returns: pd.DataFrame):
     """vectorbt's returns accessor with our annualisation (sessions, not calendar days)."""
-
     vbt.load()  # registers the .vbt accessor
     return returns.vbt.returns(freq="1D", year_freq=f"{PERIODS}D")
 

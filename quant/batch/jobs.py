@@ -127,7 +127,6 @@ def _tracked(name: str, config: Config, as_of: date, wh: Warehouse,
 
 def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every file in inbox/prices, inbox/news and inbox/filings not ingested before."""
-
     counters: dict = {}
     for kind in ("prices", "news", "filings"):
         folder = config.inbox_dir / kind
@@ -149,7 +148,6 @@ def ingest(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 def score(config: Config, as_of: date, wh: Warehouse) -> dict:
     """Every document not yet scored by the configured model and prompt."""
-
     last = {"at": 0.0, "done": 0}
 
     def stop_point(done: int, total: int) -> None:
@@ -167,7 +165,6 @@ def score(config: Config, as_of: date, wh: Warehouse) -> dict:
 
 
 def evaluate(config: Config, as_of: date, wh: Warehouse) -> dict:
-
     evaluation = Workspace.on(config, wh).evaluate(until=as_of)
     path = config.reports_dir / "evaluations" / f"{as_of}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +195,6 @@ def book(config: Config, as_of: date, wh: Warehouse) -> dict:
 def monitor(config: Config, as_of: date, wh: Warehouse) -> dict:
     """The checks of `quant.batch.monitor`; breaches go to the notifiers (the job itself is ok:
     it did its work, and what it found is in its counters, the job log and the alerts)."""
-
     found = watch.checks(config, wh, as_of)
     breaches = [c for c in found if not c["ok"]]
     return {"checks": len(found), "breaches": breaches,

@@ -105,7 +105,6 @@ def _failed_jobs(wh: Warehouse, as_of: date) -> dict:
 def _late_jobs(config: Config, wh: Warehouse, now: datetime) -> list[dict]:
     """Each scheduled job that has run before but not since a slot `late_after_hours` ago:
     the loop stopped (the scheduler is down, or its runs fail)."""
-
     grace = timedelta(hours=config.alerts.late_after_hours)
     out = []
     for name, entry in config.schedule.items():

@@ -19,7 +19,6 @@ from quant.text import stocknet
 @json_option
 def features_cmd(as_json):
     """The registered features: name, source (text or price) and what each measures."""
-
     rows = [{"name": f.name, "source": f.source, "description": f.description}
             for f in FEATURES.values()]
     emit(rows, as_json, lambda r: console.print(table_of(r, title="features")))
@@ -134,7 +133,6 @@ def bench_stocknet(ctx, evaluate_on, as_json):
     """StockNet movement prediction (Xu and Cohen, 2018): accuracy and MCC of price, text and
     text + price models, point-in-time, on a workspace holding StockNet's prices and scored
     posts."""
-
     ws = workspace_of(ctx)
     with ws.warehouse() as wh:
         which = choose_signal_set(wh)

@@ -43,7 +43,6 @@ def llm_group() -> None:
 @click.pass_context
 def llm_info(ctx, spec, precision, as_json):
     """Model, parameters, experts, precision and fingerprint."""
-
     info = llm.describe(load_model(config_of(ctx), spec, precision))
     emit(info, as_json, lambda d: console.print(table_of(
         [{"key": k, "value": v} for k, v in d.items()], title="model")))
@@ -64,7 +63,6 @@ def llm_info(ctx, spec, precision, as_json):
 def llm_eval(ctx, data_path, text_col, label_col, spec, adapter, mode, limit, as_json):
     """Accuracy, F1, confusion matrix and calibration on a labelled Parquet/CSV file; rows
     about an entity (an `entity` or `ticker` column, or a cashtag) are read about it."""
-
     config = config_of(ctx)
     frame = read_labelled(data_path, text_col, label_col, limit)
     metrics = evaluate(make_engine(load_model(config, spec, adapter=adapter), config.model), frame,
@@ -134,7 +132,6 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
                  layers, batch_size, lr, source_weights, top_k, routing_weights, out,
                  calibrate, as_json):
     """Fine-tune a domain adapter (low-rank band + sentiment head) on labelled text."""
-
     config = config_of(ctx)
     band = {}
     if layers is not None:
@@ -205,7 +202,6 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
 @click.pass_context
 def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json):
     """Expert load per layer and source, and how far the sources' routing diverges."""
-
     config = config_of(ctx)
     sources = {}
     for f in files:
@@ -234,7 +230,6 @@ def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json)
 @click.pass_context
 def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
     """GRPO-style reward stage: the head learns from realised returns (out-of-sample IC)."""
-
     config = config_of(ctx)
     loaded = load_model(config, spec, "fp32")
     settings = replace(REWARD, split=split.date(), horizon=horizon,
@@ -298,7 +293,6 @@ def _upcycle_option(top_k: int | None, routing_weights: str | None) -> dict | No
 def llm_reason_train(ctx, train_files, text_col, label_cols, adapter, minutes,
                      cold_start_minutes, group, prompts, lr, out, as_json):
     """Train reason mode with verifiable rewards (GRPO: valid JSON, right label, short)."""
-
     config = config_of(ctx)
     settings = replace(REASON, minutes=minutes, cold_start_minutes=cold_start_minutes,
                        group=group, prompts=prompts, lr=lr)

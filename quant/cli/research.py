@@ -93,7 +93,6 @@ def report(ctx, run_id, as_json):
 @json_option
 def strategies_cmd(as_json):
     """The registered strategies with their parameters and grids."""
-
     get_strategy("buy_and_hold")  # loads the built-ins
     rows = [{"name": s.name, "description": s.description, "defaults": s.defaults,
              "grid": s.grid} for s in REGISTRY.values()]

@@ -23,7 +23,6 @@ def schedule_start(ctx):
     """Run the scheduler in the foreground until SIGTERM/SIGINT; logs each run."""
     import logging
 
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     Scheduler(config_of(ctx, workspace=True)).start()
@@ -36,7 +35,6 @@ def schedule_start(ctx):
 @click.pass_context
 def schedule_once(ctx, job, as_of, as_json):
     """Run one job now (for system cron, CI or a one-shot container)."""
-
     row = run_once(config_of(ctx, workspace=True), job, as_of.date() if as_of else None)
     emit(row, as_json, lambda r: console.print(record_of(r, title=f"job {job}")))
     if row["status"] in ("failed", "aborted"):
@@ -48,7 +46,6 @@ def schedule_once(ctx, job, as_of, as_json):
 @click.pass_context
 def schedule_status(ctx, as_json):
     """Whether a scheduler runs, the next fire times, the latest runs."""
-
     info = status(config_of(ctx, workspace=True))
 
     def render(s: dict) -> None:
@@ -66,7 +63,6 @@ def schedule_status(ctx, as_json):
 @click.pass_context
 def schedule_history(ctx, limit, as_json):
     """Past job runs, newest first."""
-
     info = history(config_of(ctx, workspace=True), limit)
     emit(info, as_json, lambda h: console.print(table_of(
         [{k: str(fmt(v))[:60] for k, v in r.items()} for r in h["runs"]],

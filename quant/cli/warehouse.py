@@ -130,7 +130,6 @@ def ingest_filings_cmd(ctx, paths, index, form_type, filed_date, ticker, cik, as
 @click.pass_context
 def score(ctx, since, spec, mode, limit, sample, engine_name, as_json):
     """Score every document not yet scored by this model and prompt."""
-
     with progress_callback("scoring", quiet=as_json) as on_progress:
         summary = workspace_of(ctx, write=True).score(
             limit, mode, spec, day(since), sample, engine=engine_name, on_progress=on_progress)

@@ -30,12 +30,10 @@ class LiveMethods:
                                model)
 
     def deployments(self, live_only: bool = False) -> list:
-
         with self.warehouse() as wh:
             return deployments.listing(wh, live_only)
 
     def retire(self, name: str):
-
         with self.warehouse(write=True) as wh:
             return deployments.retire(wh, name)
 
@@ -69,7 +67,6 @@ class LiveMethods:
         return replay_on_copy(self.config, name, start, end, Path(into))
 
     def targets(self, name: str) -> pl.DataFrame:
-
         with self.warehouse() as wh:
             deployments.get(wh, name)
             return deployments.read_targets(wh, name)

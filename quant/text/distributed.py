@@ -74,7 +74,6 @@ class ScoringActor:
         self.fail_once_marker = fail_once_marker  # tests: die once, mid-batch
 
     def __call__(self, batch):
-
         if self.fail_once_marker and not os.path.exists(self.fail_once_marker):
             open(self.fail_once_marker, "w").close()
             os._exit(1)
