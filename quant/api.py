@@ -30,7 +30,7 @@ from data.search import search
 from data.status import warehouse_status
 from data.warehouse import Warehouse
 from quant import lexicon_store
-from quant.artefact import inside
+from quant.artefact import inside, write_file
 from quant.config import CONFIG_NAME, DEFAULT_TOML, Config, load_config, workspace_config
 from quant.days import day_of
 from quant.errors import ConfigError
@@ -64,7 +64,7 @@ def init_workspace(root: str | Path) -> dict:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     if not (root / CONFIG_NAME).exists():
-        (root / CONFIG_NAME).write_text(DEFAULT_TOML)
+        write_file(root / CONFIG_NAME, DEFAULT_TOML)
     config = load_config(root)
     for kind in ("prices", "news", "filings"):
         (config.inbox_dir / kind).mkdir(parents=True, exist_ok=True)

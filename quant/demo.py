@@ -27,7 +27,9 @@ from rich.console import Console
 from data.samples import SAMPLE_END, sample_prices_path, write_sample_news
 from data.warehouse import Warehouse
 from quant.api import Workspace, init_workspace
+from quant.artefact import write_file
 from quant.batch.scheduler import run_once
+from quant.config import load_config
 from quant.evaluate import evaluate_signal
 from quant.learned import fit_walk_forward
 from quant.reports.runs import signal_period
@@ -44,8 +46,8 @@ def _workspace(root: Path):
         toml = (root / "quant.toml").read_text().replace("[backtest]\n", "[backtest]\n"
                                                         "walk_forward_train = 126\n"
                                                         "walk_forward_test = 63\n", 1)
-        (root / "quant.toml").write_text(toml)
-    return Workspace(root, write=True)
+        write_file(root / "quant.toml", toml)
+    return load_config(root)
 
 
 def _ingest(ws: Workspace) -> list[dict]:
@@ -121,8 +123,7 @@ def _live(ws: Workspace) -> dict:
 def run_demo(root: Path, quiet: bool = False) -> dict:
     started = time.perf_counter()
     say = (lambda *a: None) if quiet else console.print
-    ws = _workspace(root)
-    config = ws.config
+    config = _workspace(root)
     summary: dict = {"workspace": str(config.root)}
     timings: dict[str, float] = {}
 

@@ -19,14 +19,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from llm.errors import ModelError
 from llm.model.loaded import LoadedModel
 from llm.settings import PRECISIONS
-
-if TYPE_CHECKING:
-    pass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local tool: never reach for a hub
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import click
 from data.errors import FrameworkError, is_disk_full
 from quant.batch.threads import wait_politely
 from quant.cli import learning, live, research, schedule, warehouse  # noqa: F401  (registers them)
-from quant.cli.app import cli, err_console
-from quant.tables import safe
+from quant.cli.app import cli
+from quant.tables import err_console, safe
 
 __all__ = ["cli", "main"]
 

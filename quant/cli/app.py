@@ -11,7 +11,6 @@ from rich.console import Console
 
 from quant import jsonable
 from quant.config import Config, load_config, workspace_config
-from quant.tables import err_console  # noqa: F401  (the commands' error console)
 
 # A long value (a path) is never cut: the terminal wraps it; `:x:` in a value stays text.
 console = Console(soft_wrap=True, emoji=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from llm.settings import MODES
-from quant.cli.app import api, cli, console, day, emit, err_console, json_option, workspace_of
-from quant.tables import progress_callback, safe, table_of
+from quant.cli.app import api, cli, console, day, emit, json_option, workspace_of
+from quant.tables import err_console, progress_callback, safe, table_of
 
 
 @cli.command()
