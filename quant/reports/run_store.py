@@ -53,7 +53,7 @@ class StoredRun:
     sweep: pd.DataFrame | None       # one row per configuration: its parameters and Sharpe
     windows: list[dict]              # walk-forward windows
     evaluation: Evaluation
-    summary: dict = field(default_factory=dict)   # what `runs.run` said of it (cached, paths)
+    summary: dict = field(default_factory=dict)   # what `runs.execute` said of it (cached, paths)
     folder: Path | None = None                    # where its files are
 
     @property

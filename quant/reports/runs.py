@@ -69,16 +69,6 @@ def compute(config: Config, panel: pl.DataFrame, strategy_name: str, params: dic
     return bt.backtest(panel, strategy, params, config.backtest)
 
 
-def run(config: Config, wh, strategy_name: str, params: dict | None = None,
-        mode: str = "single", since: date | None = None, until: date | None = None,
-        params_panel: PanelParams | None = None, which: SignalSet | None = None,
-        engine: str | None = None, panel: pl.DataFrame | None = None,
-        notes: dict | None = None, trust_column: bool = False) -> dict:
-    """Run, store and report one backtest; returns the run summary (`execute`'s)."""
-    return execute(config, wh, strategy_name, params, mode, since, until, params_panel,
-                   which, engine, panel, notes, trust_column).summary
-
-
 def execute(config: Config, wh, strategy_name: str, params: dict | None = None,
             mode: str = "single", since: date | None = None, until: date | None = None,
             params_panel: PanelParams | None = None, which: SignalSet | None = None,
@@ -166,11 +156,6 @@ def panel_digest(panel: pl.DataFrame) -> str:
     canonical = panel.with_columns(pl.col(floats).round_sig_figs(12))
     total = int(canonical.hash_rows().cast(pl.UInt64).sum()) % (1 << 64)
     return f"{total:016x}-{panel.height}x{panel.width}"
-
-
-def render(config: Config, wh, rid: str) -> dict:
-    """(Re)write the report of a stored run; `latest` picks the newest. Its summary."""
-    return rendered(config, wh, rid).summary
 
 
 def rendered(config: Config, wh, rid: str, **extra: object) -> StoredRun:

@@ -41,7 +41,7 @@ def reports(workspace):
     from data.warehouse import Warehouse
 
     with Warehouse(workspace.warehouse_path) as wh:
-        return {mode: runs.run(workspace, wh, "sentiment_long_short", {}, mode)
+        return {mode: runs.execute(workspace, wh, "sentiment_long_short", {}, mode).summary
                 for mode in ("single", "sweep", "walk_forward")}
 
 
@@ -123,7 +123,7 @@ def test_report_latest_rerenders(workspace, reports):
     from data.warehouse import Warehouse
 
     with Warehouse(workspace.warehouse_path, read_only=True) as wh:
-        again = runs.render(workspace, wh, "latest")
+        again = runs.rendered(workspace, wh, "latest").summary
     assert again["run_id"] == reports["walk_forward"]["run_id"]
 
 
