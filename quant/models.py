@@ -34,6 +34,13 @@ def load_model(config: Config, spec: str | None = None, precision: str | None = 
     return load_request(config, spec, precision, adapter).load()
 
 
+def load_engine(config: Config, spec: str | None = None, precision: str | None = None,
+                adapter: str | None = None):
+    """An engine on the model quant.toml names (with the caller's overrides), with its
+    [model] settings."""
+    return make_engine(load_model(config, spec, precision, adapter), config.model)
+
+
 def make_engine(loaded, settings=None, **overrides: object):
     """An engine on a loaded model, with quant.toml's [model] settings (or `overrides` of
     `llm.infer.engine.EngineSettings`)."""

@@ -21,7 +21,7 @@ from llm.train.finetune import train_adapter
 from llm.train.reason_train import train_reason_adapter
 from llm.train.training_files import read_training_files, source_name
 from quant.cli.app import config_of, console, emit, json_option
-from quant.models import load_model, make_engine, model_cache
+from quant.models import load_engine, load_model, model_cache
 from quant.settings import RewardSettings
 from quant.tables import table_of
 from quant.text.reward import train_reward_adapter
@@ -65,8 +65,7 @@ def llm_eval(ctx, data_path, text_col, label_col, spec, adapter, mode, limit, as
     about an entity (an `entity` or `ticker` column, or a cashtag) are read about it."""
     config = config_of(ctx)
     frame = read_labelled(data_path, text_col, label_col, limit)
-    metrics = evaluate(make_engine(load_model(config, spec, adapter=adapter), config.model), frame,
-                       mode)
+    metrics = evaluate(load_engine(config, spec, adapter=adapter), frame, mode)
     metrics["data"] = str(data_path)
 
     def render(m: dict) -> None:
@@ -185,7 +184,7 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
                label_cols) -> dict:
     valid = {source_name(f): read_training_files([f], text_col, list(label_cols))
              for f in valid_files}
-    engine = make_engine(load_model(config, base, adapter=adapter_dir), config.model)
+    engine = load_engine(config, base, adapter=adapter_dir)
     return calibrate(engine, adapter_dir, valid)
 
 
@@ -209,7 +208,7 @@ def llm_routing(ctx, files, text_col, label_cols, spec, adapter, limit, as_json)
         frame = frame.sample(min(limit, frame.height), seed=0) if limit else frame
         sources[source_name(f)] = [
             DocInput(e, t) for e, t in zip(frame["entity"], frame["text"], strict=True)]
-    engine = make_engine(load_model(config, spec, adapter=adapter), config.model)
+    engine = load_engine(config, spec, adapter=adapter)
     rows = specialisation(routing_by_source(engine, sources))
     emit(rows, as_json, lambda r: console.print(table_of(r, title="routing by source")))
 
