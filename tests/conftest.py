@@ -47,3 +47,8 @@ def tiny_qwen(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_deepseek(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny_deepseek_v3"), "deepseek_v3")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_gemma3"), "gemma3_text")

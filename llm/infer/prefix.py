@@ -9,9 +9,15 @@ gradients) and only its state entering the band is kept.
 
 Documents are right-padded: with causal attention no real token ever sees a pad, so no key
 mask is needed, and every row's tokens sit at the same positions after the opening.
+
+Layers of different kinds (Gemma 3: five sliding-window layers to one global) each get their
+kind's mask and rotary embedding: a sliding-window layer sees only the last `sliding_window`
+keys, and Gemma 3 rotates local and global layers with different bases.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -55,6 +61,12 @@ class SharedPrefix:
         self.frozen = frozen
         device = next(model.parameters()).device
         self.prefix_ids = torch.tensor([prefix_ids], device=device)
+        config = self.inner.config
+        self.kinds = list(getattr(config, "layer_types", None)
+                          or ["full_attention"] * len(self.layers))
+        self.window = getattr(config, "sliding_window", None)
+        self._rotary_by_kind = "layer_type" in inspect.signature(
+            self.inner.rotary_emb.forward).parameters
         self._entering: dict[int, torch.Tensor] = {}  # the opening's state entering a layer
         self._kv = _Recorder()                        # frozen: the opening's keys and values
 
@@ -93,12 +105,12 @@ class SharedPrefix:
         cache = _AfterOpening(stored)
         p, length = self.length, hidden.shape[1]
         positions = torch.arange(p, p + length, device=hidden.device)[None]
-        rotary = self.inner.rotary_emb(hidden, positions)
         # Every document token sees the whole opening and the document tokens up to itself.
         allowed = torch.ones(length, p + length, dtype=torch.bool, device=hidden.device)
         allowed[:, p:] = torch.tril(allowed[:, p:])
-        mask = additive_mask(allowed[None, None], hidden.dtype)
+        inputs = self._by_kind(hidden, positions, allowed, range(start, stop))
         for index in range(start, stop):
+            mask, rotary = inputs[self.kinds[index]]
             hidden = layer_output(self.layers[index](
                 hidden, attention_mask=mask, position_ids=positions, cache=cache,
                 position_embeddings=rotary))
@@ -112,11 +124,26 @@ class SharedPrefix:
                        ) -> torch.Tensor:
         length = hidden.shape[1]
         positions = torch.arange(length, device=hidden.device)[None]
-        rotary = self.inner.rotary_emb(hidden, positions)
         causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=hidden.device))
+        mask, rotary = self._by_kind(hidden, positions, causal, [index])[self.kinds[index]]
         return layer_output(self.layers[index](
-            hidden, attention_mask=additive_mask(causal[None, None], hidden.dtype),
-            position_ids=positions, cache=recorder, position_embeddings=rotary))
+            hidden, attention_mask=mask, position_ids=positions, cache=recorder,
+            position_embeddings=rotary))
+
+    def _by_kind(self, hidden: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor,
+                 layers) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(additive mask, rotary embedding) for each kind among `layers`; `allowed` is
+        (query, key), the keys at positions 0, 1, ... and the queries at `positions`."""
+        inputs = {}
+        for kind in {self.kinds[i] for i in layers}:
+            seen = allowed
+            if kind == "sliding_attention" and self.window:
+                keys = torch.arange(allowed.shape[-1], device=allowed.device)
+                seen = allowed & (positions[0][:, None] - keys[None] < self.window)
+            rotary = (self.inner.rotary_emb(hidden, positions, kind) if self._rotary_by_kind
+                      else self.inner.rotary_emb(hidden, positions))
+            inputs[kind] = additive_mask(seen[None, None], hidden.dtype), rotary
+        return inputs
 
 
 def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

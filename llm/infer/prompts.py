@@ -96,4 +96,13 @@ def chat(tokenizer, user: str) -> str:
         return tokenizer.apply_chat_template(
             [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
             tokenize=False, add_generation_prompt=True)
-    return PLAIN.format(system=SYSTEM, user=user)
+    return _bos(tokenizer) + PLAIN.format(system=SYSTEM, user=user)
+
+
+def _bos(tokenizer) -> str:
+    """The beginning-of-sequence token, as text, for a tokenizer that starts every text with
+    one (Gemma reads badly without it): prompts are encoded without special tokens, so the
+    layout carries it. Empty for the others."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    starts = tokenizer("a")["input_ids"][:1] if bos is not None else []
+    return tokenizer.bos_token if starts == [bos] else ""

@@ -13,15 +13,16 @@ import torch
 import torch.nn.functional as F
 
 from llm.kernels.int8 import linear as int8_linear
-from llm.kernels.reference import FP8, block_dequant
+from llm.kernels.reference import FP8, activate, block_dequant
 
 
 def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tensor | None,
                 topk_ids: torch.Tensor, topk_weights: torch.Tensor,
-                deltas: dict | None = None) -> torch.Tensor:
+                deltas: dict | None = None, activation: str = "silu") -> torch.Tensor:
     """x (T, H) -> (T, H). Weights in x's dtype, or e4m3 or int8 with `.scale` (`fp8_weight`,
-    `int8_weight`); low-rank `deltas` being trained add to the projections' outputs.
-    Differentiable (training takes the per-expert loop)."""
+    `int8_weight`); low-rank `deltas` being trained add to the projections' outputs; the gate's
+    `activation` is SiLU or GELU-tanh (`reference.activate`). Differentiable (training takes
+    the per-expert loop)."""
     deltas = deltas or {}
     tokens, top_k = topk_ids.shape
     flat = topk_ids.reshape(-1)
@@ -36,7 +37,8 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
         offsets = torch.cumsum(torch.tensor(counts), 0).to(torch.int32)
         h = torch._grouped_mm(gathered, gate_up.transpose(1, 2), offs=offsets)
         gate, up = h.chunk(2, dim=-1)
-        out = torch._grouped_mm(F.silu(gate) * up, down.transpose(1, 2), offs=offsets) * weights
+        out = torch._grouped_mm(activate(gate, activation) * up, down.transpose(1, 2),
+                                offs=offsets) * weights
         return torch.zeros_like(x).index_add(0, token_of, out.to(x.dtype))
     parts, start = [], 0
     for expert, n in enumerate(counts):
@@ -45,10 +47,10 @@ def experts_cpu(x: torch.Tensor, gate_up: torch.Tensor | None, down: torch.Tenso
         rows = gathered[start:start + n]
         if int8:
             gate, up = int8_linear(rows, gate_up.packed[expert]).chunk(2, dim=-1)
-            down_out = int8_linear(F.silu(gate) * up, down.packed[expert])
+            down_out = int8_linear(activate(gate, activation) * up, down.packed[expert])
         else:
             gate, up = _project(rows, gate_up, expert, deltas.get("gate_up")).chunk(2, dim=-1)
-            down_out = _project(F.silu(gate) * up, down, expert, deltas.get("down"))
+            down_out = _project(activate(gate, activation) * up, down, expert, deltas.get("down"))
         parts.append(down_out.to(x.dtype))
         start += n
     out = torch.cat(parts) * weights if parts else gathered[:0]

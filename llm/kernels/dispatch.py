@@ -17,11 +17,14 @@ from llm.kernels.cpu import experts_cpu
 
 def run_experts(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,
                 gate_up: torch.Tensor, down: torch.Tensor,
-                deltas: dict | None = None) -> torch.Tensor:
+                deltas: dict | None = None, activation: str = "silu") -> torch.Tensor:
     """x (T, H) -> (T, H) through each token's top-k experts, weighted; `deltas` ("gate_up",
-    "down": `llm.model.adapter.LowRank` being trained) add to the projections' outputs."""
+    "down": `llm.model.adapter.LowRank` being trained) add to the projections' outputs;
+    `activation` is the gate's (silu or gelu_tanh)."""
     if x.is_cuda and not torch.is_grad_enabled() and not deltas:
         from llm.kernels.fused_moe import fused_experts  # triton: only on a GPU
 
-        return fused_experts(x.contiguous(), topk_ids, topk_weights, gate_up, down)
-    return experts_cpu(x, gate_up, down, topk_ids, topk_weights, deltas=deltas)
+        return fused_experts(x.contiguous(), topk_ids, topk_weights, gate_up, down,
+                             activation=activation)
+    return experts_cpu(x, gate_up, down, topk_ids, topk_weights, deltas=deltas,
+                       activation=activation)

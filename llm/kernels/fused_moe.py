@@ -8,7 +8,8 @@
    `fused_moe_kernel`), launched twice:
    - gate/up (GATHER, GATED): for a block of rows of one expert, the token rows are gathered
      inside the kernel (no permuted copy of the activations), multiplied by the expert's gate
-     and up weights, and SiLU(gate) * up is written to an intermediate buffer, one row a pair;
+     and up weights, and act(gate) * up (SiLU, or GELU-tanh for Gemma's GeGLU) is written to an
+     intermediate buffer, one row a pair;
    - down (ROUTED): the intermediate rows times the expert's down weights, scaled by the
      routing weight, written to the pair's slot; the host sums each token's top-k slots.
 
@@ -29,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from llm.kernels.reference import BLOCK, FP8
+from llm.kernels.reference import ACTIVATIONS, BLOCK, FP8
 from llm.kernels.tuning import KernelConfig, config_for
 
 FP8_MAX = 448.0
@@ -86,11 +87,12 @@ def _expert_gemm_kernel(a_ptr, w_ptr, out_ptr, a_scale_ptr, w_scale_ptr, sorted_
                         stride_ast, stride_wse, stride_wsn,
                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                         GATHER: tl.constexpr, GATED: tl.constexpr, ROUTED: tl.constexpr,
-                        USE_FP8: tl.constexpr, UPCAST: tl.constexpr):
+                        USE_FP8: tl.constexpr, UPCAST: tl.constexpr, GELU: tl.constexpr):
     """A block of (token, expert) pairs of one expert times that expert's weights.
 
     GATHER: the rows are tokens (pair // top_k), read in place, not a permuted copy.
-    GATED: the weights hold gate rows then up rows (N each); SiLU(gate) * up is written.
+    GATED: the weights hold gate rows then up rows (N each); act(gate) * up is written, act
+    being SiLU, or GELU (tanh approximation) when GELU is set.
     ROUTED: each row is scaled by its routing weight."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -121,7 +123,11 @@ def _expert_gemm_kernel(a_ptr, w_ptr, out_ptr, a_scale_ptr, w_scale_ptr, sorted_
         if GATED:
             acc_up += _block_product(a, a_scale, w_base, s_base, cols + N, ks, k0, k_ok, col_ok,
                                      stride_wn, stride_wsn, BLOCK_K, USE_FP8, UPCAST)
-    if GATED:
+    if GATED and GELU:                                       # GELU-tanh(gate) * up, fused
+        # 0.5 (1 + tanh(u)) = sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3)
+        u2 = 1.5957691216057308 * (acc + 0.044715 * acc * acc * acc)
+        acc = acc / (1.0 + tl.exp(-u2)) * acc_up
+    elif GATED:
         acc = acc / (1.0 + tl.exp(-acc)) * acc_up            # SiLU(gate) * up, fused
     if ROUTED:
         routing = tl.load(weights_ptr + rows, mask=valid, other=0.0)
@@ -184,12 +190,14 @@ def _check_inputs(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.T
 
 def fused_experts(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,
                   gate_up: torch.Tensor, down: torch.Tensor, quantize=None,
-                  config: KernelConfig | None = None) -> torch.Tensor:
+                  config: KernelConfig | None = None, activation: str = "silu") -> torch.Tensor:
     """x (T, H) -> (T, H) through the top-k experts. Weights: `gate_up` (E, 2I, H) and `down`
     (E, H, I), in x's dtype or e4m3 with their block scales as `.scale` (`fp8_weight`).
     `quantize` replaces the activation quantiser (tests pass the torch reference, because the
     Triton interpreter rounds fp32 -> fp8 casts wrongly); `config` replaces the tuned launch
-    configuration (`llm.kernels.tuning`; the tuning sweep passes each candidate)."""
+    configuration (`llm.kernels.tuning`; the tuning sweep passes each candidate); `activation`
+    is the gate's, silu or gelu_tanh."""
+    _check(activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}: {activation!r}")
     use_fp8 = gate_up.dtype == FP8
     _check_inputs(x, topk_ids, topk_weights, gate_up, down, use_fp8)
     num_experts, two_inter, hidden = gate_up.shape
@@ -210,7 +218,7 @@ def fused_experts(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.T
     weights = topk_weights.reshape(-1).to(torch.float32).contiguous()
     flags = {"BLOCK_M": c.block_m, "BLOCK_N": c.block_n, "BLOCK_K": c.block_k,
              "USE_FP8": use_fp8, "UPCAST": not x.is_cuda, "num_warps": c.num_warps,
-             "num_stages": c.num_stages}
+             "num_stages": c.num_stages, "GELU": activation == "gelu_tanh"}
     _expert_gemm_kernel[(grid_m, triton.cdiv(inter, c.block_n))](
         a, gate_up, inter_cache, a_scale, w1s, sorted_ids, block_experts, weights, pairs,
         inter, hidden, top_k, a.stride(0), gate_up.stride(0), gate_up.stride(1),

@@ -1,7 +1,8 @@
 """Pure-torch references: the definitions every kernel is tested against.
 
 Expert weights follow transformers' layout: `gate_up` (E, 2I, H) with the gate rows first, and
-`down` (E, H, I); an expert computes down @ (silu(gate @ x) * (up @ x)).
+`down` (E, H, I); an expert computes down @ (act(gate @ x) * (up @ x)), where the activation is
+SiLU (SwiGLU: Llama, SmolLM2, Qwen, DeepSeek) or GELU with the tanh approximation (GeGLU: Gemma).
 
 fp8 follows the DeepSeek-V3 recipe: weights in e4m3 with one fp32 scale per 128 x 128 block,
 activations quantised per token in groups of 128 along the hidden dimension, products
@@ -16,10 +17,22 @@ import torch.nn.functional as F
 FP8 = torch.float8_e4m3fn
 FP8_MAX = 448.0
 BLOCK = 128
+# The gated MLPs' activations, by name (transformers calls the second `gelu_pytorch_tanh`).
+ACTIVATIONS = ("silu", "gelu_tanh")
+
+
+def activate(gate: torch.Tensor, activation: str = "silu") -> torch.Tensor:
+    """The gate's activation: SiLU, or GELU with the tanh approximation."""
+    if activation == "silu":
+        return F.silu(gate)
+    if activation == "gelu_tanh":
+        return F.gelu(gate, approximate="tanh")
+    raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
 
 
 def experts_reference(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
-                      topk_ids: torch.Tensor, topk_weights: torch.Tensor) -> torch.Tensor:
+                      topk_ids: torch.Tensor, topk_weights: torch.Tensor,
+                      activation: str = "silu") -> torch.Tensor:
     """Token by token, expert by expert: the definition, in fp32."""
     out = torch.zeros(x.shape[0], down.shape[1], dtype=torch.float32, device=x.device)
     inter = down.shape[2]
@@ -27,7 +40,7 @@ def experts_reference(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor
         for j in range(topk_ids.shape[1]):
             e = int(topk_ids[t, j])
             h = gate_up[e].float() @ x[t].float()
-            act = F.silu(h[:inter]) * h[inter:]
+            act = activate(h[:inter], activation) * h[inter:]
             out[t] += topk_weights[t, j].float() * (down[e].float() @ act)
     return out
 
@@ -85,7 +98,8 @@ def fp8_linear_reference(xq: torch.Tensor, xs: torch.Tensor, wq: torch.Tensor,
 
 
 def experts_fp8_reference(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
-                          topk_ids: torch.Tensor, topk_weights: torch.Tensor) -> torch.Tensor:
+                          topk_ids: torch.Tensor, topk_weights: torch.Tensor,
+                          activation: str = "silu") -> torch.Tensor:
     """The fp8 recipe step by step (weights from `fp8_weight`): quantised activations x
     quantised weights, fp32 sums, the intermediate quantised again before the down
     projection."""
@@ -97,7 +111,7 @@ def experts_fp8_reference(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Te
             e = int(topk_ids[t, j])
             h = fp8_linear_reference(xq[t:t + 1], xs[t:t + 1], gate_up[e],
                                      gate_up.scale[e])[0]
-            act = (F.silu(h[:inter]) * h[inter:]).unsqueeze(0)
+            act = (activate(h[:inter], activation) * h[inter:]).unsqueeze(0)
             aq, a_s = act_quant_reference(act)
             out[t] += topk_weights[t, j].float() * fp8_linear_reference(
                 aq, a_s, down[e], down.scale[e])[0]

@@ -13,18 +13,19 @@ from transformers.utils import logging as hf_logging
 
 from llm.errors import ModelError
 from llm.model import adapter as adapters
-from llm.model import identity
+from llm.model import bundled, identity
 from llm.model import upcycle as upcycling
 from llm.model.experts import attach_experts
-from llm.model.loaded import DEFAULT_ADAPTER, DTYPES, LoadedModel, adapter_path
+from llm.model.loaded import ADAPTERS, DTYPES, LoadedModel, adapter_path
 from llm.model.precision import quantise_model
 
 
 def build(path: Path, model_id: str, name: str, precision: str, why: str,
           adapter: str | Path | None = None, upcycle: dict | None = None) -> LoadedModel:
     """The model at `path` (a Hugging Face directory) in `precision` (resolved: `why` says
-    how), on the first GPU when there is one; `name` is what the caller asked for (`default`
-    and `default-base` are upcycled, `upcycle` overriding how), `adapter` a directory or a
+    how), on the first GPU when there is one; `name` is what the caller asked for (a bundled
+    base's plain and `-base` names are upcycled, `upcycle` overriding how, and its plain name
+    applies the adapter shipped for it: llm/model/bundled.py), `adapter` a directory or a
     shipped adapter's name."""
     hf_logging.disable_progress_bar()  # our own progress bars speak for the long steps
     try:
@@ -42,9 +43,11 @@ def build(path: Path, model_id: str, name: str, precision: str, why: str,
                          fingerprint="", precision=precision, path=path,
                          notes=[f"precision {precision} ({why})"])
     extra = ""
-    if name in ("default", "default-base"):
-        if name == "default" and adapter is None and (DEFAULT_ADAPTER / "adapter.json").exists():
-            adapter = DEFAULT_ADAPTER
+    base, role = bundled.parse(name) or (None, None)
+    if base is not None and role != "dense":
+        shipped = ADAPTERS / base.adapter
+        if role == "" and adapter is None and (shipped / "adapter.json").exists():
+            adapter = shipped
         how = upcycling.upcycle_of(adapter_path(adapter) if adapter is not None else None,
                                    upcycle)
         extra = upcycling.upcycle(model, **how)

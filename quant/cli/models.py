@@ -1,6 +1,6 @@
-"""`quant llm`: the local model's info, evaluation, fine-tuning, calibration, routing and
-reward and reason training. The command line loads this module (and torch with it) only when
-an `llm` command runs (`quant.cli.ModelCommands`)."""
+"""`quant llm`: the local model's info, evaluation, fine-tuning, calibration, layer probes,
+routing and reward and reason training. The command line loads this module (and torch with
+it) only when an `llm` command runs (`quant.cli.ModelCommands`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 
 import click
+import polars as pl
 
 import llm
 from llm.infer.engine import DocInput
@@ -18,6 +19,7 @@ from llm.model import adapter as adapters
 from llm.settings import MODES, PRECISIONS, FinetuneSettings, ReasonTrainSettings
 from llm.train.calibrate import calibrate
 from llm.train.finetune import train_adapter
+from llm.train.probe import probe
 from llm.train.reason_train import train_reason_adapter
 from llm.train.training_files import read_training_files, source_name
 from quant.cli.app import config_of, console, emit, json_option
@@ -186,6 +188,45 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
              for f in valid_files}
     engine = load_engine(config, base, adapter=adapter_dir)
     return calibrate(engine, adapter_dir, valid)
+
+
+@llm_group.command("probe")
+@click.option("--data", "train_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="labelled file (repeatable)")
+@click.option("--valid", "valid_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="validation file (repeatable)")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
+              show_default=True, help="label column; the first one a file has is used")
+@click.option("--base", default="default-base", show_default=True, help="the model to probe")
+@click.option("--layers", required=True, help="layers whose input is probed, e.g. 6,8,10,12")
+@click.option("--sample", type=int, default=400, show_default=True,
+              help="rows drawn from each training file (seed 0); validation files give 300")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
+@json_option
+@click.pass_context
+def llm_probe(ctx, train_files, valid_files, text_col, label_cols, base, layers, sample,
+              precision, as_json):
+    """Where a base reads sentiment best: a linear probe on the mean-pooled document tokens
+    entering each of LAYERS, fitted on a sample of the training files, scored on the
+    validation files; the best layer is where a fine-tuned head goes (--layers START:STOP)."""
+    try:
+        wanted = [int(x) for x in layers.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"--layers takes numbers like 6,8,10, not {layers!r}") from None
+
+    def drawn(path: str, n: int):
+        frame = read_training_files([path], text_col, list(label_cols))
+        return frame.sample(min(n, frame.height), seed=0)
+    train = pl.concat([drawn(f, sample) for f in train_files])
+    valid = {source_name(f): drawn(f, 300) for f in valid_files}
+    loaded = load_model(config_of(ctx), base, precision)
+    log = (lambda line: None) if as_json else (lambda line: console.print(line))
+    report = probe(loaded, train, valid, wanted, log=log)
+    emit(report, as_json, lambda r: console.print(table_of(
+        [{"layer": layer, **row["files"], "mean": row["mean"],
+          "best": "<-" if layer == r["best"] else ""} for layer, row in r["layers"].items()],
+        title=f"{loaded.model_id}: linear probe by layer")))
 
 
 @llm_group.command("routing")

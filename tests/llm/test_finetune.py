@@ -27,8 +27,10 @@ def labelled(repeat: int = 4) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=["text", "label"], orient="row")
 
 
-@pytest.mark.parametrize("arch", ["tiny_qwen", "tiny_deepseek"])
+@pytest.mark.parametrize("arch", ["tiny_qwen", "tiny_deepseek", "tiny_gemma"])
 def test_shared_prefix_equals_the_models_own_forward(arch, request):
+    # tiny_gemma: a sliding window of 6 tokens in layer 0, a global layer 1, and rotary bases
+    # per kind, all of which the runner must reproduce
     loaded = llm.load(str(request.getfixturevalue(arch)), "fp32")
     tokenizer, model = loaded.tokenizer, loaded.model
     prefix = prompt_prefix(tokenizer)

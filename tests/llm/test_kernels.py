@@ -31,13 +31,27 @@ def problem(tokens, hidden, inter, experts, top_k, dtype=torch.float32, seed=0):
     return x.to(dtype), gate_up.to(dtype), down.to(dtype), ids, weights
 
 
+@pytest.mark.parametrize("activation", ["silu", "gelu_tanh"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
-def test_fused_experts_matches_the_reference(dtype, tol):
+def test_fused_experts_matches_the_reference(dtype, tol, activation):
     x, gate_up, down, ids, weights = problem(5, 64, 32, 4, 2, dtype)
-    out = fused_experts(x, ids, weights, gate_up, down)
-    ref = experts_reference(x, gate_up, down, ids, weights)
+    out = fused_experts(x, ids, weights, gate_up, down, activation=activation)
+    ref = experts_reference(x, gate_up, down, ids, weights, activation=activation)
     assert out.dtype == dtype
     assert (out.float() - ref).abs().max() <= tol * ref.abs().max()
+
+
+@pytest.mark.parametrize("grad", [False, True])  # grouped GEMMs, or the differentiable loop
+def test_cpu_path_computes_gemmas_gelu(grad):
+    x, gate_up, down, ids, weights = problem(7, 64, 32, 4, 2)
+    with torch.set_grad_enabled(grad):
+        out = experts_cpu(x, gate_up, down, ids, weights, activation="gelu_tanh")
+    ref = experts_reference(x, gate_up, down, ids, weights, activation="gelu_tanh")
+    assert torch.allclose(out, ref, atol=1e-5)
+    silu = experts_reference(x, gate_up, down, ids, weights)
+    assert not torch.allclose(out, silu, atol=1e-3)   # a different function, not a relabel
+    with pytest.raises(ValueError, match="activation"):
+        experts_cpu(x, gate_up, down, ids, weights, activation="relu")
 
 
 def test_fused_fp8_matches_the_recipe_step_by_step():

@@ -102,16 +102,21 @@ def test_fp8_on_load_quantises_the_experts(tiny_qwen):
     assert (a - b).abs().max() < 0.1 * a.abs().max()
 
 
-def tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_llama(arch: str = "llama"):
+    """A tiny dense model: Llama (SwiGLU) or Gemma 3 (GeGLU, tanh GELU)."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=96,
-                                        num_hidden_layers=2, num_attention_heads=4))
+    shape = dict(vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=2,
+                 num_attention_heads=4)
+    if arch == "gemma":
+        return Gemma3ForCausalLM(Gemma3TextConfig(num_key_value_heads=1, head_dim=8, **shape))
+    return LlamaForCausalLM(LlamaConfig(**shape))
 
 
-def test_copy_upcycling_is_exact_at_top1():
-    dense = tiny_llama().eval()
+@pytest.mark.parametrize("arch", ["llama", "gemma"])
+def test_copy_upcycling_is_exact_at_top1(arch):
+    dense = tiny_llama(arch).eval()
     moe = copy.deepcopy(dense)
     upcycle(moe, "copy", n_experts=4, top_k=1)
     ids = torch.randint(0, 64, (2, 12))
@@ -120,8 +125,9 @@ def test_copy_upcycling_is_exact_at_top1():
     assert len(moe_blocks(moe)) == 2
 
 
-def test_split_upcycling_is_exact_when_all_experts_are_active():
-    dense = tiny_llama().eval()
+@pytest.mark.parametrize("arch", ["llama", "gemma"])
+def test_split_upcycling_is_exact_when_all_experts_are_active(arch):
+    dense = tiny_llama(arch).eval()
     moe = copy.deepcopy(dense)
     upcycle(moe, "split", n_experts=4, top_k=4, shared_fraction=0.25)
     ids = torch.randint(0, 64, (2, 12))
@@ -131,6 +137,15 @@ def test_split_upcycling_is_exact_when_all_experts_are_active():
     upcycle(sparse, "split", n_experts=4, top_k=2, shared_fraction=0.25)
     with torch.no_grad():
         assert not torch.allclose(dense(ids).logits, sparse(ids).logits, atol=1e-3)
+    # the experts compute the dense MLP's own activation (Gemma's GELU, not SiLU)
+    assert moe_blocks(moe)[0].config.activation == ("gelu_tanh" if arch == "gemma" else "silu")
+
+
+def test_an_mlp_activation_the_kernels_do_not_compute_is_refused():
+    dense = tiny_llama()
+    dense.config.hidden_act = "relu"
+    with pytest.raises(ValueError, match="relu"):
+        upcycle(dense, "copy", n_experts=4, top_k=1)
 
 
 @pytest.mark.parametrize("method", ["copy", "split"])

@@ -1,5 +1,6 @@
-"""Tiny random MoE checkpoints (Qwen3-MoE, DeepSeek-V3) with a BPE tokenizer trained in code,
-saved like any Hugging Face directory so tests load them through `llm.load`."""
+"""Tiny random checkpoints (Qwen3-MoE, DeepSeek-V3, and a dense Gemma 3 with a sliding window
+of a few tokens) with a BPE tokenizer trained in code, saved like any Hugging Face directory so
+tests load them through `llm.load`."""
 
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ def tiny_config(arch: str, vocab_size: int):
                                 first_k_dense_replace=0, kv_lora_rank=16, q_lora_rank=None,
                                 qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16,
                                 rope_interleave=False, **common)
+    if arch == "gemma3_text":
+        from transformers import Gemma3TextConfig
+
+        return Gemma3TextConfig(num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16,
+                                sliding_window=6, layer_types=["sliding_attention",
+                                                               "full_attention"],
+                                hidden_activation="gelu_pytorch_tanh", **common)
     raise ValueError(arch)
 
 
