@@ -59,9 +59,9 @@ def tweets(n: int) -> list[DocInput] | None:
     return [DocInput(t, x) for t, x in zip(frame["ticker"], frame["text"], strict=True)]
 
 
-def filing_passages(n: int) -> list[DocInput] | None:
+def filing_passages(n: int, spec: str = "default") -> list[DocInput] | None:
     """The first `n` passages of Apple's 2024 10-K's risk factors and MD&A, cut as scoring
-    cuts them: the longest documents the framework reads."""
+    cuts them for the model `spec`: the longest documents the framework reads."""
     import tempfile
 
     from data.ingest import ingest_files
@@ -76,7 +76,7 @@ def filing_passages(n: int) -> list[DocInput] | None:
         sections = wh.query("SELECT s.item, s.text, d.tickers[1] AS ticker FROM "
                             "filing_sections s JOIN documents d USING (doc_id) "
                             "WHERE s.item IN ('1A', '7') ORDER BY s.item")
-    engine = Engine(llm.load("default", "fp32"), calibrate=False)
+    engine = Engine(llm.load(spec, "fp32"), calibrate=False)
     tickers, texts = sections["ticker"].to_list(), sections["text"].to_list()
     units = reading_units(engine, tickers, texts, sections["item"].to_list(), "score")
     return [DocInput(tickers[r], texts[r][a:b]) for r, a, b in units[:n]]
@@ -128,8 +128,11 @@ def layer_flops_per_token(model: torch.nn.Module) -> float:
 
 def work_flops(loaded, per_token: float, docs: list[tuple[int, int]], layers: int) -> float:
     """(context before, own tokens) per document through `layers` layers: linears plus
-    attention (4 x hidden per key attended)."""
-    hidden = loaded.config.hidden_size
+    attention (4 x the query width, heads x head size, per key attended)."""
+    config = loaded.config
+    head_dim = (getattr(config, "head_dim", None)
+                or config.hidden_size // config.num_attention_heads)
+    hidden = config.num_attention_heads * head_dim   # SmolLM2: the hidden size; Gemma: more
     total = 0.0
     for before, own in docs:
         attended = own * before + own * (own + 1) / 2

@@ -241,7 +241,8 @@ inbox = "inbox"                    # the ingest job reads inbox/prices, inbox/ne
 
 [model]
 # default (the bundled MoE with its domain adapter) | default-base (the MoE before fine-tuning)
-# | default-dense | /path/to/hf-dir | /path/to/x.gguf | a [models] name
+# | default-dense | smollm2-135m[-base|-dense] | gemma-270m[-base|-dense] | /path/to/hf-dir
+# | /path/to/x.gguf | a [models] name
 spec = "default"
 adapter = ""                       # a shipped adapter (sentiment-v1/v2, reason-v1) or a directory
 # auto = bf16 where the hardware computes it natively (CUDA, CPUs with AVX512-BF16 or AMX),

@@ -235,9 +235,11 @@ def apply(model: nn.Module, adapter: Adapter, base_id: str) -> SentimentHead:
     """Merge the adapter into `model` in place and return its sentiment head."""
     where = adapter.path or "adapter"
     if adapter.meta.get("base_id") != base_id:
-        raise ModelError(f"{where} was trained on base model {adapter.meta.get('base_id')}, "
-                         f"not on this one ({base_id}): load the model it was trained for, or "
-                         "train an adapter for this one")
+        trained_on = adapter.meta.get("base_model_id", "another model")
+        raise ModelError(f"{where} was trained on {trained_on} (base {adapter.meta.get('base_id')}"
+                         f"), not on this one ({base_id}): load the model it was trained for "
+                         "(`smollm2-135m-base`, `gemma-270m-base`: README, The models), or train "
+                         "an adapter for this one")
     named = dict(model.named_parameters()) | dict(model.named_buffers())
     pending = []
     for key, value in adapter.tensors.items():

@@ -113,16 +113,20 @@ def test_default_scores_and_reasons(default):
 
 
 def test_fast_path_reads_what_the_models_own_forward_reads(default):
+    assert_fast_path_reads_as_own_forward(default)
+
+
+def assert_fast_path_reads_as_own_forward(default, docs=None, engine=None) -> None:
     """Sentiment after the cached opening, stopped at the head's layer == the head on a plain
     forward pass of the whole prompt."""
     import torch
 
     from llm.model.adapter import LABELS, decoder_layers
 
-    engine = Engine(default)
-    docs = [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),
-            DocInput("", "Microsoft profit plunges, badly missing estimates"),
-            DocInput("BRK-A", "Berkshire holds its annual meeting in Omaha")]
+    engine = engine or Engine(default)
+    docs = docs or [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),
+                    DocInput("", "Microsoft profit plunges, badly missing estimates"),
+                    DocInput("BRK-A", "Berkshire holds its annual meeting in Omaha")]
     results = engine.score(docs)
     opening = engine._opening().prefix_ids[0].tolist()
     captured = []
