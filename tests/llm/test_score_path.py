@@ -39,7 +39,7 @@ def test_fingerprint_records_the_resolved_precision(tiny_qwen, monkeypatch):
                 llm.load(str(tiny_qwen), "int8").fingerprint}) == 3
 
 
-@pytest.mark.parametrize("arch", ["tiny_qwen", "tiny_deepseek"])
+@pytest.mark.parametrize("arch", ["tiny_qwen", "tiny_deepseek", "tiny_gemma"])
 def test_cached_opening_equals_the_models_own_forward(arch, request):
     """Label-word probabilities read after the cached opening == one plain forward pass of the
     whole prompt through transformers."""
@@ -95,3 +95,23 @@ def test_user_model_cache_follows_the_environment(monkeypatch, tmp_path):
     assert load_module.default_cache_dir() == tmp_path / "xdg" / "quant-models"
     monkeypatch.setenv("QUANT_MODEL_CACHE", str(tmp_path / "mine"))
     assert load_module.default_cache_dir() == tmp_path / "mine"
+
+
+class _Tokenizer:
+    """Just what the prompt layout asks of a tokenizer without a chat template."""
+
+    chat_template = None
+    bos_token, bos_token_id = "<bos>", 2
+
+    def __init__(self, adds_bos: bool) -> None:
+        self.adds_bos = adds_bos
+
+    def __call__(self, text):
+        return {"input_ids": ([2] if self.adds_bos else []) + [7] * len(text)}
+
+
+def test_a_tokenizer_that_starts_every_text_with_bos_gets_it_in_the_plain_layout():
+    """Prompts are encoded without special tokens: a model trained with BOS first (Gemma)
+    gets it from the layout; one that is not is left as it was."""
+    assert prompts.chat(_Tokenizer(True), "hi").startswith("<bos>### System\n")
+    assert prompts.chat(_Tokenizer(False), "hi").startswith("### System\n")
