@@ -12,8 +12,8 @@ For each base (`smollm2-135m`, `gemma-270m`; the plain names load the adapter sh
   FLOP can be compared.
 
 Run: `python bench/bench_bases.py [PRECISION] [N] [LIMIT]` (PRECISION auto by default; N
-documents per speed corpus, 96; LIMIT rows per validation file, all by default). Needs the
-datasets folder beside the repository for the quality half.
+documents per speed corpus, 96; LIMIT rows per validation file, all by default, 0 for speed
+alone). Needs the datasets folder beside the repository for the quality half.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def main() -> None:
         loaded = llm.load(base, precision)
         report[base] = {"model_id": loaded.model_id, "precision": loaded.precision,
                         "speed": speed(loaded, n, base),
-                        "quality": quality(Engine(loaded), limit)}
+                        "quality": quality(Engine(loaded), limit) if limit != 0 else {}}
         print(json.dumps({base: report[base]}, indent=1))
     first, second = (report[b]["speed"] for b in BASES)
     for corpus in ("demo headlines", "StockNet tweets", "10-K passages"):
