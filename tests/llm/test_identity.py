@@ -195,7 +195,9 @@ def test_the_migrated_adapters_name_the_model_they_were_trained_on(converted):
     described = upcycle(dense.model, **DEFAULT_UPCYCLE)  # what load() mixes in, as before
     assert _legacy_base_id(base.path, described) == LEGACY_BASE_ID
     for meta in sorted(ADAPTERS.glob("*/adapter.json")):
-        assert json.loads(meta.read_text())["base_id"] == BASE_ID, meta
+        recorded = json.loads(meta.read_text())
+        if recorded["base_model_id"].startswith("SmolLM2"):  # not the second base's adapter
+            assert recorded["base_id"] == BASE_ID, meta
     # Last-position logits of the dense model on fixed inputs, as they were when the adapters
     # were trained (fp32; top 3 token ids and values).
     expected = {"Apple smashes earnings estimates as iPhone sales soar":
