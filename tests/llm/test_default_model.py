@@ -1,6 +1,7 @@
 """The real bundled default model (slow: converts the GGUF once, ~30 s)."""
 
 import pytest
+import torch
 
 import llm
 from llm.infer.engine import DocInput, Engine
@@ -88,13 +89,24 @@ def test_the_reason_adapter_reasons_far_above_chance_and_scores_as_its_base(defa
                     adapter="sentiment-v2")  # what reason-v1 was trained on
     docs = [DocInput("AAPL", "Apple smashes earnings estimates as iPhone sales soar"),
             DocInput("", "Microsoft profit plunges, badly missing estimates")]
-    for ours, theirs in zip(Engine(reasoner).score(docs), Engine(base).score(docs),
-                            strict=True):  # the reason deltas sit above the head's layer
-        assert ours.probs == pytest.approx(theirs.probs, abs=1e-5)
+    # The reason deltas sit above the head's layer: everything the head reads is the base's,
+    # bit for bit, and so are the scores (within bf16's tolerance of the fast-path checks).
+    ours, theirs = reasoner.model.state_dict(), base.model.state_dict()
+    below = [name for name in theirs if _layer(name) is None or _layer(name) < base.head_layer]
+    assert below and all(torch.equal(ours[name], theirs[name]) for name in below)
+    assert any(not torch.equal(ours[name], theirs[name]) for name in theirs if name not in below)
+    for mine, its in zip(Engine(reasoner).score(docs), Engine(base).score(docs), strict=True):
+        assert mine.probs == pytest.approx(its.probs, abs=2e-2)
     tweets = read_labelled(dataset("tfns", "valid.parquet"), "text", "label", limit=64)
     result = evaluate(Engine(reasoner, max_new_tokens=160), tweets, mode="reason")
     # measured 0.812 accuracy and 500 of 500 valid on 500 rows (untrained: 0.450 and 0.860)
     assert result["accuracy"] >= 0.68 and result["not_ok"] <= 1
+
+
+def _layer(name: str) -> int | None:
+    """The decoder layer a weight belongs to (`model.layers.7.mlp...` -> 7), None outside."""
+    parts = name.split(".")
+    return int(parts[2]) if parts[:2] == ["model", "layers"] else None
 
 
 def test_default_scores_and_reasons(default):
