@@ -226,7 +226,7 @@ def _convert(gguf: Path, cache_dir: Path, name: str) -> Path:
     return partial
 
 
-def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None = None,
+def load(spec: str = "default", precision: str = "auto", cache_dir: str | Path | None = None,
          names: dict[str, str] | None = None, adapter: str | Path | None = None,
          upcycle: dict | None = None) -> LoadedModel:
     """Load a model for inference on the CPU (or the first GPU when there is one), with a
@@ -236,7 +236,7 @@ def load(spec: str = "default", precision: str = "auto", cache_dir: Path | None 
     an MoE (llm/model/upcycle.py); an adapter trained on another upcycle than the default's
     records it and is loaded on it."""
     precision, why = resolve_precision(precision)
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     name = (names or {}).get(spec, spec)   # a [models] name: what it stands for
     model_id, path = resolve(name, None, cache_dir)
     if path.is_file():

@@ -18,7 +18,7 @@ def test_default_loads_offline_and_converts_once(default, tmp_path_factory):
     info = llm.describe(default)
     assert info["model_id"].startswith("SmolLM2-135M-Instruct") and info["parameters"] > 1e8
     assert info["experts"] == 4 and info["experts_per_token"] == 1  # the upcycled MoE default
-    again = llm.load("default", "auto", cache_dir=default.path.parent)
+    again = llm.load("default", "auto", cache_dir=str(default.path.parent))  # a str will do
     assert again.fingerprint == default.fingerprint and again.path == default.path
 
 
