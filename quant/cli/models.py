@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import click
 import polars as pl
@@ -22,6 +23,7 @@ from llm.train.finetune import train_adapter
 from llm.train.probe import probe
 from llm.train.reason_train import train_reason_adapter
 from llm.train.training_files import read_training_files, source_name
+from quant.artefact import write_file
 from quant.cli.app import config_of, console, emit, json_option
 from quant.models import load_engine, load_model, model_cache
 from quant.settings import RewardSettings
@@ -283,6 +285,29 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
             for name in ("supervised_ic", "rewarded_ic") for h, m in report[name].items()]
     emit(meta if as_json else rows, as_json,
          lambda r: console.print(table_of(r, title="out-of-sample rank IC")))
+
+
+@llm_group.command("figure-sentences")
+@click.argument("filings", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Parquet to write: text, label, entity, concept, file")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def llm_figure_sentences(filings, out, seed, as_json):
+    """Labelled formal-register sentences from the figures filings report in inline XBRL
+    ("Operating profit rose to $13.1 mn from $8.7 mn"): to train or evaluate on."""
+    from llm.train.figure_sentences import from_filings
+
+    frame, without = from_filings([Path(f) for f in filings], seed)
+    write_file(Path(out), frame.write_parquet)  # atomic: a failed write leaves no file
+    counts = {row["label"]: row["len"] for row in frame.group_by("label").len().iter_rows(
+        named=True)}
+    summary = {"out": out, "rows": frame.height, "filings": frame["file"].n_unique(), **counts,
+               "files_without": len(without)}
+    if without and not as_json:
+        for path, why in without.items():
+            console.print(f"[yellow]{path}: {why}[/yellow]")
+    emit(summary, as_json, lambda r: console.print(table_of([r], title="figure sentences")))
 
 
 def _source_weights(options: tuple[str, ...]) -> dict[str, float]:
