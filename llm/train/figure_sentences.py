@@ -19,6 +19,7 @@ few templates of the register, with amounts written as reports write them.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from datetime import date
@@ -252,6 +253,17 @@ def from_filings(paths: list[Path], seed: int = 0) -> tuple[pl.DataFrame, dict[s
         raise ModelError(f"no filing among {[str(p) for p in paths]} has figures to compare "
                          f"year on year: {without}")
     return pl.DataFrame(rows), without
+
+
+def hold_out(frame: pl.DataFrame, one_in: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept, held out): one filing in `one_in` held out whole, chosen by a hash of its file
+    name, so a check on the held-out rows reads filings the training never saw."""
+    if one_in < 2:
+        raise ModelError(f"--hold-out-one-in must be at least 2, not {one_in}")
+    held = pl.col("file").map_elements(
+        lambda name: int(hashlib.md5(name.encode()).hexdigest(), 16) % one_in == 0,
+        return_dtype=pl.Boolean)
+    return frame.filter(~held), frame.filter(held)
 
 
 def _short_name(company: str) -> str:

@@ -292,18 +292,30 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Parquet to write: text, label, entity, concept, file")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--hold-out-one-in", "one_in", type=int, default=None,
+              help="hold out one filing in N whole (chosen by a hash of its file name)...")
+@click.option("--hold-out-to", "held_out_path", type=click.Path(dir_okay=False), default=None,
+              help="...into this Parquet, to check a model on filings it was not trained on")
 @json_option
-def llm_figure_sentences(filings, out, seed, as_json):
+def llm_figure_sentences(filings, out, seed, one_in, held_out_path, as_json):
     """Labelled formal-register sentences from the figures filings report in inline XBRL
     ("Operating profit rose to $13.1 mn from $8.7 mn"): to train or evaluate on."""
-    from llm.train.figure_sentences import from_filings
+    from llm.train.figure_sentences import from_filings, hold_out
 
+    if (one_in is None) != (held_out_path is None):
+        raise click.UsageError("--hold-out-one-in and --hold-out-to go together")
     frame, without = from_filings([Path(f) for f in filings], seed)
+    held = None
+    if one_in is not None:
+        frame, held = hold_out(frame, one_in)
+        write_file(Path(held_out_path), held.write_parquet)
     write_file(Path(out), frame.write_parquet)  # atomic: a failed write leaves no file
     counts = {row["label"]: row["len"] for row in frame.group_by("label").len().iter_rows(
         named=True)}
     summary = {"out": out, "rows": frame.height, "filings": frame["file"].n_unique(), **counts,
                "files_without": len(without)}
+    if held is not None:
+        summary |= {"held_out_rows": held.height, "held_out_filings": held["file"].n_unique()}
     if without and not as_json:
         for path, why in without.items():
             console.print(f"[yellow]{path}: {why}[/yellow]")

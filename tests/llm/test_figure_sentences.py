@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from llm.errors import ModelError
-from llm.train.figure_sentences import comparison_label, from_filings, sentences
+from llm.train.figure_sentences import comparison_label, from_filings, hold_out, sentences
 from quant.cli import cli
 
 FY, PRIOR, OLDER = ("2023-10-01", "2024-09-28"), ("2022-09-25", "2023-09-30"), \
@@ -115,3 +115,24 @@ def test_filings_without_figures_are_refused_and_nothing_is_written(tmp_path):
         CliRunner().invoke(cli, ["llm", "figure-sentences", str(tmp_path / "plain.html"),
                                  "--out", str(out)], catch_exceptions=False)
     assert not out.exists()
+
+
+def test_filings_are_held_out_whole_and_the_split_is_stable(tmp_path):
+    for n in range(8):
+        (tmp_path / f"f{n}.html").write_text(_filing(_revenue("fy", f"{24 + n},125") +
+                                                     _revenue("prior", "20,000")))
+    frame, _ = from_filings([tmp_path])
+    kept, held = hold_out(frame, 3)
+    assert set(kept["file"]).isdisjoint(held["file"]) and held.height > 0
+    assert sorted(kept["file"].to_list() + held["file"].to_list()) == sorted(frame["file"])
+    assert hold_out(frame, 3)[1].equals(held)
+    with pytest.raises(ModelError, match="at least 2"):
+        hold_out(frame, 1)
+    args = ["llm", "figure-sentences", str(tmp_path), "--out", str(tmp_path / "t.parquet")]
+    result = CliRunner().invoke(cli, [*args, "--hold-out-one-in", "3"])
+    assert result.exit_code != 0 and "go together" in result.output
+    result = CliRunner().invoke(cli, [*args, "--hold-out-one-in", "3", "--hold-out-to",
+                                      str(tmp_path / "h.parquet")], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert pl.read_parquet(tmp_path / "h.parquet").equals(held)
+    assert pl.read_parquet(tmp_path / "t.parquet").equals(kept)
