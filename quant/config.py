@@ -244,7 +244,7 @@ inbox = "inbox"                    # the ingest job reads inbox/prices, inbox/ne
 # | default-dense | smollm2-135m[-base|-dense] | gemma-270m[-base|-dense] | /path/to/hf-dir
 # | /path/to/x.gguf | a [models] name
 spec = "default"
-adapter = ""                       # a shipped adapter (sentiment-v1/v2, reason-v1) or a directory
+adapter = ""                       # a shipped adapter (sentiment-v1..v3, reason-v1) or a directory
 # auto = bf16 where the hardware computes it natively (CUDA, CPUs with AVX512-BF16 or AMX),
 # else fp32 | fp32 | bf16 | fp8 (experts) | int8 (CPU: int8 weights, faster, slightly less exact)
 precision = "auto"

@@ -42,8 +42,8 @@ class LoadedModel:
 
 
 def adapter_path(adapter: str | Path) -> Path:
-    """A shipped adapter by folder or recorded name (`default` is `sentiment-v3`;
-    `sentiment-v1`, `sentiment-v2`, `reason-v1`: see llm/adapters) or a directory written by
+    """A shipped adapter by folder or recorded name (`default` is `sentiment-v4`;
+    `sentiment-v1` to `sentiment-v3`, `reason-v1`: see llm/adapters) or a directory written by
     `quant llm finetune --out`."""
     if isinstance(adapter, str) and "/" not in adapter:
         for meta in [ADAPTERS / adapter / "adapter.json", *sorted(ADAPTERS.glob("*/adapter.json"))]:

@@ -67,7 +67,7 @@ def llm_info(ctx, spec, precision, as_json):
 @click.option("--label-col", default="label", show_default=True)
 @click.option("--model", "spec", default=None)
 @click.option("--adapter", default=None,
-              help="a shipped adapter's name (sentiment-v1, sentiment-v2, reason-v1) or a "
+              help="a shipped adapter's name (sentiment-v1 to -v3, reason-v1) or a "
                    "directory, on --model")
 @click.option("--mode", type=click.Choice(MODES), default="score")
 @click.option("--limit", type=int, default=None)

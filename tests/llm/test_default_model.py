@@ -53,7 +53,7 @@ def test_shipped_adapter_reads_sentiment_far_above_chance(default):
     from tests.conftest import dataset
 
     assert default.head is not None and default.adapter.endswith("default")
-    assert default.model_id.endswith("+sentiment-v3")
+    assert default.model_id.endswith("+sentiment-v4")
     engine = Engine(default)
     tfns = evaluate(engine, read_labelled(dataset("tfns", "valid.parquet"), "text", "label",
                                           limit=300))

@@ -215,8 +215,8 @@ def test_the_migrated_adapters_name_the_model_they_were_trained_on(converted):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "sentiment-v1", "sentiment-v2", "sentiment-v3",
-                                  "reason-v1"])
+                                  "sentiment-v4", "reason-v1"])
 def test_every_shipped_adapter_loads(converted, name):
     loaded = llm.load("default-base", "fp32", cache_dir=converted.path.parent, adapter=name)
     assert loaded.head is not None and loaded.base_id == BASE_ID
-    assert loaded.model_id.split("+")[-1] in (name, "sentiment-v3")
+    assert loaded.model_id.split("+")[-1] in (name, "sentiment-v4")
