@@ -27,6 +27,8 @@ from pathlib import Path
 
 import polars as pl
 
+from data.ingest.filings import parse_filing
+from data.ingest.source import read_bytes
 from llm.errors import ModelError
 
 MIN_CHANGE = 0.05   # relative change below which a comparison is not labelled
@@ -229,9 +231,6 @@ def from_filings(paths: list[Path], seed: int = 0) -> tuple[pl.DataFrame, dict[s
     """Sentences from every filing among `paths` (files or folders; `.gz` read transparently)
     that carries inline XBRL, `file` saying which filing each came from; and the files that
     gave none, with why."""
-    from data.ingest.filings import parse_filing
-    from data.ingest.source import read_bytes
-
     files = sorted(p for path in paths for p in ([path] if path.is_file()
                                                   else path.rglob("*")) if p.is_file())
     rows, without = [], {}

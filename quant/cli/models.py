@@ -19,6 +19,7 @@ from llm.infer.specialisation import routing_by_source, specialisation
 from llm.model import adapter as adapters
 from llm.settings import MODES, PRECISIONS, FinetuneSettings, ReasonTrainSettings
 from llm.train.calibrate import calibrate
+from llm.train.figure_sentences import from_filings, hold_out
 from llm.train.finetune import train_adapter
 from llm.train.probe import probe
 from llm.train.reason_train import train_reason_adapter
@@ -300,8 +301,6 @@ def llm_reward(ctx, posts, prices, split, spec, steps, horizon, out, as_json):
 def llm_figure_sentences(filings, out, seed, one_in, held_out_path, as_json):
     """Labelled formal-register sentences from the figures filings report in inline XBRL
     ("Operating profit rose to $13.1 mn from $8.7 mn"): to train or evaluate on."""
-    from llm.train.figure_sentences import from_filings, hold_out
-
     if (one_in is None) != (held_out_path is None):
         raise click.UsageError("--hold-out-one-in and --hold-out-to go together")
     frame, without = from_filings([Path(f) for f in filings], seed)
