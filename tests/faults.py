@@ -12,6 +12,7 @@ system raises.
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import math
 import shutil
@@ -101,26 +102,26 @@ def injected(monkeypatch, faults: Faults):
     def faulty_write_file(path, content):
         return faults.boundary(f"file {path.name}", lambda: write_file(path, content))
 
+    # Imported before the writers are patched: a module first imported inside would bind the
+    # faulty writers by name, and keep them (and their counter) after this context ends.
+    writers = [importlib.import_module(module) for module in (
+        "quant.reports.report", "quant.learned", "quant.reports.run_store", "quant.batch.jobs")]
     with monkeypatch.context() as patch:
         patch.setattr(Warehouse, "_connect", faulty_connect)
         patch.setattr(artefact, "write", faulty_write)
         patch.setattr(artefact, "write_file", faulty_write_file)
-        for module in ("quant.reports.report", "quant.learned", "quant.reports.run_store",
-                       "quant.batch.jobs"):
+        for module in writers:
             _repoint(patch, module, write, faulty_write, write_file, faulty_write_file)
         yield faults
 
 
-def _repoint(patch, module: str, write, faulty_write, write_file, faulty_write_file) -> None:
-    """Modules that imported the writers by name get the faulty ones too."""
-    import importlib
-
-    loaded = importlib.import_module(module)
-    for name, value in vars(loaded).items():
+def _repoint(patch, module, write, faulty_write, write_file, faulty_write_file) -> None:
+    """A module that imported the writers by name gets the faulty ones too."""
+    for name, value in vars(module).items():
         if value is write:
-            patch.setattr(loaded, name, faulty_write)
+            patch.setattr(module, name, faulty_write)
         elif value is write_file:
-            patch.setattr(loaded, name, faulty_write_file)
+            patch.setattr(module, name, faulty_write_file)
 
 
 def state(root: Path, warehouse: Path) -> dict:
