@@ -1,10 +1,9 @@
 """Formal-register training sentences derived from the figures filings report.
 
 Press releases and reports state results as comparisons ("Operating profit rose to $13.1
-million from $8.7 million"), a register the labelled posts and headlines rarely use; the model
-reads many such sentences as neutral. A filing's inline XBRL holds each figure for its period
-and for the same period a year before, so every such pair gives a sentence whose label follows
-from the numbers alone:
+million from $8.7 million"), a register the labelled posts and headlines rarely use. A
+filing's inline XBRL holds each figure for its period and for the same period a year before,
+so every such pair gives a sentence whose label follows from the numbers alone:
 
 - revenue, gross or operating profit, pre-tax profit, net income, earnings per share or
   operating cash flow that rose is bullish, one that fell is bearish;
@@ -57,7 +56,7 @@ _LOSS_NAMES = {"us-gaap:OperatingIncomeLoss": "operating loss",
 
 _UP = ("rose", "increased", "grew", "climbed", "went up")
 _DOWN = ("fell", "decreased", "declined", "dropped", "went down")
-_RISE = (
+_CHANGED = (
     "{Subject} {verb} to {now} from {before}.",
     "{Subject} {verb} by {pct} to {now}, compared with {before} {ago}.",
     "In {period}, {subject} {verb} to {now} ({before} {ago}).",
@@ -122,7 +121,7 @@ def year_on_year(found: list[Figure]) -> list[tuple[Figure, Figure]]:
     return pairs
 
 
-def comparison_label(concept: str, now: float, before: float) -> str | None:
+def comparison_label(now: float, before: float) -> str | None:
     """bullish / bearish for a change the numbers make plain, None for one too small to call
     (or a figure of zero)."""
     if before == 0 or now == 0:
@@ -140,7 +139,7 @@ def sentences(facts: pl.DataFrame, company: str, ticker: str, seed: int = 0) -> 
     found = figures(facts)
     rows = []
     for now, before in year_on_year(found):
-        label = comparison_label(now.concept, now.value, before.value)
+        label = comparison_label(now.value, before.value)
         if label is not None:
             rows.append(_row(_comparison(rng, now, before, company), label, now.concept,
                              ticker, rng))
@@ -163,7 +162,7 @@ def _comparison(rng: random.Random, now: Figure, before: Figure, company: str) -
     words, money = _words(rng, now, company), _Money(rng, now.unit, now.value, before.value)
     rise = now.value > before.value
     pct = abs(now.value - before.value) / abs(before.value)
-    return _capital(rng.choice(_RISE).format(
+    return _capital(rng.choice(_CHANGED).format(
         verb=rng.choice(_UP if rise else _DOWN), now=money(now.value), before=money(before.value),
         pct=f"{pct:.0%}", direction="up" if rise else "down",
         change="an increase" if rise else "a decrease", **words))

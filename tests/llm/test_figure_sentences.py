@@ -53,8 +53,8 @@ def test_each_comparison_is_labelled_by_its_numbers(concept, now, before, label)
 
 
 def test_small_changes_zeros_segments_and_other_years_are_not_compared():
-    assert comparison_label("us-gaap:Revenues", 103.0, 100.0) is None   # under 5%
-    assert comparison_label("us-gaap:Revenues", 0.0, 100.0) is None
+    assert comparison_label(103.0, 100.0) is None   # under 5%
+    assert comparison_label(0.0, 100.0) is None
     rows = _rows(_fact("Revenues", 103e6, FY), _fact("Revenues", 100e6, PRIOR),
                  _fact("GrossProfit", 90e6, FY, dimensional=True),
                  _fact("GrossProfit", 50e6, PRIOR, dimensional=True),
