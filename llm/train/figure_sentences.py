@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
+from data.ingest.batch import expand_paths
 from data.ingest.filings import parse_filing
 from data.ingest.source import read_bytes
 from llm.errors import ModelError
@@ -57,18 +58,18 @@ _LOSS_NAMES = {"us-gaap:OperatingIncomeLoss": "operating loss",
 _UP = ("rose", "increased", "grew", "climbed", "went up")
 _DOWN = ("fell", "decreased", "declined", "dropped", "went down")
 _CHANGED = (
-    "{Subject} {verb} to {now} from {before}.",
-    "{Subject} {verb} by {pct} to {now}, compared with {before} {ago}.",
+    "{subject} {verb} to {now} from {before}.",
+    "{subject} {verb} by {pct} to {now}, compared with {before} {ago}.",
     "In {period}, {subject} {verb} to {now} ({before} {ago}).",
-    "{Subject} {verb} {pct} year on year, to {now}.",
+    "{subject} {verb} {pct} year on year, to {now}.",
     "{Company} said its {figure} {verb} to {now} in {period}, from {before} {ago}.",
-    "{Subject} totalled {now}, {direction} from {before} {ago}.",
-    "{Subject} was {now}, compared to {before} {ago}, {change} of {pct}.",
-    "{Subject} for {period} was {direction} {pct} at {now}.",
+    "{subject} totalled {now}, {direction} from {before} {ago}.",
+    "{subject} was {now}, compared to {before} {ago}, {change} of {pct}.",
+    "{subject} for {period} was {direction} {pct} at {now}.",
 )
 _NEUTRAL = (
-    "{Subject} was {now} in {period}.",
-    "{Subject} for {period} totalled {now}.",
+    "{subject} was {now} in {period}.",
+    "{subject} for {period} totalled {now}.",
     "{Company} reported {figure} of {now} for {period}.",
     "In {period}, {subject} amounted to {now}.",
 )
@@ -137,13 +138,13 @@ def sentences(facts: pl.DataFrame, company: str, ticker: str, seed: int = 0) -> 
     with and without one), `concept`."""
     rng = random.Random(f"{seed}-{ticker}-{company}")
     found = figures(facts)
-    rows = []
-    for now, before in year_on_year(found):
+    pairs, rows = year_on_year(found), []
+    for now, before in pairs:
         label = comparison_label(now.value, before.value)
         if label is not None:
             rows.append(_row(_comparison(rng, now, before, company), label, now.concept,
                              ticker, rng))
-    compared = {(now.concept, now.end) for now, _ in year_on_year(found)}
+    compared = {(now.concept, now.end) for now, _ in pairs}
     for figure in found:  # figures stated alone: one neutral sentence per concept and period
         if (figure.concept, figure.end) in compared and figure.value > 0:
             rows.append(_row(_statement(rng, figure, company), "neutral", figure.concept,
@@ -195,10 +196,9 @@ def _words(rng: random.Random, figure: Figure, company: str) -> dict[str, str]:
     period = rng.choice(_PERIODS[min(_PERIODS, key=lambda days: abs(days - figure.days))])
     if figure.days > 330:
         period = rng.choice([period, f"fiscal {figure.end.year}", f"{figure.end.year}"])
-    return {"figure": name, "subject": f"{owner} {name}", "Subject": f"{owner} {name}",
-            "Owner": owner, "Company": rng.choice([company, "The company", "The group"]),
-            "period": period, "ago": rng.choice(["a year earlier", "a year ago",
-                                                 "in the corresponding period"])}
+    return {"figure": name, "subject": f"{owner} {name}", "Owner": owner,
+            "Company": rng.choice([company, "The company", "The group"]), "period": period,
+            "ago": rng.choice(["a year earlier", "a year ago", "in the corresponding period"])}
 
 
 class _Money:
@@ -230,9 +230,8 @@ def from_filings(paths: list[Path], seed: int = 0) -> tuple[pl.DataFrame, dict[s
     """Sentences from every filing among `paths` (files or folders; `.gz` read transparently)
     that carries inline XBRL, `file` saying which filing each came from; and the files that
     gave none, with why."""
-    files = sorted(p for path in paths for p in ([path] if path.is_file()
-                                                  else path.rglob("*")) if p.is_file())
-    rows, without = [], {}
+    files, skipped = expand_paths(paths)   # as ingest reads folders: hidden files, the
+    rows, without = [], {str(path): why for path, why in skipped}   # index, outside links
     for path in files:
         try:
             filing = parse_filing(read_bytes(path))
